@@ -1,0 +1,203 @@
+"""capture(): seeds in, a finished snapshot out. Wires scope, crawl, fetch, WARC, index, package, store."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .crawl import Crawler
+from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
+from .fetch import Fetcher, utcnow
+from .index import write_index
+from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot
+from .package import datapackage, write_package, write_pages
+from .scope import Scope
+from .store import Collection, snapshot_name
+from .urls import InvalidURL, canonicalize, host_of
+from .warc import WarcWriter, new_record_id
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, int]], None]
+
+
+def rfc3339(moment: datetime) -> str:
+    """Return a UTC time as RFC 3339 with a Z, to the second."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Run:
+    """The bookkeeping of one capture: log lines, counts, pages, index records."""
+
+    def __init__(self, log: TextIO, progress: Progress | None):
+        self.log = log
+        self.progress = progress
+        self.counts: Counter[str] = Counter()
+        self.records: list[Record] = []
+        self.pages: list[dict[str, Any]] = []
+        self.failures: list[dict[str, str]] = []
+        self.seed_results: dict[str, dict[str, Any]] = {}
+
+    def record(self, writer: WarcWriter) -> Callable[[Exchange, Link], Record]:
+        def write(exchange: Exchange, link: Link) -> Record:
+            rec = writer.write_exchange(exchange)
+            self.records.append(rec)   # list.append is atomic; read only after the crawl
+            return rec
+        return write
+
+    def outcome(self, out: Outcome) -> None:
+        link = out.link
+        entry: dict[str, Any] = {"url": link.url, "kind": str(link.kind), "depth": link.depth,
+                                 "found_on": link.source, "via": link.via, "outcome": out.outcome}
+        if out.status is not None:
+            entry["status"] = out.status
+        if out.reason:
+            entry["reason"] = out.reason
+        if out.date is not None:
+            entry["ts"] = rfc3339(out.date)
+        self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._count(out)
+        if self.progress:
+            self.progress(dict(self.counts))
+
+    def _count(self, out: Outcome) -> None:
+        link = out.link
+        self.counts[out.outcome] += 1
+        if out.outcome == "failed":
+            self.failures.append({"url": link.url, "reason": out.reason})
+        if out.outcome != "fetched":
+            if link.seed:
+                self.seed_results.setdefault(_seed_key(link), {"error": out.reason})
+            return
+        self.counts["bytes"] += out.bytes
+        self.counts[f"{link.kind}s"] += 1
+        if out.status and out.status >= 400:
+            self.counts["http_errors"] += 1
+        redirect = out.status is not None and 300 <= out.status < 400
+        if link.seed:
+            self.seed_results[_seed_key(link)] = {"url": out.url, "status": out.status,
+                                                  "ts": rfc3339(out.date) if out.date else None}
+        if link.kind is Kind.PAGE and not redirect and out.date is not None:
+            self.pages.append({"id": uuid.uuid5(uuid.NAMESPACE_URL, f"{out.url} {out.date}").hex,
+                               "url": out.url, "ts": rfc3339(out.date), "title": out.title or "",
+                               "status": out.status})
+
+
+def _seed_key(link: Link) -> str:
+    # A seed's redirect hops report under the seed itself; the last hop's answer wins.
+    return link.seed or link.url
+
+
+def capture(urls: Iterable[str], collection: Path | str | None = None,
+            options: CaptureOptions = CaptureOptions(), *,
+            clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
+            capture_id: str | None = None, progress: Progress | None = None) -> Snapshot:
+    """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
+
+    Raises UsageError for no usable seed, NoAnswer when no seed got an HTTP answer (nothing
+    is kept), Interrupted or DiskFull with the partial folder kept, StorageError.
+    """
+    given = list(urls)
+    seeds, bad = _seeds(given)
+    store = Collection(collection)
+    scope = Scope(seeds, options)   # validates patterns before anything is created
+    capture_id = capture_id or uuid.uuid4().hex[:16]
+    folder, spool = store.new_partial(capture_id)
+    started = clock()
+    warc = WarcWriter(folder / "archive", f"archive-{capture_id[:8]}",
+                      {"isPartOf": capture_id, "seeds": seeds, "options": options.to_json(),
+                       "robots": "ignore" if options.ignore_robots else "obey for linked pages"},
+                      clock=clock, new_id=new_id, rotate_bytes=options.warc_rotate_bytes)
+    fetcher = Fetcher(options, spool, clock=clock)
+    try:
+        with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
+            run = _Run(log, progress)
+            for raw, why in bad:
+                run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
+            crawler = Crawler(fetcher, scope, options, run.record(warc), run.outcome)
+            crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
+        warc.close()
+    except KeyboardInterrupt:
+        _close_quietly(warc)
+        raise Interrupted(folder) from None
+    except DiskFull as exc:
+        _close_quietly(warc)
+        raise DiskFull(exc.path, folder) from None
+    except OSError as exc:
+        _close_quietly(warc)
+        raise StorageError(getattr(exc, "filename", None) or folder, exc.strerror or str(exc)) from None
+    finally:
+        fetcher.close()
+        store.discard(spool)
+    if not any("status" in r for r in run.seed_results.values()):
+        store.discard(folder)
+        raise NoAnswer({k: v.get("error", "no answer") for k, v in run.seed_results.items()}
+                       or {u: why for u, why in bad})
+    return _finish(store, folder, warc, run, given, seeds, options, started, clock())
+
+
+def _seeds(urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Return (canonical seeds in order, without repeats; [(bad url, why)]); raise UsageError."""
+    seeds: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for raw in urls:
+        try:
+            url = canonicalize(raw)
+        except InvalidURL as exc:
+            bad.append((raw, exc.why))
+            continue
+        if url not in seeds:
+            seeds.append(url)
+    if not seeds:
+        if bad:
+            raise UsageError("; ".join(f"invalid URL {raw!r}: {why}" for raw, why in bad))
+        raise UsageError("no URL to capture")
+    return seeds, bad
+
+
+def _close_quietly(warc: WarcWriter) -> None:
+    try:
+        warc.close()
+    except ArchiveError:
+        pass
+
+
+def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given: list[str],
+            seeds: list[str], options: CaptureOptions, started: datetime,
+            finished: datetime) -> Snapshot:
+    """Write index, pages and package files, then move the snapshot into place."""
+    write_index(run.records, folder / "indexes" / "index.cdx")
+    run.counts["records"] = 2 * len(run.records) + len(warc.files)
+    write_pages(folder / "pages" / "pages.jsonl", run.pages)
+    first = run.seed_results.get(seeds[0], {})
+    title = next((p["title"] for p in run.pages if p["url"] == first.get("url")), None)
+    warnings = [f"seed {url} answered HTTP {r['status']}" for url, r in run.seed_results.items()
+                if isinstance(r.get("status"), int) and r["status"] >= 400]
+    metadata = {
+        "seeds": [_seed_entry(raw) for raw in given],
+        "seed_results": run.seed_results, "capture_window": {"start": rfc3339(started),
+                                                             "end": rfc3339(finished)},
+        "options": options.to_json(), "counts": dict(sorted(run.counts.items())),
+        "failures": run.failures, "warnings": warnings,
+    }
+    known = {f"archive/{p.name}": c for p, c in warc.checksums.items()}
+    package = datapackage(folder, known, created=rfc3339(finished), title=title,
+                          main_url=first.get("url"), main_date=first.get("ts"), metadata=metadata)
+    snapshot_id = write_package(folder, package)
+    path = store.publish(folder, snapshot_name(started, host_of(seeds[0]), snapshot_id))
+    return Snapshot(id=snapshot_id, path=path, created=package["created"], seeds=tuple(seeds),
+                    counts=dict(run.counts), warnings=tuple(warnings))
+
+
+def _seed_entry(raw: str) -> dict[str, str]:
+    """Return a seed as the user gave it, with its canonical form when it has one."""
+    try:
+        return {"given": raw, "url": canonicalize(raw)}
+    except InvalidURL:
+        return {"given": raw}
+

@@ -1,0 +1,255 @@
+"""The `archive` command: argv -> one library call per subcommand -> exit code.
+
+The only module that prints or configures logging. Exit codes: 0 success (also when a seed
+answered 4xx/5xx), 1 integrity failure, 2 usage error / not a snapshot / I/O error, 3 no seed
+got an HTTP answer, 4 interrupted or disk full (partial capture kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .capture import capture
+from .errors import ArchiveError, UsageError
+from .models import DEFAULT_USER_AGENT, CaptureOptions, Snapshot
+from .store import default_collection
+from .verify import Report, verify
+
+logger = logging.getLogger("archive")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="archive: %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.json:
+        args.format = "json"
+    try:
+        return int(args.run(args))
+    except ArchiveError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 4
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        logger.debug("internal error", exc_info=True)
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
+        if args.verbose:
+            logging.exception("traceback")
+        return 2
+
+
+def _error(message: str) -> None:
+    print(f"archive: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+# -- argument parsing -------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-C", "--collection", type=Path, default=None,
+                        help="the collection folder (default: $ARCHIVE_COLLECTION or ./snapshots)")
+    common.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    common.add_argument("--json", action="store_true", help="same as --format json")
+    common.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+
+    parser = argparse.ArgumentParser(prog="archive", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"archive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cap = sub.add_parser("capture", parents=[common], help="capture URLs into a new snapshot",
+                         description="Capture URLs, their page requisites and the pages they link to.")
+    cap.add_argument("urls", nargs="*", metavar="URL")
+    cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
+    cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
+    _capture_options(cap)
+    cap.set_defaults(run=_cmd_capture)
+
+    ver = sub.add_parser("verify", parents=[common], help="recompute every digest of a snapshot",
+                         description="Verify a snapshot: WARC digests, file checksums, package digest.")
+    ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, id or unique id prefix (6+ hex digits)")
+    ver.set_defaults(run=_cmd_verify)
+
+    demo = sub.add_parser("demo", parents=[common], help="capture the built-in demo site",
+                          description="Serve the built-in demo site on 127.0.0.1, capture and verify it.")
+    demo.add_argument("--serve", action="store_true", help="only serve the site until interrupted")
+    demo.add_argument("--port", type=int, default=0, help="port of the main host (default: any free)")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _capture_options(cap: argparse.ArgumentParser) -> None:
+    d = CaptureOptions()
+    cap.add_argument("--seeds", type=Path, metavar="FILE", help="read seed URLs from FILE, one per line")
+    cap.add_argument("--depth", type=int, default=d.depth,
+                     help="link depth: 0 is the seeds and their requisites (default: %(default)s)")
+    cap.add_argument("--same-host", action="store_true", help="follow links to the seeds' hosts only")
+    cap.add_argument("--same-site", action="store_true", help="follow links to the seeds' sites only")
+    cap.add_argument("--include", action="append", default=[], metavar="REGEX",
+                     help="follow only linked pages matching REGEX (repeatable)")
+    cap.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+                     help="never fetch URLs matching REGEX, seeds excepted (repeatable)")
+    cap.add_argument("--ignore-robots", action="store_true", help="do not fetch or obey robots.txt")
+    cap.add_argument("--connections", type=int, default=d.connections, help="connections in all (default: %(default)s)")
+    cap.add_argument("--per-host", type=int, default=d.per_host, help="connections per host (default: %(default)s)")
+    cap.add_argument("--delay", type=float, default=d.delay, metavar="SECONDS",
+                     help="pause between requests to one host (default: %(default)s)")
+    cap.add_argument("--connect-timeout", type=float, default=d.connect_timeout, metavar="SECONDS")
+    cap.add_argument("--read-timeout", type=float, default=d.read_timeout, metavar="SECONDS")
+    cap.add_argument("--max-redirects", type=int, default=d.max_redirects)
+    cap.add_argument("--max-urls", type=int, default=0, help="stop queueing after this many URLs (0: no limit)")
+    cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
+    cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
+                     help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
+    cap.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def _options(args: argparse.Namespace) -> CaptureOptions:
+    """Turn parsed capture arguments into CaptureOptions; raise UsageError on bad values."""
+    for name in ("depth", "connections", "per_host", "max_redirects", "max_urls"):
+        if getattr(args, name) < (1 if name in ("connections", "per_host") else 0):
+            raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(args, name)}")
+    for name in ("delay", "connect_timeout", "read_timeout"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+    return CaptureOptions(
+        depth=args.depth, same_host=args.same_host, same_site=args.same_site,
+        include=tuple(args.include), exclude=tuple(args.exclude), ignore_robots=args.ignore_robots,
+        connections=args.connections, per_host=args.per_host, delay=args.delay,
+        connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
+        max_redirects=args.max_redirects, max_urls=args.max_urls, user_agent=args.user_agent,
+        resolve=tuple(_parse_resolve(r) for r in args.resolve))
+
+
+def _parse_resolve(value: str) -> tuple[str, int, str]:
+    host, sep1, rest = value.partition(":")
+    port, sep2, addr = rest.partition(":")
+    if not (sep1 and sep2 and host and port.isdigit() and addr):
+        raise UsageError(f"--resolve takes HOST:PORT:ADDR, not {value!r}")
+    return host.lower(), int(port), addr.strip("[]")
+
+
+def _seed_urls(args: argparse.Namespace) -> list[str]:
+    urls = list(args.urls)
+    if args.seeds:
+        try:
+            text = args.seeds.read_text("utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise UsageError(f"cannot read --seeds {args.seeds}: {exc}") from None
+        urls += [line.strip() for line in text.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+    if not urls:
+        raise UsageError("capture needs at least one URL (or --seeds FILE)")
+    return urls
+
+
+# -- subcommands ------------------------------------------------------------------------------
+def _cmd_capture(args: argparse.Namespace) -> int:
+    urls = _seed_urls(args)
+    options = _options(args)
+    progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
+    snap = capture(urls, args.collection or default_collection(), options, progress=progress)
+    if progress:
+        progress.done()
+    _print_snapshot(snap, args.format, sys.stdout)
+    if not args.verify:
+        return 0
+    report = verify(snap.path)
+    _print_report(report, args.format, sys.stdout)
+    return 0 if report.ok else 1
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    report = verify(args.snapshot, args.collection or default_collection())
+    _print_report(report, args.format, sys.stdout)
+    return 0 if report.ok else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSite
+
+    site = DemoSite(port=args.port).start()
+    try:
+        if args.serve:
+            print(f"demo site: {site.main_url}/ (and {site.other_url}/); Ctrl-C stops it", flush=True)
+            while True:
+                time.sleep(3600)
+        print(f"demo site served at {site.main_url}/", file=sys.stderr)
+        snap = capture([site.main_url + "/"], args.collection or default_collection())
+    finally:
+        site.stop()
+    _print_snapshot(snap, args.format, sys.stdout)
+    report = verify(snap.path)
+    _print_report(report, args.format, sys.stdout)
+    return 0 if report.ok else 1
+
+
+# -- output -----------------------------------------------------------------------------------
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _print_snapshot(snap: Snapshot, fmt: str, out: TextIO) -> None:
+    c = snap.counts
+    if fmt == "json":
+        data: dict[str, Any] = {"id": snap.id, "short_id": snap.short_id, "path": str(snap.path),
+                                "created": snap.created, "seeds": list(snap.seeds),
+                                "counts": c, "warnings": list(snap.warnings)}
+        out.write(json.dumps(data, indent=2) + "\n")
+        return
+    out.write(f"snapshot {snap.short_id}  sha256:{snap.id}\n")
+    out.write(f"folder   {snap.path}\n")
+    out.write(f"created  {snap.created}\n")
+    out.write(f"fetched  {c.get('pages', 0)} pages, {c.get('embeds', 0)} frames, "
+              f"{c.get('requisites', 0)} requisites, {c.get('robotss', 0)} robots.txt: "
+              f"{_human_bytes(c.get('bytes', 0))} in {c.get('records', 0)} WARC records\n")
+    out.write(f"problems {c.get('failed', 0)} failed, {c.get('http_errors', 0)} HTTP errors; "
+              f"{c.get('skipped', 0)} skipped (see logs/capture.jsonl)\n")
+    for warning in snap.warnings:
+        out.write(f"warning  {warning}\n")
+
+
+def _print_report(report: Report, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(report.to_json(), indent=2) + "\n")
+        return
+    head = "OK" if report.ok else "FAILED"
+    out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
+              f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
+    for problem in report.problems:
+        out.write(f"  {problem}\n")
+    if report.ok:
+        out.write("  payload digests: WARC 1.1 (transfer-coding removed, content-coding kept)\n")
+
+
+class _Progress:
+    """A one-line progress display on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, counts: dict[str, int]) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        self.stream.write(f"\r  pages {counts.get('pages', 0)}  files {counts.get('fetched', 0)}  "
+                          f"{_human_bytes(counts.get('bytes', 0))}  errors {counts.get('failed', 0)}  ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        self.stream.write("\r" + " " * 60 + "\r")
+        self.stream.flush()

@@ -1,0 +1,113 @@
+"""The one exception tree of the archive package.
+
+    ArchiveError                    anything this package raises on purpose
+    ├── UsageError                  bad arguments: a malformed URL, an option out of range (exit 2)
+    ├── SnapshotNotFound            a SNAPSHOT argument names nothing in the collection (exit 2)
+    │   └── AmbiguousSnapshot       an id prefix that names several snapshots (exit 2)
+    ├── NotASnapshot                a folder or file that is not a snapshot at all (exit 2)
+    ├── StorageError                the disk said no: permissions, ENOSPC, a missing folder (exit 2)
+    │   └── DiskFull                no space left; a partial capture is kept (exit 4)
+    ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
+    └── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
+
+    FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
+
+Every error carries its data as attributes and a message a user can read in `str()`.
+The CLI maps the classes to exit codes (`exit_code`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ArchiveError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 2
+
+
+class UsageError(ArchiveError):
+    """The user asked for something malformed."""
+
+
+class SnapshotNotFound(ArchiveError):
+    """A SNAPSHOT argument names no snapshot in the collection."""
+
+    def __init__(self, ref: str, collection: Path):
+        self.ref = ref
+        self.collection = collection
+        super().__init__(f"no snapshot {ref!r} in collection {collection}")
+
+
+class AmbiguousSnapshot(SnapshotNotFound):
+    """An id prefix matches several snapshots."""
+
+    def __init__(self, ref: str, collection: Path, candidates: list[str]):
+        self.candidates = candidates
+        ArchiveError.__init__(
+            self,
+            f"snapshot prefix {ref!r} is ambiguous in {collection}: " + ", ".join(candidates),
+        )
+        self.ref = ref
+        self.collection = collection
+
+
+class NotASnapshot(ArchiveError):
+    """A path that is not a snapshot folder."""
+
+    def __init__(self, path: Path, why: str):
+        self.path = path
+        self.why = why
+        super().__init__(f"{path} is not a snapshot: {why}")
+
+
+class StorageError(ArchiveError):
+    """Reading or writing the collection failed."""
+
+    def __init__(self, path: Path | str, why: str):
+        self.path = path
+        self.why = why
+        super().__init__(f"cannot write {path}: {why}")
+
+
+class DiskFull(StorageError):
+    """The disk filled up during a capture; what was written before is kept."""
+
+    exit_code = 4
+
+    def __init__(self, path: Path | str, partial: Path | None = None):
+        self.partial = partial
+        StorageError.__init__(self, path, "no space left on device")
+        if partial:
+            self.args = (f"disk full while writing {path}; partial capture kept in {partial}",)
+
+
+class NoAnswer(ArchiveError):
+    """No seed got an HTTP answer, so no snapshot was written."""
+
+    exit_code = 3
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = failures
+        detail = "; ".join(f"{url}: {why}" for url, why in failures.items())
+        super().__init__(f"no HTTP answer from any seed ({detail}); no snapshot written")
+
+
+class Interrupted(ArchiveError):
+    """The capture was interrupted; its partial folder is kept."""
+
+    exit_code = 4
+
+    def __init__(self, partial: Path):
+        self.partial = partial
+        super().__init__(f"capture interrupted; partial capture kept in {partial}")
+
+
+class FetchError(Exception):
+    """One exchange failed before any HTTP answer (kept in the log, never shown as a traceback)."""
+
+    def __init__(self, url: str, kind: str, detail: str):
+        self.url = url
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{kind}: {detail}")

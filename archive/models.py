@@ -1,0 +1,157 @@
+"""Frozen dataclasses passed between the stages of a capture."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_USER_AGENT = f"archive/{__version__} (+static web-archiving snapshotter)"
+
+
+class Kind(str, enum.Enum):
+    """Why a URL is fetched; decides scope rules and whether its links are followed."""
+
+    PAGE = "page"            # a seed or a linked page: its links and requisites are followed
+    EMBED = "embed"          # an iframe/frame document: part of its page, same depth
+    REQUISITE = "requisite"  # stylesheet, script, image, font...: always fetched
+    ROBOTS = "robots"        # a host's robots.txt
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Link:
+    """A URL to fetch, with where and how it was found."""
+
+    url: str
+    kind: Kind
+    depth: int = 0
+    source: str | None = None   # the document it was found in; None for seeds
+    via: str = "seed"           # the tag/attribute or mechanism: "a@href", "img@srcset", "redirect"...
+    hops: int = 0               # redirects followed to get here
+    seed: str | None = None     # the seed URL this link is, or is a redirect hop of
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """Everything that decides what a capture fetches and how; recorded in the snapshot."""
+
+    depth: int = 1
+    same_host: bool = False
+    same_site: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    ignore_robots: bool = False
+    connections: int = 16
+    per_host: int = 6
+    delay: float = 0.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_redirects: int = 10
+    user_agent: str = DEFAULT_USER_AGENT
+    resolve: tuple[tuple[str, int, str], ...] = ()   # (host, port, address), as curl --resolve
+    warc_rotate_bytes: int = 1_000_000_000
+    max_urls: int = 0                                # 0: no limit
+
+    def to_json(self) -> dict[str, object]:
+        """Return the options as plain JSON values, for warcinfo and datapackage.json."""
+        return {
+            "depth": self.depth,
+            "same_host": self.same_host,
+            "same_site": self.same_site,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "ignore_robots": self.ignore_robots,
+            "connections": self.connections,
+            "per_host": self.per_host,
+            "delay": self.delay,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "max_redirects": self.max_redirects,
+            "user_agent": self.user_agent,
+            "resolve": [f"{h}:{p}:{a}" for h, p, a in self.resolve],
+            "max_urls": self.max_urls,
+        }
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange as it went over the wire; the response block lives in a spool file."""
+
+    url: str
+    date: datetime              # when the request was sent (UTC)
+    ip: str | None
+    request: bytes              # request line and headers exactly as sent
+    block: Path                 # response status line, headers and body exactly as received
+    block_length: int
+    block_digest: str           # "sha256:<hex>" over the whole response block
+    payload_digest: str         # "sha256:<hex>" over the entity body, transfer-coding removed
+    header_length: int          # bytes of status line and headers at the start of the block
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    chunked: bool
+    truncated: str | None = None  # WARC-Truncated reason: "length", "time", "disconnect"
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of a response header, case-insensitively, or None."""
+        low = name.lower()
+        for key, value in self.headers:
+            if key.lower() == low:
+                return value
+        return None
+
+    @property
+    def mime(self) -> str:
+        """Return the media type of the Content-Type header, lowercased, without parameters."""
+        value = self.header("Content-Type") or ""
+        return value.split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class Record:
+    """Where a response landed in a WARC file: one future index line."""
+
+    url: str
+    date: datetime
+    status: int
+    mime: str
+    payload_digest: str
+    filename: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one Link: fetched (with a status), failed or skipped, and why."""
+
+    link: Link
+    outcome: str                 # "fetched", "failed", "skipped"
+    reason: str = ""
+    status: int | None = None
+    url: str | None = None       # the URL fetched, when a redirect led elsewhere it is the hop's own
+    title: str | None = None
+    date: datetime | None = None
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A finished snapshot in a collection."""
+
+    id: str                      # lowercase hex SHA-256 of datapackage.json
+    path: Path
+    created: str                 # RFC 3339 UTC
+    seeds: tuple[str, ...]
+    counts: dict[str, int] = field(default_factory=dict, hash=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def short_id(self) -> str:
+        """Return the 12-digit form of the id shown to people."""
+        return self.id[:12]

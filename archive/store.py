@@ -1,0 +1,126 @@
+"""The on-disk layout of a collection; the only module that builds snapshot paths.
+
+    <collection>/
+        .partial/<capture-id>/          a capture in progress (or interrupted), same layout
+        .partial/<capture-id>.spool/    response bodies between the socket and the WARC
+        <YYYYmmddTHHMMSSZ>-<host>-<id12>/   a finished snapshot: an unzipped WACZ package
+
+A capture is moved into place with one rename when complete, so a snapshot folder is never
+half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from .errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError
+from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS
+
+ENV_COLLECTION = "ARCHIVE_COLLECTION"
+PARTIAL = ".partial"
+_HEX = re.compile(r"[0-9a-f]{6,64}")
+
+
+def default_collection() -> Path:
+    """Return $ARCHIVE_COLLECTION, or ./snapshots."""
+    return Path(os.environ.get(ENV_COLLECTION) or "snapshots")
+
+
+def snapshot_name(created: datetime, host: str, snapshot_id: str) -> str:
+    """Return a snapshot folder name a person can read: time, host, short id.
+
+    >>> from datetime import datetime
+    >>> snapshot_name(datetime(2026, 11, 26, 11, 0, 5), "127.0.0.1:8080", "ab" * 32)
+    '20261126T110005Z-127.0.0.1_8080-abababababab'
+    """
+    safe_host = re.sub(r"[^a-z0-9.-]+", "_", host.lower()).strip("._") or "snapshot"
+    return f"{created.strftime('%Y%m%dT%H%M%SZ')}-{safe_host[:80]}-{snapshot_id[:12]}"
+
+
+def is_snapshot(path: Path) -> bool:
+    """Return True when `path` looks like a snapshot folder (it has a datapackage digest)."""
+    return (path / DIGEST_FILE).is_file() and (path / DATAPACKAGE).is_file()
+
+
+def snapshot_id_of(path: Path) -> str:
+    """Return the id a snapshot folder claims (from datapackage-digest.json); raise NotASnapshot."""
+    try:
+        digest = json.loads((path / DIGEST_FILE).read_text("utf-8"))["hash"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotASnapshot(path, f"unreadable {DIGEST_FILE}: {exc}") from None
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise NotASnapshot(path, f"{DIGEST_FILE} has no sha256 hash")
+    return digest.removeprefix("sha256:")
+
+
+class Collection:
+    """A folder of snapshots."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else default_collection()
+
+    def new_partial(self, capture_id: str) -> tuple[Path, Path]:
+        """Create and return (partial snapshot folder, spool folder) for a new capture."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", capture_id):
+            raise StorageError(capture_id, "capture ids are letters, digits, '-' and '_'")
+        base = self.root / PARTIAL
+        folder, spool = base / capture_id, base / f"{capture_id}.spool"
+        try:
+            for sub in FOLDERS:
+                (folder / sub).mkdir(parents=True, exist_ok=False)
+            spool.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(exc.filename or folder, exc.strerror or str(exc)) from None
+        return folder, spool
+
+    def publish(self, partial: Path, name: str) -> Path:
+        """Move a completed capture into place under `name`; return its new path."""
+        target = self.root / name
+        if target.exists():
+            raise StorageError(target, "a snapshot of that name exists already")
+        try:
+            os.rename(partial, target)
+        except OSError as exc:
+            raise StorageError(target, exc.strerror or str(exc)) from None
+        return target
+
+    def discard(self, folder: Path) -> None:
+        """Remove a partial folder or spool (only ever under .partial)."""
+        if (self.root / PARTIAL) in folder.parents:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def snapshots(self) -> list[Path]:
+        """Return the finished snapshot folders of the collection, oldest name first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and is_snapshot(p))
+
+    def resolve(self, ref: str) -> Path:
+        """Return the snapshot folder named by `ref`: a path, a full id or a unique id prefix."""
+        path = Path(ref)
+        if path.is_dir() and (is_snapshot(path) or not _HEX.fullmatch(ref)):
+            if not is_snapshot(path):
+                raise NotASnapshot(path, f"no {DIGEST_FILE}")
+            return path
+        needle = ref.lower().removeprefix("sha256:")
+        if not _HEX.fullmatch(needle):
+            if path.exists():
+                raise NotASnapshot(path, "not a snapshot folder")
+            raise SnapshotNotFound(ref, self.root)
+        matches = []
+        for folder in self.snapshots():
+            try:
+                if snapshot_id_of(folder).startswith(needle):
+                    matches.append(folder)
+            except NotASnapshot:
+                continue
+        if not matches:
+            raise SnapshotNotFound(ref, self.root)
+        if len(matches) > 1:
+            raise AmbiguousSnapshot(ref, self.root, [m.name for m in matches])
+        return matches[0]

@@ -1,0 +1,213 @@
+"""WARC 1.1 records and files; the only module that writes with warcio.
+
+Each record is its own gzip member, so a reader can seek to any record offset and a file cut
+short stays readable up to its last complete record. Digests arrive computed (fetch hashes
+while it streams), and warcio is handed the lengths, so it neither buffers nor re-hashes.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import datetime_to_iso_date
+from warcio.warcwriter import WARCWriter
+
+from . import __version__
+from .errors import DiskFull, StorageError
+from .models import Exchange, Record
+
+logger = logging.getLogger(__name__)
+
+WARC_VERSION = "WARC/1.1"
+EMPTY_SHA256 = "sha256:" + hashlib.sha256(b"").hexdigest()
+DIGEST_CONVENTION = (
+    "sha256, lowercase hex. WARC-Block-Digest covers the record block as stored. "
+    "WARC-Payload-Digest covers the entity body with any transfer-coding removed and "
+    "content-coding kept (WARC 1.1 section 6.3.2). Bodies are stored as sent, chunk framing "
+    "included; warcio hashes chunked payloads with their framing (warcio issue 74), so "
+    "'warcio check' reports their payload digests as failed while 'archive verify' checks "
+    "the spec's digest."
+)
+NewId = Callable[[], str]
+
+
+def new_record_id() -> str:
+    """Return a fresh WARC-Record-ID value."""
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
+def warc_date(moment: datetime) -> str:
+    """Return a WARC 1.1 date with microseconds, e.g. 2026-11-26T11:23:15.123456Z."""
+    return str(datetime_to_iso_date(moment.replace(tzinfo=None), use_micros=True))
+
+
+class _HashingFile:
+    """An append-only file that hashes what is written, so its checksum needs no second read."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "xb")
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+class _MemberSink:
+    """A file-like warcio writes one record into: gzip-compressed, one member per flush()."""
+
+    def __init__(self, out: _HashingFile, level: int):
+        self.out = out
+        self.level = level
+        self.comp = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+
+    def write(self, data: bytes) -> None:
+        self.out.write(self.comp.compress(data))
+
+    def flush(self) -> None:
+        # warcio flushes once, at the end of each record: that is where the member ends.
+        self.out.write(self.comp.flush())
+        self.comp = zlib.compressobj(self.level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+
+
+class WarcWriter:
+    """Appends request/response pairs to rotating `.warc.gz` files in `directory`; thread-safe."""
+
+    def __init__(self, directory: Path, prefix: str, info: dict[str, object], *,
+                 clock: Callable[[], datetime], new_id: NewId = new_record_id,
+                 rotate_bytes: int = 1_000_000_000, level: int = 6, crawl_host: str | None = None):
+        self.directory = directory
+        self.prefix = prefix
+        self.info = info
+        self.clock = clock
+        self.new_id = new_id
+        self.rotate_bytes = rotate_bytes
+        self.level = level
+        self.crawl_host = crawl_host or socket.gethostname().split(".")[0] or "localhost"
+        self.lock = threading.Lock()
+        self.files: list[Path] = []
+        self.checksums: dict[Path, tuple[str, int]] = {}   # path -> ("sha256:...", size)
+        self._file: _HashingFile | None = None
+        self._sink: _MemberSink | None = None
+        self._writer: WARCWriter | None = None
+        self.warcinfo_id = ""
+        with self.lock:
+            self._open_next()
+
+    # -- files ---------------------------------------------------------------------------
+    def _open_next(self) -> None:
+        moment = self.clock()
+        stamp = moment.strftime("%Y%m%d%H%M%S") + f"{moment.microsecond // 1000:03d}"
+        name = f"{self.prefix}-{stamp}-{len(self.files):05d}-{self.crawl_host}.warc.gz"
+        path = self.directory / name
+        try:
+            self._file = _HashingFile(path)
+        except OSError as exc:
+            raise _storage_error(path, exc) from None
+        self.files.append(path)
+        self._sink = _MemberSink(self._file, self.level)
+        self._writer = WARCWriter(self._sink, gzip=False, warc_version=WARC_VERSION)
+        self._write_warcinfo(name, moment)
+
+    def _write_warcinfo(self, filename: str, moment: datetime) -> None:
+        fields = {"software": f"archive/{__version__}", "format": "WARC File Format 1.1",
+                  "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+                  "payload-digest": DIGEST_CONVENTION}
+        fields.update({k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                       for k, v in self.info.items()})
+        body = "".join(f"{k}: {' '.join(str(v).split())}\r\n" for k, v in fields.items()).encode()
+        self.warcinfo_id = self.new_id()
+        headers = [("WARC-Type", "warcinfo"), ("WARC-Record-ID", self.warcinfo_id),
+                   ("WARC-Date", warc_date(moment)), ("WARC-Filename", filename),
+                   ("WARC-Block-Digest", _sha256(body))]
+        self._write(headers, "application/warc-fields", io.BytesIO(body), len(body))
+
+    def close(self) -> list[Path]:
+        """Flush and close the current file; return every file written."""
+        with self.lock:
+            self._close_file()
+        return list(self.files)
+
+    def _close_file(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.file.flush()
+            os.fsync(self._file.file.fileno())
+            self._file.file.close()
+        except OSError as exc:
+            raise _storage_error(self.files[-1], exc) from None
+        self.checksums[self.files[-1]] = ("sha256:" + self._file.sha.hexdigest(), self._file.size)
+        self._file = None
+
+    # -- records -------------------------------------------------------------------------
+    def write_exchange(self, exchange: Exchange) -> Record:
+        """Write the request and response records of `exchange`; return where the response is."""
+        with self.lock:
+            if self._file is None or self._file.tell() >= self.rotate_bytes:
+                self._close_file()
+                self._open_next()
+            return self._write_pair(exchange)
+
+    def _write_pair(self, ex: Exchange) -> Record:
+        assert self._file is not None
+        date = warc_date(ex.date)
+        response_id, request_id = self.new_id(), self.new_id()
+        common = [("WARC-Date", date), ("WARC-Target-URI", ex.url),
+                  ("WARC-Warcinfo-ID", self.warcinfo_id)]
+        if ex.ip:
+            common.append(("WARC-IP-Address", ex.ip))
+        response = [("WARC-Type", "response"), ("WARC-Record-ID", response_id), *common,
+                    ("WARC-Concurrent-To", request_id),
+                    ("WARC-Block-Digest", ex.block_digest), ("WARC-Payload-Digest", ex.payload_digest)]
+        if ex.truncated:
+            response.append(("WARC-Truncated", ex.truncated))
+        request = [("WARC-Type", "request"), ("WARC-Record-ID", request_id), *common,
+                   ("WARC-Concurrent-To", response_id),
+                   ("WARC-Block-Digest", _sha256(ex.request)), ("WARC-Payload-Digest", EMPTY_SHA256)]
+        self._write(request, "application/http;msgtype=request", io.BytesIO(ex.request), len(ex.request))
+        offset = self._file.tell()
+        with open(ex.block, "rb") as body:
+            self._write(response, "application/http;msgtype=response", body, ex.block_length)
+        return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
+                      payload_digest=ex.payload_digest, filename=self.files[-1].name,
+                      offset=offset, length=self._file.tell() - offset)
+
+    def _write(self, headers: list[tuple[str, str]], content_type: str, body: BinaryIO,
+               length: int) -> None:
+        assert self._writer is not None and self._file is not None
+        rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
+        record = ArcWarcRecord("warc", headers[0][1], rec_headers, body, None, content_type, length)
+        try:
+            self._writer.write_record(record)
+        except OSError as exc:
+            raise _storage_error(self.files[-1], exc) from None
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(path)
+    return StorageError(path, exc.strerror or str(exc))
