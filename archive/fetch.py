@@ -133,11 +133,16 @@ class _RecordingMixin:
     resolve: dict[tuple[str, int], str] = {}
     response_class = _RecordingResponse
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def _new_conn(self) -> socket.socket:
         target = self.resolve.get((self.host, self.port))  # type: ignore[attr-defined]
-        if target:
-            self._dns_host = target
+        if not target:
+            return super()._new_conn()  # type: ignore[misc, no-any-return]
+        # urllib3 connects to _dns_host; the Host header and TLS name keep using the real host.
+        real, self._dns_host = self._dns_host, target
+        try:
+            return super()._new_conn()  # type: ignore[misc, no-any-return]
+        finally:
+            self._dns_host = real
 
     def putrequest(self, *args: Any, **kwargs: Any) -> None:
         rec = _recorder()

@@ -52,9 +52,9 @@ def canonicalize(url: str, base: str | None = None) -> str:
     archive.urls.InvalidURL: invalid URL 'mailto:someone@ex.org': unsupported scheme 'mailto'
     """
     raw = _STRIP_INSIDE.sub("", url.strip())
-    if base is not None:
-        raw = urljoin(base, raw)
     try:
+        if base is not None:
+            raw = urljoin(base, raw)
         parts = urlsplit(raw)
         port = parts.port
     except ValueError as exc:
@@ -176,8 +176,10 @@ def site_of(url: str) -> str:
     """
     host = hostname_of(url)
     result = _extractor()(host)
-    domain = getattr(result, "top_domain_under_public_suffix", None) or result.registered_domain
-    return domain or host
+    domain = getattr(result, "top_domain_under_public_suffix", None)
+    if domain is None:  # tldextract before 5.3
+        domain = result.registered_domain
+    return str(domain or host)
 
 
 def surt_key(url: str) -> str:

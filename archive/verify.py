@@ -104,6 +104,9 @@ def _check_package(path: Path, report: Report) -> dict[str, Any]:
     package_sha = hashlib.sha256((path / DATAPACKAGE).read_bytes()).hexdigest()
     report.snapshot_id = package_sha
     claimed = digest_doc.get("hash") if isinstance(digest_doc, dict) else None
+    if isinstance(digest_doc, dict) and digest_doc.get("path") != DATAPACKAGE:
+        report.problems.append(Problem(DIGEST_FILE, "digest names another file",
+                                       expected=DATAPACKAGE, found=str(digest_doc.get("path"))))
     if digest_doc is not None and claimed != f"sha256:{package_sha}":
         report.problems.append(Problem(DIGEST_FILE, "package digest mismatch",
                                        expected=str(claimed), found=f"sha256:{package_sha}"))
