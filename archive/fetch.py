@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from .errors import FetchError
 from .models import CaptureOptions, Exchange
-from .wire import BLOCK, WireError, is_chunked, parse_head
+from .wire import BLOCK, WireError, is_chunked, iter_payload, parse_head
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +98,12 @@ class _TeeReader:
         return data  # type: ignore[no-any-return]
 
     def read(self, amt: int | None = None) -> bytes:
-        data = self._raw.read(amt)
-        self._spool.write(data)
-        return data  # type: ignore[no-any-return]
+        if amt is None or amt < 0:
+            data: bytes = self._raw.read()
+            self._spool.write(data)
+            return data
+        buf = bytearray(amt)
+        return bytes(buf[: self.readinto(buf)])
 
     def read1(self, amt: int = -1) -> bytes:
         data = self._raw.read1(amt)
@@ -107,8 +111,17 @@ class _TeeReader:
         return data  # type: ignore[no-any-return]
 
     def readinto(self, buf: Any) -> int:
-        n: int = self._raw.readinto(buf)
-        self._spool.write(bytes(memoryview(buf)[:n]))
+        # Piece by piece, each recorded as it arrives: a timeout or reset mid-read must not
+        # lose the bytes that did arrive (a buffered read would drop them with the exception).
+        view = memoryview(buf).cast("B")
+        n = 0
+        while n < len(view):
+            data = self._raw.read1(len(view) - n)
+            if not data:
+                break
+            view[n:n + len(data)] = data
+            self._spool.write(data)
+            n += len(data)
         return n
 
     def __getattr__(self, name: str) -> Any:
@@ -243,7 +256,11 @@ class Fetcher:
             else:
                 resp.raw.release_conn()
             rec.spool.close()
-        return self._to_exchange(url, rec, date, header_length, payload, truncated)
+        exchange = self._to_exchange(url, rec, date, header_length, payload, truncated)
+        if truncated:
+            # urllib3 drops the last partial read when it raises; the spool has every byte.
+            exchange = replace(exchange, payload_digest=_payload_digest(exchange))
+        return exchange
 
     def _to_exchange(self, url: str, rec: _Recorder, date: datetime, header_length: int,
                      payload: Any, truncated: str | None) -> Exchange:
@@ -261,6 +278,19 @@ class Fetcher:
             header_length=header_length, status=status, reason=reason, headers=headers,
             chunked=is_chunked(headers), truncated=truncated,
         )
+
+
+def _payload_digest(exchange: Exchange) -> str:
+    """Return the payload digest of a spooled response, computed from the block itself."""
+    sha = hashlib.sha256()
+    with open(exchange.block, "rb") as f:
+        f.seek(exchange.header_length)
+        try:
+            for data in iter_payload(f, exchange.chunked):
+                sha.update(data)
+        except WireError:
+            pass  # framing cut mid-line: the digest covers what could be read
+    return "sha256:" + sha.hexdigest()
 
 
 def _fetch_error(url: str, exc: requests.RequestException) -> FetchError:
