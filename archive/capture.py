@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -93,16 +94,23 @@ def _seed_key(link: Link) -> str:
     return link.seed or link.url
 
 
-def capture(urls: Iterable[str], collection: Path | str | None = None,
-            options: CaptureOptions = CaptureOptions(), *,
+def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
+            options: CaptureOptions | None = None, *,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
-            capture_id: str | None = None, progress: Progress | None = None) -> Snapshot:
+            capture_id: str | None = None, progress: Progress | None = None,
+            **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
-    Raises UsageError for no usable seed, NoAnswer when no seed got an HTTP answer (nothing
-    is kept), Interrupted or DiskFull with the partial folder kept, StorageError.
+    Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
+    Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
+    HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
+    StorageError.
     """
-    given = list(urls)
+    given = [urls] if isinstance(urls, str) else list(urls)
+    try:
+        options = replace(options or CaptureOptions(), **option_values)
+    except TypeError as exc:
+        raise UsageError(f"unknown capture option: {exc}") from None
     seeds, bad = _seeds(given)
     store = Collection(collection)
     scope = Scope(seeds, options)   # validates patterns before anything is created

@@ -86,12 +86,20 @@ class Collection:
             os.rename(partial, target)
         except OSError as exc:
             raise StorageError(target, exc.strerror or str(exc)) from None
+        self._tidy_partial()
         return target
+
+    def _tidy_partial(self) -> None:
+        try:
+            (self.root / PARTIAL).rmdir()   # only when no other capture is under way
+        except OSError:
+            pass
 
     def discard(self, folder: Path) -> None:
         """Remove a partial folder or spool (only ever under .partial)."""
         if (self.root / PARTIAL) in folder.parents:
             shutil.rmtree(folder, ignore_errors=True)
+            self._tidy_partial()
 
     def snapshots(self) -> list[Path]:
         """Return the finished snapshot folders of the collection, oldest name first."""

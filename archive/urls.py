@@ -45,7 +45,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     >>> canonicalize("http://bücher.example/ä?ö=1")
     'http://xn--bcher-kva.example/%C3%A4?%C3%B6=1'
     >>> canonicalize("http://ex.org/%7euser/%2f")
-    'http://ex.org/%7Euser/%2F'
+    'http://ex.org/~user/%2F'
     >>> canonicalize("mailto:someone@ex.org")
     Traceback (most recent call last):
     ...
@@ -94,8 +94,19 @@ def _canonical_host(url: str, host: str) -> str:
     return host
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def _normalize_escapes(text: str) -> str:
-    return _PERCENT.sub(lambda m: "%" + m.group(1).upper(), text)
+    """Decode escaped unreserved characters and uppercase the rest (RFC 3986 section 6.2.2).
+
+    >>> _normalize_escapes("%7euser/%2f%69")
+    '~user/%2Fi'
+    """
+    def fix(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else "%" + match.group(1).upper()
+    return _PERCENT.sub(fix, text)
 
 
 def remove_dot_segments(path: str) -> str:

@@ -147,7 +147,7 @@ def test_no_answer_writes_nothing(collection, unused_port):
         capture([f"http://127.0.0.1:{unused_port}/"], collection)
     assert "refused" in str(info.value)
     assert not [p for p in collection.iterdir() if not p.name.startswith(".")]
-    assert not list((collection / ".partial").iterdir())
+    assert not (collection / ".partial").exists()
 
 
 def test_dns_failure_is_no_answer(collection):
@@ -184,6 +184,74 @@ def test_failures_are_logged_and_capture_goes_on(site, collection, unused_port):
     assert by_url[f"http://127.0.0.1:{unused_port}/x"]["reason"].startswith("connection-refused")
     assert by_url[site.main_url + "/ok.png"]["status"] == 404
     assert snap.counts["failed"] == 2
+
+
+def test_same_site_follows_subdomains_only(site, collection):
+    port = int(site.main_url.rsplit(":", 1)[1])
+    other_port = int(site.other_url.rsplit(":", 1)[1])
+    site.routes[("*", "/hub.html")] = lambda h: h.send_bytes(200, (
+        f'<a href="http://www.tidewatch.org:{port}/contact.html">same site</a>'
+        f'<a href="http://elsewhere.org:{other_port}/articles/source-two.html">other site</a>').encode(),
+        "text/html")
+    capture([f"http://blog.tidewatch.org:{port}/hub.html"], collection, same_site=True, ignore_robots=True,
+            resolve=(("blog.tidewatch.org", port, "127.0.0.1"), ("www.tidewatch.org", port, "127.0.0.1"),
+                     ("elsewhere.org", other_port, "127.0.0.2")))
+    assert "/contact.html" in site.paths("main")
+    assert "/articles/source-two.html" not in site.paths("other")
+
+
+def test_urls_differing_in_case_are_fetched_once_each(site, collection):
+    """Case tells URLs apart; a fragment or an escaped unreserved character does not."""
+    site.routes[("main", "/case.html")] = lambda h: h.send_bytes(
+        200, b'<img src="/Img.png"><img src="/img.png"><img src="/img.png#frag"><img src="/%69mg.png">',
+        "text/html")
+    capture([site.main_url + "/case.html"], collection, depth=0)
+    assert sorted(site.paths("main")) == ["/Img.png", "/case.html", "/img.png"]
+
+
+def test_warc_files_rotate(site, collection):
+    snap = capture([site.main_url + "/"], collection, depth=0, warc_rotate_bytes=20_000)
+    files = sorted((snap.path / "archive").glob("*.warc.gz"))
+    assert len(files) > 2
+    assert [f.name.split("-")[3] for f in files] == [f"{i:05d}" for i in range(len(files))]
+    named = {json.loads(line.split(" ", 2)[2])["filename"]
+             for line in (snap.path / "indexes" / "index.cdx").read_text().splitlines()}
+    assert named == {f.name for f in files}
+    from archive import verify
+    assert verify(snap.path).ok
+
+
+def test_max_urls_and_delay(site, collection):
+    import time
+    start = time.monotonic()
+    snap = capture([site.main_url + "/about.html"], collection, depth=0, max_urls=3, delay=0.3)
+    assert len(site.paths("main")) == 3
+    assert time.monotonic() - start >= 0.6                 # three requests to one host, 0.3 s apart
+    assert any("over --max-urls" in e.get("reason", "") for e in log_entries(snap.path))
+
+
+def test_interrupt_keeps_partial_capture(site, collection):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    site.routes[("main", "/slow.html")] = lambda h: (time.sleep(0.3), h.send_bytes(
+        200, "".join(f'<img src="/slow.html?{i}">' for i in range(30)).encode(), "text/html"))
+    proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection),
+                             "--depth", "0", "--per-host", "1", site.main_url + "/slow.html"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, err
+    assert "partial capture kept" in err and err.count("\n") == 1
+    partial = next(p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool"))
+    warc = next((partial / "archive").glob("*.warc.gz"))
+    from warcio.archiveiterator import ArchiveIterator
+    with open(warc, "rb") as f:
+        types = [r.rec_type for r in ArchiveIterator(f)]
+    assert types[0] == "warcinfo" and types.count("response") >= 2
 
 
 @pytest.fixture

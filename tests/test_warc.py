@@ -135,3 +135,16 @@ def test_status_line_and_headers_are_stored_as_sent(site, collection):
     blocks = [b for p in warc_files(snap) for _, h, b in records(p) if h["WARC-Type"] == "response"]
     assert blocks == [b"HTTP/1.1 200 Fine Thanks\r\nX-Odd:no-space\r\nContent-Length: 2\r\n"
                       b"X-Dup: a\r\nX-Dup: b\r\n\r\nok"]
+
+
+def test_request_line_matches_target_uri(demo_snapshot):
+    from urllib.parse import urlsplit
+    for path in warc_files(demo_snapshot):
+        for _, headers, block in records(path):
+            if headers["WARC-Type"] != "request":
+                continue
+            method, target, version = block.split(b"\r\n", 1)[0].decode().split(" ")
+            parts = urlsplit(headers["WARC-Target-URI"])
+            assert (method, version) == ("GET", "HTTP/1.1")
+            assert target == parts.path + (f"?{parts.query}" if parts.query else "")
+            assert f"\r\nHost: {parts.netloc}\r\n".encode() in block
