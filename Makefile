@@ -3,18 +3,38 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pywb (replay) and py-wacz (validation) pin old libraries: they get a virtual environment of their own.
+PYWB_VENV  := .venv-pywb
+PYWB_STAMP := $(PYWB_VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-packages
 URL    ?=
 COLLECTION ?= snapshots
 
-.PHONY: run test test-all venv clean
+.PHONY: run test test-all venv pywb system clean
 
 venv: $(STAMP)
+pywb: $(PYWB_STAMP)
+system: $(SYSTEM_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+$(PYWB_STAMP):
+	test -x $(PYWB_VENV)/bin/python || $(PYTHON) -m venv $(PYWB_VENV)
+	$(PYWB_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PYWB_VENV)/bin/python -m pip install -q 'pywb>=2.8' 'wacz>=0.5'
+	touch $(PYWB_STAMP)
+
+# Debian packages the tests drive: Chromium (replay in a real browser) and wget (a WARC made by
+# another tool). Installed only where missing; never a browser download.
+$(SYSTEM_STAMP): $(STAMP)
+	@if ! command -v chromium >/dev/null || ! command -v wget >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wget fonts-dejavu-core; \
+	fi
+	touch $(SYSTEM_STAMP)
 
 # Capture the built-in demo site (served on 127.0.0.1) and verify it; or `make run URL=https://...`.
 run: $(STAMP)
@@ -25,11 +45,11 @@ else
 endif
 
 # The default test run: everything but tests marked slow.
-test: $(STAMP)
+test: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --doctest-modules archive tests
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest -q --doctest-modules archive tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(PYWB_VENV) .pytest_cache build *.egg-info

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS
+from .reader import Package
 
 ENV_COLLECTION = "ARCHIVE_COLLECTION"
 PARTIAL = ".partial"
@@ -107,6 +108,13 @@ class Collection:
             return []
         return sorted(p for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith(".") and is_snapshot(p))
+
+    def open(self, ref: str) -> Package:
+        """Return the package named by `ref`: a .wacz file, a snapshot folder, an id or prefix."""
+        path = Path(ref)
+        if path.is_file():
+            return Package.open(path)
+        return Package.open(self.resolve(ref))
 
     def resolve(self, ref: str) -> Path:
         """Return the snapshot folder named by `ref`: a path, a full id or a unique id prefix."""

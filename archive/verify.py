@@ -17,10 +17,9 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeadersParserException
 
-from .errors import NotASnapshot
-from .package import (DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json, package_files,
-                      sha256_file)
-from .store import Collection, is_snapshot
+from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
+from .reader import Package
+from .store import Collection
 from .warc import DIGEST_CONVENTION
 from .wire import BLOCK, WireError, is_chunked, iter_payload, parse_header_lines, read_head
 
@@ -73,85 +72,130 @@ class Report:
                 "digest_convention": self.convention}
 
 
-def verify(snapshot: Path | str, collection: Path | str | None = None) -> Report:
-    """Verify a snapshot folder (or a reference resolved in `collection`); raise NotASnapshot."""
-    path = Path(snapshot)
-    if not is_snapshot(path):
-        path = Collection(collection).resolve(str(snapshot))
-    report = Report(path)
-    package = _check_package(path, report)
-    listed = _check_listing(path, package, report)
-    for rel, entry in listed.items():
-        _check_file(path, rel, entry, report)
+def verify(snapshot: Path | str, collection: Path | str | None = None,
+           expect: str | None = None) -> Report:
+    """Verify a snapshot folder, a .wacz file, or an id (prefix) in `collection`.
+
+    With `expect` ("sha256:<hex>" or a hex id), also check that the package is that one.
+    Raises NotASnapshot, SnapshotNotFound.
+    """
+    with Collection(collection).open(str(snapshot)) as package:
+        report = Report(package.path)
+        ours = _check_package(package, report)
+        listed = _check_listing(package, ours, report)
+        for rel, entry in listed.items():
+            _check_file(package, rel, entry, report)
+    if expect is not None:
+        wanted = expect.lower().removeprefix("sha256:")
+        if report.snapshot_id != wanted:
+            report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
+                                              expected=f"sha256:{wanted}",
+                                              found=f"sha256:{report.snapshot_id}"))
     return report
 
 
-def _load_json(path: Path, name: str, report: Report) -> Any:
-    data = (path / name).read_bytes()
+def _load_json(package: Package, name: str, report: Report, canonical: bool) -> Any:
+    data = package.read(name)
     try:
         obj = json.loads(data)
     except ValueError as exc:
-        report.problems.append(Problem(name, f"not valid JSON ({exc})"))
+        report.problems.append(Problem(name, f"not valid JSON ({_oneline(exc)})"))
         return None
-    if canonical_json(obj) != data:
+    if canonical and canonical_json(obj) != data:
         report.problems.append(Problem(name, "not in canonical form (edited after capture?)"))
     return obj
 
 
-def _check_package(path: Path, report: Report) -> dict[str, Any]:
+def _check_package(package: Package, report: Report) -> dict[str, Any]:
     """Check datapackage-digest.json against datapackage.json; return the parsed package."""
-    digest_doc = _load_json(path, DIGEST_FILE, report)
-    package_sha = hashlib.sha256((path / DATAPACKAGE).read_bytes()).hexdigest()
-    report.snapshot_id = package_sha
-    claimed = digest_doc.get("hash") if isinstance(digest_doc, dict) else None
-    if isinstance(digest_doc, dict) and digest_doc.get("path") != DATAPACKAGE:
-        report.problems.append(Problem(DIGEST_FILE, "digest names another file",
-                                       expected=DATAPACKAGE, found=str(digest_doc.get("path"))))
-    if digest_doc is not None and claimed != f"sha256:{package_sha}":
-        report.problems.append(Problem(DIGEST_FILE, "package digest mismatch",
-                                       expected=str(claimed), found=f"sha256:{package_sha}"))
-    package = _load_json(path, DATAPACKAGE, report)
-    if not isinstance(package, dict) or not isinstance(package.get("resources"), list):
-        if package is not None:
+    data = package.read(DATAPACKAGE)
+    report.snapshot_id = hashlib.sha256(data).hexdigest()
+    try:
+        ours = str(json.loads(data).get("software", "")).startswith("archive ")
+    except (ValueError, AttributeError):
+        ours = True   # unreadable: judge it by our own rules
+    if not package.has(DIGEST_FILE):
+        report.problems.append(Problem(DIGEST_FILE, "missing"))
+    else:
+        _check_digest_file(_load_json(package, DIGEST_FILE, report, ours), report)
+    parsed = _load_json(package, DATAPACKAGE, report, ours)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("resources"), list):
+        if parsed is not None:
             report.problems.append(Problem(DATAPACKAGE, "no resources list"))
         return {"resources": []}
-    return package
+    return parsed
 
 
-def _check_listing(path: Path, package: dict[str, Any], report: Report) -> dict[str, dict[str, Any]]:
-    """Compare the files on disk with those listed; return the listed entries that exist."""
+def _check_digest_file(digest_doc: Any, report: Report) -> None:
+    if digest_doc is None:
+        return
+    if not isinstance(digest_doc, dict):
+        report.problems.append(Problem(DIGEST_FILE, "not a JSON object"))
+        return
+    if digest_doc.get("path") != DATAPACKAGE:
+        report.problems.append(Problem(DIGEST_FILE, "digest names another file",
+                                       expected=DATAPACKAGE, found=str(digest_doc.get("path"))))
+    claimed = digest_doc.get("hash")
+    if claimed != f"sha256:{report.snapshot_id}":
+        report.problems.append(Problem(DIGEST_FILE, "package digest mismatch",
+                                       expected=str(claimed), found=f"sha256:{report.snapshot_id}"))
+
+
+def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> dict[str, dict[str, Any]]:
+    """Compare the files present with those listed; return the listed entries that exist."""
     listed: dict[str, dict[str, Any]] = {}
-    for entry in package["resources"]:
+    for entry in parsed["resources"]:
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
             listed[entry["path"]] = entry
         else:
             report.problems.append(Problem(DATAPACKAGE, f"malformed resource entry {entry!r:.80}"))
-    on_disk = set(package_files(path))
-    for rel in sorted(on_disk - set(listed)):
+    present = {n for n in package.names() if n not in (DATAPACKAGE, DIGEST_FILE)}
+    for rel in sorted(present - set(listed)):
         report.problems.append(Problem(rel, "file not listed in datapackage.json"))
-    for rel in sorted(set(listed) - on_disk):
+    for rel in sorted(set(listed) - present):
         report.problems.append(Problem(rel, "listed file missing"))
-    for rel in sorted(on_disk):
+    for rel in sorted(present):
         parts = rel.split("/")
         if len(parts) != 2 or parts[0] not in FOLDERS:
             report.problems.append(Problem(rel, "file outside the package layout"))
-    return {rel: e for rel, e in listed.items() if rel in on_disk}
+    return {rel: e for rel, e in listed.items() if rel in present}
 
 
-def _check_file(root: Path, rel: str, entry: dict[str, Any], report: Report) -> None:
-    path = root / rel
+def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report) -> None:
     report.files += 1
-    if rel.endswith((".warc.gz", ".warc")):
-        digest, size = _check_warc(path, rel, report)
-    else:
-        digest, size = sha256_file(path)
+    with package.member(rel) as f:
+        if rel.endswith((".warc.gz", ".warc")):
+            digest, size = check_warc(f, rel, report)
+        else:
+            digest, size = _hash_stream(f)
     report.bytes += size
+    algo = str(entry.get("hash", "sha256:")).partition(":")[0] or "sha256"
+    if algo != "sha256":
+        digest = _rehash(package, rel, algo)
     if entry.get("hash") != digest:
         report.problems.append(Problem(rel, "file checksum mismatch", expected=str(entry.get("hash")),
                                        found=digest))
     if entry.get("bytes") != size:
         report.problems.append(Problem(rel, "file size mismatch", expected=str(entry.get("bytes")),
                                        found=str(size)))
+
+
+def _hash_stream(f: BinaryIO, algo: str = "sha256") -> tuple[str, int]:
+    sha = hashlib.new(algo)
+    size = 0
+    while block := f.read(BLOCK):
+        sha.update(block)
+        size += len(block)
+    return f"{algo}:{sha.hexdigest()}", size
+
+
+def _rehash(package: Package, rel: str, algo: str) -> str:
+    """Hash a file again with another algorithm (packages made elsewhere may use one)."""
+    try:
+        with package.member(rel) as f:
+            return _hash_stream(f, algo)[0]
+    except ValueError:
+        return f"{algo}:unsupported"
 
 
 class _HashingReader:
@@ -175,23 +219,22 @@ class _HashingReader:
         return data
 
 
-def _check_warc(path: Path, rel: str, report: Report) -> tuple[str, int]:
-    """Check every record of a WARC file; return the file's checksum, computed in the same pass."""
+def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
+    """Check every record of a WARC stream into `report`; return its checksum, from the same pass."""
     file_sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        reader = _HashingReader(f, file_sha)
-        iterator = ArchiveIterator(reader, no_record_parse=True)
-        offset = 0
-        try:
-            for record in iterator:
-                _check_record(record, rel, offset, report)
-                offset = iterator.get_record_offset() + iterator.get_record_length()
-                report.records += 1
-        except (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError,
-                OSError, ValueError) as exc:
-            report.problems.append(Problem(rel, f"unreadable record ({_oneline(exc)})", offset))
-        while reader.read(BLOCK):
-            pass
+    reader = _HashingReader(f, file_sha)
+    iterator = ArchiveIterator(reader, no_record_parse=True)
+    offset = 0
+    try:
+        for record in iterator:
+            _check_record(record, rel, offset, report)
+            offset = iterator.get_record_offset() + iterator.get_record_length()
+            report.records += 1
+    except (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError,
+            OSError, ValueError) as exc:
+        report.problems.append(Problem(rel, f"unreadable record ({_oneline(exc)})", offset))
+    while reader.read(BLOCK):
+        pass
     return "sha256:" + file_sha.hexdigest(), reader.size
 
 
