@@ -17,8 +17,9 @@ from typing import Any, TextIO
 from . import __version__
 from .capture import capture
 from .errors import ArchiveError, UsageError
+from .find import LOCAL_REPLAY, details, link_format, snapshots, timemap
 from .models import DEFAULT_USER_AGENT, CaptureOptions, Snapshot
-from .store import default_collection
+from .urls import canonicalize
 from .verify import Report, verify
 
 logger = logging.getLogger("archive")
@@ -57,7 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-C", "--collection", type=Path, default=None,
                         help="the collection folder (default: $ARCHIVE_COLLECTION or ./snapshots)")
-    common.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     common.add_argument("--json", action="store_true", help="same as --format json")
     common.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
 
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cap = sub.add_parser("capture", parents=[common], help="capture URLs into a new snapshot",
                          description="Capture URLs, their page requisites and the pages they link to.")
+    _format(cap)
     cap.add_argument("urls", nargs="*", metavar="URL")
     cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
     cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
@@ -75,15 +76,65 @@ def _parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("verify", parents=[common], help="recompute every digest of a snapshot",
                          description="Verify a snapshot: WARC digests, file checksums, package digest.")
-    ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, id or unique id prefix (6+ hex digits)")
+    _format(ver)
+    ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, .wacz, id or unique id prefix (6+ hex digits)")
+    ver.add_argument("--expect", metavar="sha256:ID", help="also check that this is the package cited")
     ver.set_defaults(run=_cmd_verify)
+
+    cite = sub.add_parser("cite", parents=[common], help="print a citation of a snapshot",
+                          description="Print a citation of a snapshot's seed page.")
+    _format(cite, ("text", "markdown", "bibtex", "csl-json", "ris", "robust-links", "json"))
+    cite.add_argument("snapshot", metavar="SNAPSHOT")
+    cite.add_argument("--base-url", metavar="URL",
+                      help="where the collection is published (default: the local replay server)")
+    cite.set_defaults(run=_cmd_cite)
+
+    lst = sub.add_parser("list", parents=[common], help="list snapshots, or every capture of a URL",
+                         description="List the collection's snapshots newest first; with URL, "
+                                     "every snapshot holding it (a Memento TimeMap).")
+    _format(lst, ("text", "json", "link"))
+    lst.add_argument("url", nargs="?", metavar="URL")
+    lst.add_argument("--base-url", metavar="URL", default=LOCAL_REPLAY, help="replay server for links")
+    lst.set_defaults(run=_cmd_list)
+
+    show = sub.add_parser("show", parents=[common], help="pages, resources and failures of a snapshot")
+    _format(show)
+    show.add_argument("snapshot", metavar="SNAPSHOT")
+    show.set_defaults(run=_cmd_show)
+
+    serve = sub.add_parser("serve", parents=[common], help="browse the collection with pywb",
+                           description="Serve the collection for browsing with pywb (frameless, Memento).")
+    _format(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.set_defaults(run=_cmd_serve)
+
+    export = sub.add_parser("export", parents=[common], help="write a snapshot as .wacz or one WARC")
+    _format(export)
+    export.add_argument("snapshot", metavar="SNAPSHOT")
+    dest = export.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--wacz", type=Path, metavar="FILE", help="a WACZ package (the snapshot id stays its digest)")
+    dest.add_argument("--warc", type=Path, metavar="FILE", help="one plain WARC file (.warc.gz or .warc)")
+    export.add_argument("--force", action="store_true", help="overwrite FILE")
+    export.set_defaults(run=_cmd_export)
+
+    imp = sub.add_parser("import", parents=[common], help="bring a .wacz or WARC file into the collection",
+                         description="Import an outside archive, verified on the way in.")
+    _format(imp)
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.set_defaults(run=_cmd_import)
 
     demo = sub.add_parser("demo", parents=[common], help="capture the built-in demo site",
                           description="Serve the built-in demo site on 127.0.0.1, capture and verify it.")
+    _format(demo)
     demo.add_argument("--serve", action="store_true", help="only serve the site until interrupted")
     demo.add_argument("--port", type=int, default=0, help="port of the main host (default: any free)")
     demo.set_defaults(run=_cmd_demo)
     return parser
+
+
+def _format(cmd: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")) -> None:
+    cmd.add_argument("--format", choices=choices, default="text", help="output format (default: text)")
 
 
 def _capture_options(cap: argparse.ArgumentParser) -> None:
@@ -156,21 +207,115 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     urls = _seed_urls(args)
     options = _options(args)
     progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
-    snap = capture(urls, args.collection or default_collection(), options, progress=progress)
+    snap = capture(urls, args.collection, options, progress=progress)
     if progress:
         progress.done()
-    _print_snapshot(snap, args.format, sys.stdout)
-    if not args.verify:
-        return 0
-    report = verify(snap.path)
-    _print_report(report, args.format, sys.stdout)
-    return 0 if report.ok else 1
+    report = verify(snap.path, record=True) if args.verify else None
+    return _emit_capture(snap, report, args.format)
+
+
+def _emit_capture(snap: Snapshot, report: Report | None, fmt: str) -> int:
+    """Print a new snapshot (and its verification), as one JSON document in JSON mode."""
+    if fmt == "json":
+        data = _snapshot_json(snap)
+        if report is not None:
+            data["verify"] = report.to_json()
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        _print_snapshot(snap, sys.stdout)
+        if report is not None:
+            _print_report(report, "text", sys.stdout)
+    return 0 if report is None or report.ok else 1
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(args.snapshot, args.collection or default_collection())
+    report = verify(args.snapshot, args.collection, expect=args.expect, record=True)
     _print_report(report, args.format, sys.stdout)
     return 0 if report.ok else 1
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from .cite import cite
+
+    sys.stdout.write(cite(args.snapshot, args.collection, args.format, base_url=args.base_url))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.url:
+        mementos = timemap(args.url, args.collection, args.base_url)
+        if args.format == "link":
+            sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
+        elif args.format == "json":
+            sys.stdout.write(json.dumps([vars(m) for m in mementos], indent=2) + "\n")
+        else:
+            for m in mementos:
+                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {m.replay}\n")
+        return 0 if mementos else 1
+    found = snapshots(args.collection)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([s.to_json() for s in found], indent=2) + "\n")
+        return 0
+    for s in found:
+        v = s.verified
+        checked = f"verified {v['time']} {'OK' if v['ok'] else 'FAILED'}" if v else "never verified"
+        sys.stdout.write(f"{s.id[:12]}  {s.created}  {s.pages:>4} pages  {_human_bytes(s.bytes):>9}  "
+                         f"{checked}  {' '.join(s.seeds)}\n")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    d = details(args.snapshot, args.collection)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(d.to_json(), indent=2) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"snapshot {d.id}\nfolder   {d.path}\ncreated  {d.created}\n")
+    out.write(f"window   {d.window.get('start', '?')} .. {d.window.get('end', '?')}\n")
+    out.write(f"pages ({len(d.pages)}):\n")
+    for p in d.pages:
+        out.write(f"  {p.get('status', '')!s:>3}  {p.get('url')}  {p.get('title', '')}\n")
+    out.write("resources by type:\n")
+    for mime, t in d.types.items():
+        out.write(f"  {t['count']:>5}  {_human_bytes(t['stored_bytes']):>9}  {mime}\n")
+    out.write(f"failures and skips ({len(d.failures)}):\n")
+    for f in d.failures:
+        out.write(f"  {f.get('url')}: {f.get('reason')}\n")
+    out.write("options: " + json.dumps(d.options, sort_keys=True) + "\n")
+    for w in d.warnings:
+        out.write(f"warning: {w}\n")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .replay import Replay
+
+    with Replay(args.collection, host=args.host, port=args.port) as replay:
+        print(f"serving {replay.collection.root} at {replay.url}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            while True:
+                time.sleep(1)
+                if replay.refresh():
+                    print("snapshots changed: replay configuration regenerated", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            return 0   # the way to stop a server: not an error
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    dest = export(args.snapshot, args.collection, wacz=args.wacz, warc=args.warc, overwrite=args.force)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"path": str(dest)}) + "\n")
+    else:
+        sys.stdout.write(f"{dest}\n")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .ingest import import_archive
+
+    return _emit_capture(import_archive(args.file, args.collection), None, args.format)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -183,13 +328,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             while True:
                 time.sleep(3600)
         print(f"demo site served at {site.main_url}/", file=sys.stderr)
-        snap = capture([site.main_url + "/"], args.collection or default_collection())
+        snap = capture([site.main_url + "/"], args.collection)
     finally:
         site.stop()
-    _print_snapshot(snap, args.format, sys.stdout)
-    report = verify(snap.path)
-    _print_report(report, args.format, sys.stdout)
-    return 0 if report.ok else 1
+    return _emit_capture(snap, verify(snap.path, record=True), args.format)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -201,14 +343,14 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _print_snapshot(snap: Snapshot, fmt: str, out: TextIO) -> None:
+def _snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    return {"id": snap.id, "short_id": snap.short_id, "path": str(snap.path),
+            "created": snap.created, "seeds": list(snap.seeds), "counts": snap.counts,
+            "warnings": list(snap.warnings)}
+
+
+def _print_snapshot(snap: Snapshot, out: TextIO) -> None:
     c = snap.counts
-    if fmt == "json":
-        data: dict[str, Any] = {"id": snap.id, "short_id": snap.short_id, "path": str(snap.path),
-                                "created": snap.created, "seeds": list(snap.seeds),
-                                "counts": c, "warnings": list(snap.warnings)}
-        out.write(json.dumps(data, indent=2) + "\n")
-        return
     out.write(f"snapshot {snap.short_id}  sha256:{snap.id}\n")
     out.write(f"folder   {snap.path}\n")
     out.write(f"created  {snap.created}\n")

@@ -23,6 +23,7 @@ from .reader import Package
 
 ENV_COLLECTION = "ARCHIVE_COLLECTION"
 PARTIAL = ".partial"
+STATE = ".state"          # machine-written collection state: verification results
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 
 
@@ -116,6 +117,19 @@ class Collection:
             return Package.open(path)
         return Package.open(self.resolve(ref))
 
+    def holds(self, path: Path) -> bool:
+        """Return True when `path` is a snapshot folder of this collection."""
+        return path.resolve().parent == self.root.resolve() and is_snapshot(path)
+
+    def record_verification(self, snapshot_id: str, ok: bool, problems: int, when: str) -> None:
+        """Append a verification result to the collection's state (for `archive list`)."""
+        try:
+            (self.root / STATE).mkdir(exist_ok=True)
+            with open(self.root / STATE / "verify.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"id": snapshot_id, "time": when, "ok": ok, "problems": problems}) + "\n")
+        except OSError as exc:
+            raise StorageError(self.root / STATE, exc.strerror or str(exc)) from None
+
     def resolve(self, ref: str) -> Path:
         """Return the snapshot folder named by `ref`: a path, a full id or a unique id prefix."""
         path = Path(ref)
@@ -140,3 +154,20 @@ class Collection:
         if len(matches) > 1:
             raise AmbiguousSnapshot(ref, self.root, [m.name for m in matches])
         return matches[0]
+
+
+def last_verifications(store: Collection) -> dict[str, dict[str, object]]:
+    """Return the latest verification result of each snapshot id, from the collection state."""
+    latest: dict[str, dict[str, object]] = {}
+    try:
+        lines = (store.root / STATE / "verify.jsonl").read_text("utf-8").splitlines()
+    except OSError:
+        return latest
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            latest[str(entry["id"])] = {"time": entry["time"], "ok": entry["ok"],
+                                        "problems": entry.get("problems", 0)}
+        except (ValueError, KeyError, TypeError):
+            continue
+    return latest

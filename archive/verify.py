@@ -10,6 +10,7 @@ import json
 import zlib
 from base64 import b32encode
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,13 +74,15 @@ class Report:
 
 
 def verify(snapshot: Path | str, collection: Path | str | None = None,
-           expect: str | None = None) -> Report:
+           expect: str | None = None, record: bool = False) -> Report:
     """Verify a snapshot folder, a .wacz file, or an id (prefix) in `collection`.
 
     With `expect` ("sha256:<hex>" or a hex id), also check that the package is that one.
-    Raises NotASnapshot, SnapshotNotFound.
+    With `record`, a snapshot of the collection gets the result noted in the collection's
+    state (shown by `archive list`). Raises NotASnapshot, SnapshotNotFound.
     """
-    with Collection(collection).open(str(snapshot)) as package:
+    store = Collection(collection)
+    with store.open(str(snapshot)) as package:
         report = Report(package.path)
         ours = _check_package(package, report)
         listed = _check_listing(package, ours, report)
@@ -91,6 +94,9 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
             report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
                                               expected=f"sha256:{wanted}",
                                               found=f"sha256:{report.snapshot_id}"))
+    if record and report.snapshot_id and store.holds(report.path):
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store.record_verification(report.snapshot_id, report.ok, len(report.problems), when)
     return report
 
 

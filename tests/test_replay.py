@@ -1,0 +1,158 @@
+"""Replay in pywb, seen in headless Chromium, with the live site gone and other hosts blocked."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from archive import capture
+from archive.demo import DemoSite
+from archive.replay import Replay, ReplayUnavailable, find_wayback, replay_url
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARCHIVED = re.compile(r"^/(?P<coll>[^/]+)/(?P<ts>\d{14})(?P<mod>[a-z]{2}_)?/(?P<url>.+)$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def wayback():
+    try:
+        return find_wayback()
+    except ReplayUnavailable as exc:
+        pytest.fail(f"pywb missing: {exc} (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory, wayback):
+    """A capture of the demo site, the site shut down, and pywb serving the collection."""
+    root = tmp_path_factory.mktemp("replay") / "snapshots"
+    with DemoSite() as site:
+        snap = capture([site.main_url + "/"], root, depth=0)
+        seed = site.main_url + "/"
+    with Replay(root, port=free_port(), wayback=wayback) as replay:
+        yield snap, seed, replay
+
+
+def captured_statuses(snap) -> dict[str, int]:
+    lines = (snap.path / "indexes" / "index.cdx").read_text().splitlines()
+    return {json.loads(l.split(" ", 2)[2])["url"]: int(json.loads(l.split(" ", 2)[2])["status"]) for l in lines}
+
+
+def test_home_page_lists_snapshots(replayed):
+    snap, seed, replay = replayed
+    page = urllib.request.urlopen(replay.url + "/").read().decode()
+    assert snap.id in page and f"/{snap.id}/" in page and seed in page
+
+
+def test_memento_headers(replayed):
+    snap, seed, replay = replayed
+    ts = snap.created.replace("-", "").replace(":", "").replace("T", "")[:14]
+    resp = urllib.request.urlopen(replay_url(replay.url, snap.id, ts, seed))
+    assert resp.headers["Memento-Datetime"]
+    assert 'rel="original"' in resp.headers["Link"] and seed in resp.headers["Link"]
+
+
+def test_replay_in_chromium_loads_everything_from_the_archive(replayed):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    snap, seed, replay = replayed
+    statuses = captured_statuses(snap)
+    ts = next(iter(json.loads(l) for l in (snap.path / "pages" / "pages.jsonl").read_text().splitlines()[1:]))["ts"]
+    url = replay_url(replay.url, snap.id, re.sub(r"\D", "", ts)[:14], seed)
+    replay_host = urlsplit(replay.url).netloc
+    elsewhere: list[str] = []
+    answered: dict[str, int] = {}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+        def guard(route):
+            if urlsplit(route.request.url).netloc != replay_host and not route.request.url.startswith(("data:", "blob:")):
+                elsewhere.append(route.request.url)
+                return route.abort()
+            return route.continue_()
+
+        page.route("**/*", guard)
+        page.on("response", lambda r: answered.__setitem__(r.url, r.status))
+        page.goto(url, wait_until="networkidle")
+        text = page.inner_text("body")
+        assert page.main_frame.url == url               # frameless: the page itself is on top
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "replay-demo.png"), full_page=True)
+        browser.close()
+    assert "The anemones closed as the water drew back." in text
+    assert not elsewhere, f"requests left the archive: {elsewhere}"
+    archived = {}
+    for requested, status in answered.items():
+        m = ARCHIVED.match(urlsplit(requested).path + (f"?{urlsplit(requested).query}" if urlsplit(requested).query else ""))
+        if m and m.group("coll") == snap.id:
+            archived[m.group("url")] = status
+    assert seed in archived
+    subresources = {u: s for u, s in archived.items() if u != seed}
+    assert len(subresources) >= 10
+    for original, status in subresources.items():
+        assert original in statuses, f"browser asked for {original}, which was never captured"
+        # media elements ask with Range: pywb answers 206 from the captured 200
+        assert status == statuses[original] or (status, statuses[original]) == (206, 200), original
+    assert archived.get(seed.rstrip("/") + "/static/img/missing.png", 404) == 404
+
+
+def test_refresh_picks_up_new_snapshots(replayed, tmp_path):
+    snap, seed, replay = replayed
+    assert replay.refresh() is False
+
+
+def test_serve_command_regenerates_when_snapshots_change(site, collection, wayback, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    capture([site.main_url + "/contact.html"], collection, depth=0)
+    port = free_port()
+    env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
+    proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection),
+                             "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        home = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                first = urllib.request.urlopen(home).read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        newer = capture([site.main_url + "/moved.html"], collection, depth=0)
+        for _ in range(100):
+            time.sleep(0.2)
+            try:
+                page = urllib.request.urlopen(home).read().decode()
+            except OSError:
+                continue
+            if newer.id in page:
+                break
+        assert newer.id not in first and newer.id in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "regenerated" in err
+
+
+def test_serve_binds_loopback_by_default():
+    from archive.cli import _parser
+    args = _parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1"
