@@ -1,6 +1,7 @@
 """capture(): seeds in, a finished snapshot out. Wires scope, crawl, fetch, WARC, index, package, store."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import uuid
@@ -13,9 +14,9 @@ from typing import Any, TextIO
 
 from .crawl import Crawler
 from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
-from .fetch import Fetcher, utcnow
+from .fetch import Fetcher
 from .index import write_index
-from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot
+from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, utcnow
 from .package import datapackage, write_package, write_pages
 from .scope import Scope
 from .store import Collection, snapshot_name
@@ -138,7 +139,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         raise DiskFull(exc.path, folder) from None
     except OSError as exc:
         _close_quietly(warc)
-        raise StorageError(getattr(exc, "filename", None) or folder, exc.strerror or str(exc)) from None
+        raise _os_error(exc, folder) from None
     finally:
         fetcher.close()
         store.discard(spool)
@@ -146,7 +147,17 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         store.discard(folder)
         raise NoAnswer({k: v.get("error", "no answer") for k, v in run.seed_results.items()}
                        or {u: why for u, why in bad})
-    return _finish(store, folder, warc, run, given, seeds, options, started, clock())
+    try:
+        return _finish(store, folder, warc, run, given, seeds, options, started, clock())
+    except OSError as exc:
+        raise _os_error(exc, folder) from None
+
+
+def _os_error(exc: OSError, folder: Path) -> StorageError:
+    """Return our error for an OSError while capturing: DiskFull keeps the partial folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(exc.filename or folder, folder)
+    return StorageError(exc.filename or folder, exc.strerror or str(exc))
 
 
 def _seeds(urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:

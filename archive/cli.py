@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import logging
 import sys
 import time
@@ -169,8 +170,9 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         if getattr(args, name) < (1 if name in ("connections", "per_host") else 0):
             raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(args, name)}")
     for name in ("delay", "connect_timeout", "read_timeout"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+        value = getattr(args, name)
+        if not math.isfinite(value) or value < 0 or (value == 0 and name != "delay"):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value}")
     return CaptureOptions(
         depth=args.depth, same_host=args.same_host, same_site=args.same_site,
         include=tuple(args.include), exclude=tuple(args.exclude), ignore_robots=args.ignore_robots,
@@ -354,6 +356,9 @@ def _print_snapshot(snap: Snapshot, out: TextIO) -> None:
     out.write(f"snapshot {snap.short_id}  sha256:{snap.id}\n")
     out.write(f"folder   {snap.path}\n")
     out.write(f"created  {snap.created}\n")
+    if "fetched" not in c:   # an imported archive: its own counts
+        out.write("counts   " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + "\n")
+        return
     out.write(f"fetched  {c.get('pages', 0)} pages, {c.get('embeds', 0)} frames, "
               f"{c.get('requisites', 0)} requisites, {c.get('robotss', 0)} robots.txt: "
               f"{_human_bytes(c.get('bytes', 0))} in {c.get('records', 0)} WARC records\n")
@@ -372,8 +377,6 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
     for problem in report.problems:
         out.write(f"  {problem}\n")
-    if report.ok:
-        out.write("  payload digests: WARC 1.1 (transfer-coding removed, content-coding kept)\n")
 
 
 class _Progress:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from .errors import FetchError
+from .errors import ArchiveError, FetchError
 from .extract import CSS_TYPES, HTML_TYPES, Extracted, extract
 from .fetch import PAGE_ACCEPT, Fetcher
 from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record
@@ -24,6 +24,7 @@ from .urls import InvalidURL, canonicalize, host_of, origin_of
 logger = logging.getLogger(__name__)
 
 RecordFn = Callable[[Exchange, Link], Record]
+ROBOTS_REDIRECTS = 5   # RFC 9309 section 2.3.1.2
 OutcomeFn = Callable[[Outcome], None]
 
 
@@ -55,6 +56,7 @@ class Crawler:
         self.next_start: dict[str, float] = {}
         self.robots: dict[str, Robots | None] = {}      # origin -> rules; None while fetching
         self.parked: dict[str, list[Link]] = {}         # origin -> pages waiting for its rules
+        self.robots_for: dict[str, str] = {}            # robots.txt URL being fetched -> origin
         self.queued = 0
 
     # -- the loop --------------------------------------------------------------------------
@@ -62,26 +64,27 @@ class Crawler:
         """Fetch the seeds and everything in scope they lead to."""
         for link in seeds:
             self.offer(link)
-        with ThreadPoolExecutor(self.options.connections, thread_name_prefix="fetch") as pool:
-            running: dict[Future[_Result], Link] = {}
-            try:
-                while True:
-                    self._dispatch(pool, running)
-                    if not running:
-                        if not self._pending():
-                            break
-                        time.sleep(self._idle_wait())
-                        continue
-                    done, _ = wait(running, timeout=self._idle_wait() or None,
-                                   return_when=FIRST_COMPLETED)
-                    for future in done:
-                        link = running.pop(future)
-                        self.inflight[host_of(link.url)] -= 1
-                        self._handle(future.result())
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(self.options.connections, thread_name_prefix="fetch")
+        running: dict[Future[_Result], Link] = {}
+        try:
+            while True:
+                self._dispatch(pool, running)
+                if not running:
+                    if not self._pending():
+                        break
+                    time.sleep(self._idle_wait())
+                    continue
+                done, _ = wait(running, timeout=self._idle_wait() or None, return_when=FIRST_COMPLETED)
+                for future in done:
+                    link = running.pop(future)
+                    self.inflight[host_of(link.url)] -= 1
+                    self._handle(future.result())
+        except BaseException:
+            # Ctrl-C, a full disk: stop at once; the sockets of exchanges under way are shut.
+            self.fetcher.abort()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def _pending(self) -> bool:
         return any(self.queues.values())
@@ -113,14 +116,29 @@ class Crawler:
             exchange = self.fetcher.fetch(link.url, accept)
         except FetchError as exc:
             return _Result(link, error=exc)
+        except ArchiveError:
+            raise   # the disk, not the web: the capture stops
+        except Exception as exc:  # a server or a library did something unforeseen: log it, go on
+            logger.warning("%s: %s", link.url, exc, exc_info=True)
+            return _Result(link, error=FetchError(link.url, "internal-error", f"{type(exc).__name__}: {exc}"))
         try:
+            if self.fetcher.stopping.is_set():
+                return _Result(link, error=FetchError(link.url, "stopped", "the capture is stopping"))
             self.record(exchange, link)
-            if link.kind is Kind.ROBOTS:
+            return self._read(link, exchange)
+        finally:
+            exchange.block.unlink(missing_ok=True)
+
+    def _read(self, link: Link, exchange: Exchange) -> _Result:
+        """Return what a recorded exchange leads to: its links, or robots rules."""
+        try:
+            if link.kind is Kind.ROBOTS and not 300 <= exchange.status < 400:
                 robots = Robots.from_exchange(exchange)
                 return _Result(link, exchange, Extracted(note=robots.summary), robots)
             return _Result(link, exchange, extract(exchange) if _parses(link, exchange) else None)
-        finally:
-            exchange.block.unlink(missing_ok=True)
+        except Exception as exc:  # hostile content must not stop the capture: it is recorded
+            logger.warning("%s: links not extracted: %s", link.url, exc, exc_info=True)
+            return _Result(link, exchange, Extracted(note=f"links not extracted: {type(exc).__name__}: {exc}"))
 
     # -- back on the main thread -----------------------------------------------------------
     def _handle(self, result: _Result) -> None:
@@ -130,14 +148,14 @@ class Crawler:
             assert error is not None
             self.on_outcome(Outcome(link, "failed", str(error), url=link.url))
             if link.kind is Kind.ROBOTS:
-                self._robots_known(origin_of(link.url), Robots.from_exchange(None))
+                self._robots_known(self.robots_for.pop(link.url), Robots.from_exchange(None))
             return
         extracted = result.extracted or Extracted()
         reason = extracted.note or (f"truncated: {ex.truncated}" if ex.truncated else "")
         self.on_outcome(Outcome(link, "fetched", reason, status=ex.status, url=ex.url,
                                 title=extracted.title, date=ex.date, bytes=ex.block_length))
         if result.robots is not None:
-            self._robots_known(origin_of(link.url), result.robots)
+            self._robots_known(self.robots_for.pop(link.url), result.robots)
         if 300 <= ex.status < 400:
             self._follow_redirect(link, ex)
         for ref, why in extracted.skipped:
@@ -146,19 +164,31 @@ class Crawler:
             self.offer(_child(link, found.url, found.kind, found.via))
 
     def _follow_redirect(self, link: Link, ex: Exchange) -> None:
-        location = ex.header("Location")
+        location = _header_text(ex.header("Location") or "")
+        limit = ROBOTS_REDIRECTS if link.kind is Kind.ROBOTS else self.options.max_redirects
+        target = None
         if not location:
-            return
-        if link.hops >= self.options.max_redirects:
-            self._log_skip(Link(location, link.kind, link.depth, link.url, "redirect"),
-                           f"more than {self.options.max_redirects} redirects")
-            return
-        try:
-            target = canonicalize(location, ex.url)
-        except InvalidURL as exc:
-            self._log_skip(Link(location, link.kind, link.depth, link.url, "redirect"), exc.why)
-            return
-        self.offer(Link(target, link.kind, link.depth, link.url, "redirect", link.hops + 1, link.seed))
+            why = "redirect without Location"
+        elif link.hops >= limit:
+            why = f"more than {limit} redirects"
+        else:
+            try:
+                target = canonicalize(location, ex.url)
+                why = ""
+            except InvalidURL as exc:
+                why = exc.why
+        hop = Link(target or location, link.kind, link.depth, link.url, "redirect", link.hops + 1,
+                   link.seed, link.nest)
+        if target is None:
+            self._log_skip(hop, why)
+            if link.kind is Kind.ROBOTS:
+                self._robots_known(self.robots_for.pop(link.url), Robots.from_exchange(ex))
+        elif link.kind is Kind.ROBOTS:
+            # RFC 9309: follow a robots.txt redirect; its rules govern the origin first asked.
+            self.robots_for[target] = self.robots_for.pop(link.url)
+            self._enqueue(hop)
+        else:
+            self.offer(hop)
 
     def offer(self, link: Link) -> None:
         """Queue `link` unless it was seen, is out of scope, or robots.txt forbids it."""
@@ -175,6 +205,7 @@ class Crawler:
             origin = origin_of(link.url)
             if origin not in self.robots:
                 self.robots[origin] = None
+                self.robots_for[robots_url(link.url)] = origin
                 self._enqueue(Link(robots_url(link.url), Kind.ROBOTS, link.depth, link.url, "robots"))
             rules = self.robots[origin]
             if rules is None:
@@ -217,5 +248,20 @@ def _parses(link: Link, exchange: Exchange) -> bool:
 
 def _child(parent: Link, url: str, kind: Kind, via: str) -> Link:
     """Return the Link for a URL found in `parent`: links go one level deeper, the rest stay."""
-    depth = parent.depth + 1 if kind is Kind.PAGE else parent.depth
-    return Link(url, kind, depth, parent.url, via)
+    if kind is Kind.PAGE:
+        return Link(url, kind, parent.depth + 1, parent.url, via)
+    # requisites of requisites and frames in frames: counted, so a chain cannot go on forever
+    nest = parent.nest + 1 if parent.kind is not Kind.PAGE else 1
+    return Link(url, kind, parent.depth, parent.url, via, nest=nest)
+
+
+def _header_text(value: str) -> str:
+    """Return a header value read as UTF-8 when its bytes are (http.client reads Latin-1).
+
+    >>> _header_text("/caf\u00c3\u00a9.html")
+    '/café.html'
+    """
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value

@@ -8,7 +8,9 @@
     ├── StorageError                the disk said no: permissions, ENOSPC, a missing folder (exit 2)
     │   └── DiskFull                no space left; a partial capture is kept (exit 4)
     ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
-    └── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
+    ├── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
+    ├── ImportRejected              an archive to import failed its checks; nothing added (exit 1)
+    └── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
 
     FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
 
@@ -17,6 +19,7 @@ The CLI maps the classes to exit codes (`exit_code`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -101,6 +104,28 @@ class Interrupted(ArchiveError):
     def __init__(self, partial: Path):
         self.partial = partial
         super().__init__(f"capture interrupted; partial capture kept in {partial}")
+
+
+class ImportRejected(ArchiveError):
+    """The archive to import failed its checks; nothing was added to the collection."""
+
+    exit_code = 1
+
+    def __init__(self, source: Path, problems: Sequence[object]):
+        self.source = source
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:3])
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        super().__init__(f"{source} rejected, nothing imported: {shown}{more}")
+
+
+class AlreadyImported(ArchiveError):
+    """A snapshot with the same id is in the collection already."""
+
+    def __init__(self, snapshot_id: str, existing: Path):
+        self.snapshot_id = snapshot_id
+        self.existing = existing
+        super().__init__(f"snapshot {snapshot_id[:12]} is in the collection already: {existing}")
 
 
 class FetchError(Exception):

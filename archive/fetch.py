@@ -2,12 +2,13 @@
 
 The only module that imports requests (and urllib3 under it). A WARC record must hold the
 bytes as the server sent them, so the connection classes tee everything http.client consumes
-from the socket (status line, headers, chunk framing, body) into the spool file, while the
-body read through urllib3 with the transfer-coding removed feeds the payload digest.
-Redirects are not followed here: each hop is an exchange of its own.
+from the socket (status line, headers, chunk framing, body) into the spool file. Redirects
+are not followed here: each hop is an exchange of its own. Interim 1xx answers are read past,
+and only the final response is kept.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import logging
@@ -15,9 +16,9 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +26,100 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from .errors import FetchError
-from .models import CaptureOptions, Exchange
-from .wire import BLOCK, WireError, is_chunked, iter_payload, parse_head
+from .errors import DiskFull, FetchError, StorageError
+from .models import CaptureOptions, Exchange, utcnow
+from .wire import BLOCK, WireError, is_chunked, parse_head, payload_digest, read_head
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+NO_BODY = (204, 304)
+
+# Real sites send more than http.client's 100 header lines (cookies, CSP reports...); an
+# answer is evidence even when it is verbose.
+http.client._MAXHEADERS = 1000  # type: ignore[attr-defined]
 
 
-def utcnow() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(timezone.utc)
+class _Abort(OSError):
+    """Raised inside a read to stop a body: too slow, too large, or the capture is stopping."""
+
+    def __init__(self, reason: str):
+        super().__init__(errno.ECONNABORTED, f"aborted: {reason}")
+        self.reason = reason
 
 
 class _Spool:
-    """The response block being received: written to a file and hashed as it arrives."""
+    """The response block being received: written to a file and hashed as it arrives.
 
-    def __init__(self, path: Path):
+    Once `start_body()` is called, bytes also count towards the body: hashed as the payload
+    (meaningful when the body is not chunked), measured against the size cap and the rate floor.
+    """
+
+    def __init__(self, path: Path, options: CaptureOptions, stopping: threading.Event):
         self.path = path
         self.file = open(path, "wb")
+        self.options = options
+        self.stopping = stopping
+        self.reset()
+
+    def reset(self) -> None:
+        self.file.seek(0)
+        self.file.truncate()
         self.sha = hashlib.sha256()
+        self.payload: Any = None
         self.length = 0
+        self.body = 0
+        self.window = (time.monotonic(), 0)
+        self.aborted: str | None = None
+
+    def start_body(self) -> None:
+        self.payload = hashlib.sha256()
+        self.window = (time.monotonic(), 0)
 
     def write(self, data: bytes) -> None:
-        if data:
+        if not data:
+            return
+        stop = None
+        if self.payload is not None:
+            data, stop = self._body_bytes(data)
+        try:
             self.file.write(data)
-            self.sha.update(data)
-            self.length += len(data)
+        except OSError as exc:
+            raise _disk_error(self.path, exc) from None
+        self.sha.update(data)
+        self.length += len(data)
+        if stop:
+            self.aborted = stop
+            raise _Abort(stop)
+
+    def _body_bytes(self, data: bytes) -> tuple[bytes, str | None]:
+        """Return the part of `data` to keep, and why the body stops here (or None)."""
+        stop = None
+        cap = self.options.max_size
+        if cap and self.body + len(data) > cap:
+            data, stop = data[: cap - self.body], "length"
+        self.payload.update(data)
+        self.body += len(data)
+        start, seen = self.window
+        now = time.monotonic()
+        if now - start >= self.options.rate_window:
+            if self.body - seen < self.options.min_rate * (now - start):
+                stop = stop or "time"   # a trickle: under the rate floor for a whole window
+            self.window = (now, self.body)
+        if self.stopping.is_set():
+            stop = stop or "unspecified"
+        return data, stop
 
     def close(self) -> None:
         self.file.close()
+
+
+def _disk_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(path)
+    return StorageError(path, exc.strerror or str(exc))
 
 
 class _Recorder:
@@ -68,14 +129,12 @@ class _Recorder:
         self.spool = spool
         self.sent = bytearray()
         self.ip: str | None = None
+        self.sock: socket.socket | None = None
 
     def restart(self) -> None:
         # A retried request on a fresh connection starts the record over.
         self.sent.clear()
-        self.spool.file.seek(0)
-        self.spool.file.truncate()
-        self.spool.sha = hashlib.sha256()
-        self.spool.length = 0
+        self.spool.reset()
 
 
 _local = threading.local()
@@ -93,22 +152,24 @@ class _TeeReader:
         self._spool = spool
 
     def readline(self, limit: int = -1) -> bytes:
-        data = self._raw.readline(limit)
+        data: bytes = self._raw.readline(limit)
         self._spool.write(data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def read(self, amt: int | None = None) -> bytes:
         if amt is None or amt < 0:
-            data: bytes = self._raw.read()
-            self._spool.write(data)
-            return data
+            parts = []
+            while data := self._raw.read1(BLOCK):
+                self._spool.write(data)
+                parts.append(data)
+            return b"".join(parts)
         buf = bytearray(amt)
         return bytes(buf[: self.readinto(buf)])
 
     def read1(self, amt: int = -1) -> bytes:
-        data = self._raw.read1(amt)
+        data: bytes = self._raw.read1(amt)
         self._spool.write(data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def readinto(self, buf: Any) -> int:
         # Piece by piece, each recorded as it arrives: a timeout or reset mid-read must not
@@ -120,8 +181,8 @@ class _TeeReader:
             if not data:
                 break
             view[n:n + len(data)] = data
-            self._spool.write(data)
             n += len(data)
+            self._spool.write(data)
         return n
 
     def __getattr__(self, name: str) -> Any:
@@ -134,10 +195,18 @@ class _RecordingResponse(http.client.HTTPResponse):
         rec = _recorder()
         if rec is not None:
             self.fp = _TeeReader(self.fp, rec.spool)  # type: ignore[assignment]
+            rec.sock = sock
             try:
                 rec.ip = sock.getpeername()[0]
             except OSError:
                 pass
+
+    def begin(self) -> None:
+        super().begin()
+        # http.client skips 100 Continue only; 102 and 103 Early Hints are interim too.
+        while 100 < self.status < 200 and self.status != 101:
+            self.headers = self.msg = None  # type: ignore[assignment]
+            super().begin()
 
 
 class _RecordingMixin:
@@ -197,11 +266,14 @@ class Fetcher:
         self.options = options
         self.spool_dir = spool_dir
         self.clock = clock
+        self.stopping = threading.Event()
+        self.active: set[_Recorder] = set()
+        self.lock = threading.Lock()
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or .netrc from the environment: say them explicitly
-        adapter = _adapter(options)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.adapter = _adapter(options)
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
         self.session.headers.clear()
         self.session.headers.update({
             "User-Agent": options.user_agent,
@@ -213,87 +285,117 @@ class Fetcher:
         """Close every pooled connection."""
         self.session.close()
 
+    def abort(self) -> None:
+        """Stop every exchange under way now (their sockets are shut) and refuse new ones."""
+        self.stopping.set()
+        with self.lock:
+            socks = [r.sock for r in self.active if r.sock is not None]
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def fetch(self, url: str, accept: str = "*/*") -> Exchange:
         """Fetch `url` once; return the Exchange, or raise FetchError when no answer came."""
-        fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".http")
-        os.close(fd)
-        spool = _Spool(Path(name))
-        rec = _Recorder(spool)
-        date = self.clock()
-        _local.recorder = rec
         try:
-            return self._exchange(url, accept, rec, date)
+            return self._attempt(url, accept)
+        except FetchError as exc:
+            if exc.kind != "connection-error" or self.stopping.is_set():
+                raise
+            # A kept-alive connection the server had dropped: one more try on a fresh one.
+            logger.info("%s: retrying once after %s", url, exc)
+            return self._attempt(url, accept)
+
+    def _attempt(self, url: str, accept: str) -> Exchange:
+        if self.stopping.is_set():
+            raise FetchError(url, "stopped", "the capture is stopping")
+        try:
+            fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".http")
+        except OSError as exc:
+            raise _disk_error(self.spool_dir, exc) from None
+        os.close(fd)
+        spool = _Spool(Path(name), self.options, self.stopping)
+        rec = _Recorder(spool)
+        _local.recorder = rec
+        with self.lock:
+            self.active.add(rec)
+        try:
+            return self._exchange(url, accept, rec, self.clock())
         except BaseException:
             spool.close()
             spool.path.unlink(missing_ok=True)
             raise
         finally:
             _local.recorder = None
+            with self.lock:
+                self.active.discard(rec)
 
     def _exchange(self, url: str, accept: str, rec: _Recorder, date: datetime) -> Exchange:
         opts = self.options
         try:
-            resp = self.session.get(url, stream=True, allow_redirects=False,
-                                    timeout=(opts.connect_timeout, opts.read_timeout),
-                                    headers={"Accept": accept})
-        except requests.RequestException as exc:
+            request = self.session.prepare_request(requests.Request("GET", url, headers={"Accept": accept}))
+            # The adapter, not session.send: the session would read a redirect's body itself.
+            resp = self.adapter.send(request, stream=True, timeout=(opts.connect_timeout, opts.read_timeout))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
             raise _fetch_error(url, exc) from None
-        header_length = rec.spool.length
-        payload = hashlib.sha256()
+        except _Abort as exc:
+            raise FetchError(url, "stopped", str(exc)) from None
+        header_length = _keep_final_head(rec.spool)
+        rec.spool.start_body()
         truncated = None
         try:
-            for data in resp.raw.stream(BLOCK, decode_content=False):
-                payload.update(data)
-        except (ProtocolError, requests.exceptions.ChunkedEncodingError, OSError) as exc:
-            truncated = "disconnect"
-            logger.info("%s: body cut short: %s", url, exc)
-        except ReadTimeoutError:
-            truncated = "time"
-            logger.info("%s: read timed out mid-body", url)
+            for _ in resp.raw.stream(BLOCK, decode_content=False):
+                pass
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            truncated = rec.spool.aborted or ("time" if "timed out" in str(exc).lower() else "disconnect")
+            logger.info("%s: body cut short (%s): %s", url, truncated, exc)
         finally:
-            if truncated:
-                resp.close()
+            if truncated or resp.status_code in NO_BODY:
+                resp.close()   # bytes may be left on this connection: never reuse it
             else:
                 resp.raw.release_conn()
             rec.spool.close()
-        exchange = self._to_exchange(url, rec, date, header_length, payload, truncated)
-        if truncated:
-            # urllib3 drops the last partial read when it raises; the spool has every byte.
-            exchange = replace(exchange, payload_digest=_payload_digest(exchange))
-        return exchange
+        return self._to_exchange(url, rec, date, header_length, truncated)
 
     def _to_exchange(self, url: str, rec: _Recorder, date: datetime, header_length: int,
-                     payload: Any, truncated: str | None) -> Exchange:
+                     truncated: str | None) -> Exchange:
         with open(rec.spool.path, "rb") as f:
             head = f.read(header_length)
         try:
             _version, status, reason, headers = parse_head(head)
         except WireError as exc:
             raise FetchError(url, "bad-response", str(exc)) from None
+        chunked = is_chunked(headers)
+        payload = "sha256:" + rec.spool.payload.hexdigest()
+        if chunked:
+            with open(rec.spool.path, "rb") as f:
+                f.seek(header_length)
+                payload = payload_digest(f, chunked=True)
         return Exchange(
             url=url, date=date, ip=rec.ip, request=bytes(rec.sent),
             block=rec.spool.path, block_length=rec.spool.length,
-            block_digest="sha256:" + rec.spool.sha.hexdigest(),
-            payload_digest="sha256:" + payload.hexdigest(),
+            block_digest="sha256:" + rec.spool.sha.hexdigest(), payload_digest=payload,
             header_length=header_length, status=status, reason=reason, headers=headers,
-            chunked=is_chunked(headers), truncated=truncated,
+            chunked=chunked, truncated=truncated,
         )
 
 
-def _payload_digest(exchange: Exchange) -> str:
-    """Return the payload digest of a spooled response, computed from the block itself."""
-    sha = hashlib.sha256()
-    with open(exchange.block, "rb") as f:
-        f.seek(exchange.header_length)
-        try:
-            for data in iter_payload(f, exchange.chunked):
-                sha.update(data)
-        except WireError:
-            pass  # framing cut mid-line: the digest covers what could be read
-    return "sha256:" + sha.hexdigest()
+def _keep_final_head(spool: _Spool) -> int:
+    """Drop interim 1xx heads from the spool, keeping the final response head; return its length."""
+    spool.file.flush()
+    with open(spool.path, "rb") as f:
+        heads = []
+        while f.tell() < spool.length:
+            heads.append(read_head(f))
+    final = heads[-1] if heads else b""
+    if len(heads) > 1:
+        spool.reset()
+        spool.write(final)
+    return len(final)
 
 
-def _fetch_error(url: str, exc: requests.RequestException) -> FetchError:
+def _fetch_error(url: str, exc: Exception) -> FetchError:
     """Classify a failure that left no HTTP answer, with a short reason for the log."""
     text = str(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -303,7 +405,7 @@ def _fetch_error(url: str, exc: requests.RequestException) -> FetchError:
     elif isinstance(exc, requests.exceptions.SSLError):
         kind = "tls-error"
     elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                          requests.exceptions.MissingSchema)):
+                          requests.exceptions.MissingSchema, ValueError)):
         kind = "invalid-url"
     elif "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
         kind = "dns-failure"
@@ -320,3 +422,4 @@ def _short(text: str) -> str:
     # urllib3 nests reasons in reprs; the innermost clause is the readable one.
     inner = text.rsplit(": ", 1)[-1].strip(" '\")(")
     return inner[:200] or text[:200]
+

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
 
 DEFAULT_USER_AGENT = f"archive/{__version__} (+static web-archiving snapshotter)"
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC: the default clock of every stage."""
+    return datetime.now(timezone.utc)
 
 
 class Kind(str, enum.Enum):
@@ -34,6 +39,7 @@ class Link:
     via: str = "seed"           # the tag/attribute or mechanism: "a@href", "img@srcset", "redirect"...
     hops: int = 0               # redirects followed to get here
     seed: str | None = None     # the seed URL this link is, or is a redirect hop of
+    nest: int = 0               # requisite/frame levels below its page (a stylesheet's font: 2)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class CaptureOptions:
     resolve: tuple[tuple[str, int, str], ...] = ()   # (host, port, address), as curl --resolve
     warc_rotate_bytes: int = 1_000_000_000
     max_urls: int = 0                                # 0: no limit
+    max_size: int = 0                                # body bytes kept per response; 0: no limit
+    min_rate: int = 1000                             # bytes/s a body must keep up over a window...
+    rate_window: float = 30.0                        # ...of this many seconds, or it is cut ("time")
 
     def to_json(self) -> dict[str, object]:
         """Return the options as plain JSON values, for warcinfo and datapackage.json."""
@@ -75,6 +84,9 @@ class CaptureOptions:
             "user_agent": self.user_agent,
             "resolve": [f"{h}:{p}:{a}" for h, p, a in self.resolve],
             "max_urls": self.max_urls,
+            "max_size": self.max_size,
+            "min_rate": self.min_rate,
+            "rate_window": self.rate_window,
         }
 
 

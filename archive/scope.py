@@ -16,6 +16,7 @@ from .wire import WireError, decode_content, iter_payload
 
 ROBOTS_CAP = 512 << 10   # RFC 9309 asks crawlers to parse at least 500 KiB
 ROBOTS_AGENT = "archive"
+MAX_NEST = 8   # real pages nest stylesheet imports and frames a few levels; a trap nests forever
 
 
 class Scope:
@@ -36,6 +37,8 @@ class Scope:
         for pattern in self.exclude:
             if pattern.search(link.url):
                 return f"excluded by {pattern.pattern!r}"
+        if link.nest > MAX_NEST:
+            return f"nested more than {MAX_NEST} levels below its page"
         if link.kind is not Kind.PAGE:
             return None
         if link.depth > self.options.depth:

@@ -21,6 +21,7 @@ _SKIP_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "about:", "blob:", "
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
+_STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _STRIP_INSIDE = re.compile(r"[\t\n\r]")
 
 
@@ -52,6 +53,8 @@ def canonicalize(url: str, base: str | None = None) -> str:
     archive.urls.InvalidURL: invalid URL 'mailto:someone@ex.org': unsupported scheme 'mailto'
     """
     raw = _STRIP_INSIDE.sub("", url.strip())
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):   # bytes argv could not decode
+        raise InvalidURL(url.encode("utf-8", "replace").decode(), "undecodable bytes")
     try:
         if base is not None:
             raw = urljoin(base, raw)
@@ -100,9 +103,10 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 def _normalize_escapes(text: str) -> str:
     """Decode escaped unreserved characters and uppercase the rest (RFC 3986 section 6.2.2).
 
-    >>> _normalize_escapes("%7euser/%2f%69")
-    '~user/%2Fi'
+    >>> _normalize_escapes("%7euser/%2f%69/100%")
+    '~user/%2Fi/100%25'
     """
+    text = _STRAY_PERCENT.sub("%25", text)  # as requests sends it: the record must say the same
     def fix(match: re.Match[str]) -> str:
         char = chr(int(match.group(1), 16))
         return char if char in _UNRESERVED else "%" + match.group(1).upper()

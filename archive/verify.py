@@ -22,7 +22,7 @@ from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
 from .reader import Package
 from .store import Collection
 from .warc import DIGEST_CONVENTION
-from .wire import BLOCK, WireError, is_chunked, iter_payload, parse_header_lines, read_head
+from .wire import BLOCK, WireError, head_headers, is_chunked, iter_payload, read_head
 
 HTTP_RECORDS = ("response", "request")
 
@@ -104,7 +104,7 @@ def _load_json(package: Package, name: str, report: Report, canonical: bool) -> 
     data = package.read(name)
     try:
         obj = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         report.problems.append(Problem(name, f"not valid JSON ({_oneline(exc)})"))
         return None
     if canonical and canonical_json(obj) != data:
@@ -118,7 +118,7 @@ def _check_package(package: Package, report: Report) -> dict[str, Any]:
     report.snapshot_id = hashlib.sha256(data).hexdigest()
     try:
         ours = str(json.loads(data).get("software", "")).startswith("archive ")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         ours = True   # unreadable: judge it by our own rules
     if not package.has(DIGEST_FILE):
         report.problems.append(Problem(DIGEST_FILE, "missing"))
@@ -226,11 +226,30 @@ class _HashingReader:
 
 
 def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
-    """Check every record of a WARC stream into `report`; return its checksum, from the same pass."""
+    """Check every record of a WARC stream into `report`; return its checksum, from the same pass.
+
+    A record that cannot be read is reported at its offset, and checking goes on from the
+    next record that can be found, so one damaged member does not hide damage after it.
+    """
     file_sha = hashlib.sha256()
     reader = _HashingReader(f, file_sha)
-    iterator = ArchiveIterator(reader, no_record_parse=True)
-    offset = 0
+    failed_at = _check_records(reader, rel, report)
+    while reader.read(BLOCK):
+        pass
+    magic = b"\x1f\x8b\x08" if rel.endswith(".gz") else b"WARC/1."
+    while failed_at is not None and f.seekable():
+        start = _find(f, magic, failed_at + 1)
+        if start is None:
+            break
+        f.seek(start)
+        failed_at = _check_records(f, rel, report)
+    return "sha256:" + file_sha.hexdigest(), reader.size
+
+
+def _check_records(stream: Any, rel: str, report: Report) -> int | None:
+    """Check records from the stream's position on; return the offset where reading failed."""
+    iterator = ArchiveIterator(stream, no_record_parse=True)
+    offset = iterator.offset
     try:
         for record in iterator:
             _check_record(record, rel, offset, report)
@@ -239,28 +258,53 @@ def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
     except (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError,
             OSError, ValueError) as exc:
         report.problems.append(Problem(rel, f"unreadable record ({_oneline(exc)})", offset))
-    while reader.read(BLOCK):
-        pass
-    return "sha256:" + file_sha.hexdigest(), reader.size
+        return offset
+    return None
+
+
+def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
+    """Return the offset of the next `magic` at or after `start`, or None."""
+    f.seek(start)
+    carry = b""
+    pos = start
+    while block := f.read(BLOCK):
+        data = carry + block
+        found = data.find(magic)
+        if found >= 0:
+            return pos - len(carry) + found
+        carry = data[-(len(magic) - 1):]
+        pos += len(block)
+    return None
 
 
 def _check_record(record: Any, rel: str, offset: int, report: Report) -> None:
     headers = record.rec_headers
     uri = headers.get_header("WARC-Target-URI")
     block_check = _Digest(headers.get_header("WARC-Block-Digest"))
-    payload_check = _Digest(headers.get_header("WARC-Payload-Digest"))
+    # A revisit's payload digest is that of the payload it revisits, which is not stored here.
+    payload_check = _Digest(None if record.rec_type == "revisit"
+                            else headers.get_header("WARC-Payload-Digest"))
+    framed_check = None
     stream = _HashingReader(record.raw_stream, block_check)
     is_http = record.rec_type in HTTP_RECORDS and "application/http" in (record.content_type or "")
-    if is_http and payload_check.expected:
+    if not is_http:
+        stream = _HashingReader(stream, payload_check)   # any other record's payload is its block
+    elif payload_check.expected:
         try:
-            head = read_head(stream)
-            lines = head.decode("iso-8859-1").split("\r\n")[1:]
-            for data in iter_payload(stream, is_chunked(parse_header_lines(lines))):
-                payload_check.update(data)
+            chunked = is_chunked(head_headers(read_head(stream)))
         except WireError as exc:
             report.problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
+            chunked = False
+        if chunked:
+            # wget and warcio (issue 74) hash a chunked body as stored, framing included. Either
+            # digest is accepted: the block digest covers every byte of the record anyway.
+            framed_check = _Digest(payload_check.expected)
+            stream = _HashingReader(stream, framed_check)
+        payload_check.feed(stream, chunked)
     while stream.read(BLOCK):
         pass
+    if framed_check is not None and framed_check.matches():
+        payload_check = framed_check
     for name, check in (("block", block_check), ("payload", payload_check)):
         if check.expected and not check.matches():
             report.problems.append(Problem(rel, f"{name} digest mismatch", offset, uri,
@@ -283,6 +327,14 @@ class _Digest:
     def update(self, data: bytes) -> None:
         if self.sha is not None:
             self.sha.update(data)
+
+    def feed(self, stream: BinaryIO, chunked: bool) -> None:
+        """Hash the entity body that follows in `stream`, as fetching hashed it."""
+        try:
+            for data in iter_payload(stream, chunked):
+                self.update(data)
+        except WireError:
+            pass  # framing that breaks off ends the payload, as when it was fetched
 
     def found(self) -> str:
         if self.sha is None:

@@ -110,6 +110,7 @@ class WarcWriter:
         self._sink: _MemberSink | None = None
         self._writer: WARCWriter | None = None
         self.warcinfo_id = ""
+        self.closed = False
         with self.lock:
             self._open_next()
 
@@ -144,6 +145,7 @@ class WarcWriter:
     def close(self) -> list[Path]:
         """Flush and close the current file; return every file written."""
         with self.lock:
+            self.closed = True
             self._close_file()
         return list(self.files)
 
@@ -163,6 +165,8 @@ class WarcWriter:
     def write_exchange(self, exchange: Exchange) -> Record:
         """Write the request and response records of `exchange`; return where the response is."""
         with self.lock:
+            if self.closed:
+                raise StorageError(self.directory, "the WARC writer is closed (capture stopping)")
             if self._file is None or self._file.tell() >= self.rotate_bytes:
                 self._close_file()
                 self._open_next()

@@ -6,6 +6,7 @@ a record's payload is: the entity body with transfer-coding removed, content-cod
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -23,12 +24,22 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
     >>> parse_head(b"HTTP/1.1 404 Not Found\\r\\nContent-Type: text/html\\r\\nX-A:b\\r\\n\\r\\n")
     ('HTTP/1.1', 404, 'Not Found', (('Content-Type', 'text/html'), ('X-A', 'b')))
     """
-    lines = head.decode("iso-8859-1").split("\r\n")
+    lines = [line.rstrip("\r") for line in head.decode("iso-8859-1").split("\n")]
     version, _, rest = lines[0].partition(" ")
     code, _, reason = rest.strip().partition(" ")
     if not version.startswith("HTTP/") or not code.isdigit():
         raise WireError(f"bad status line {lines[0][:80]!r}")
     return version, int(code), reason, parse_header_lines(lines[1:])
+
+
+def head_headers(head: bytes) -> tuple[tuple[str, str], ...]:
+    """Return the headers of a request or response head (its first line skipped).
+
+    >>> head_headers(b"GET / HTTP/1.1\\nHost: ex.org\\r\\n\\r\\n")
+    (('Host', 'ex.org'),)
+    """
+    lines = [line.rstrip("\r") for line in head.decode("iso-8859-1").split("\n")]
+    return parse_header_lines(lines[1:])
 
 
 def parse_header_lines(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -54,16 +65,24 @@ def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
 
 
 def is_chunked(headers: Iterable[tuple[str, str]]) -> bool:
-    """Return True when Transfer-Encoding ends in chunked.
+    """Return True when the body is read as chunked: the rule http.client applies when fetching.
 
-    >>> is_chunked([("Transfer-Encoding", "gzip, Chunked")])
-    True
+    Only a first Transfer-Encoding header of exactly "chunked" counts; any other body is read
+    to its length or to the end of the connection, framing and all. Verification must read
+    records the same way, or a faithful record would fail its own payload digest.
+
+    >>> is_chunked([("Transfer-Encoding", " Chunked ")]), is_chunked([("Transfer-Encoding", "gzip, chunked")])
+    (True, False)
     """
     value = header_value(headers, "Transfer-Encoding") or ""
-    return value.replace(" ", "").lower().split(",")[-1] == "chunked"
+    return value.strip().lower() == "chunked"
 
 
-def read_head(stream: BinaryIO, limit: int = 1 << 20) -> bytes:
+MAX_LINE = 65537          # http.client's line limit, plus one
+MAX_HEAD = 1024 * MAX_LINE  # as many header lines as the fetcher accepts
+
+
+def read_head(stream: BinaryIO, limit: int = MAX_HEAD) -> bytes:
     """Read an HTTP head up to and including the blank line; raise WireError past `limit`."""
     parts: list[bytes] = []
     size = 0
@@ -85,7 +104,7 @@ def dechunk(stream: BinaryIO) -> Iterator[bytes]:
     b'abcde'
     """
     while True:
-        line = stream.readline(1024)
+        line = stream.readline(MAX_LINE)
         if not line:
             return  # a body cut short ends here; the caller knows from the record
         size_text = line.split(b";", 1)[0].strip()
@@ -101,7 +120,7 @@ def dechunk(stream: BinaryIO) -> Iterator[bytes]:
                 return
             size -= len(data)
             yield data
-        stream.readline(1024)
+        stream.readline(MAX_LINE)
 
 
 def iter_stream(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
@@ -119,6 +138,21 @@ def iter_stream(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
 def iter_payload(stream: BinaryIO, chunked: bool) -> Iterator[bytes]:
     """Yield the entity body that follows the head in `stream` (transfer-coding removed)."""
     return dechunk(stream) if chunked else iter_stream(stream)
+
+
+def payload_digest(stream: BinaryIO, chunked: bool) -> str:
+    """Return "sha256:<hex>" of the entity body in `stream`, transfer-coding removed.
+
+    Framing that breaks off (a bad chunk-size line, a cut body) ends the payload there: the
+    digest covers what could be read, the same way when fetching and when verifying.
+    """
+    sha = hashlib.sha256()
+    try:
+        for data in iter_payload(stream, chunked):
+            sha.update(data)
+    except WireError:
+        pass
+    return "sha256:" + sha.hexdigest()
 
 
 class DecodedTooLarge(WireError):

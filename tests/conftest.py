@@ -68,3 +68,12 @@ def capture_page(site: DemoSite, collection: Path):  # type: ignore[no-untyped-d
         options.setdefault("depth", 0)
         return capture([site.main_url + path], collection, CaptureOptions(**options))
     return run
+
+
+@pytest.fixture
+def faults():
+    """A raw-socket server for misbehaving answers (tests/faultserver.py)."""
+    from faultserver import FaultServer
+    server = FaultServer()
+    yield server
+    server.close()

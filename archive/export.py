@@ -1,0 +1,178 @@
+"""A snapshot as one file: a byte-reproducible .wacz, or its WARC records as one .warc(.gz).
+
+The .wacz holds the snapshot's files under their relative paths, datapackage.json and its
+digest byte for byte, so the package digest is still the snapshot id. Every member is
+STORED: the WARCs must be (readers seek to record offsets inside them), and storing the
+small text files too keeps the output independent of the zlib build, so the same snapshot
+gives the same bytes on every machine. Timestamps, permissions and member order are fixed,
+and nothing about the export itself goes in.
+
+Files are written to a temporary name next to `dest` and renamed into place, so `dest` is
+either absent, the old file, or the complete new one.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import os
+import uuid
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+
+from .errors import DiskFull, StorageError, UsageError
+from .package import DATAPACKAGE, DIGEST_FILE
+from .reader import FolderPackage, Package, ZipPackage
+from .store import Collection
+from .wire import iter_stream
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip entry can hold: "no time"
+UNIX = 3                            # create_system: the external attributes are Unix modes
+FILE_MODE = 0o100644                # a regular file, rw-r--r--
+GZIP_LEVEL = 6
+
+
+def export(snapshot: Path | str, collection: Path | str | None = None, *, wacz: Path | None = None,
+           warc: Path | None = None, overwrite: bool = False) -> Path:
+    """Export a snapshot (folder, .wacz, id or id prefix) to `wacz` or to `warc`; return the file.
+
+    Raises UsageError unless exactly one destination is given, SnapshotNotFound, NotASnapshot,
+    StorageError, DiskFull.
+    """
+    dest = wacz if wacz is not None else warc
+    if dest is None or (wacz is not None and warc is not None):
+        raise UsageError("export writes either a .wacz or a WARC file: give one destination")
+    write = export_wacz if wacz is not None else export_warc
+    with Collection(collection).open(str(snapshot)) as package:
+        return write(package, dest, overwrite=overwrite)
+
+
+def export_wacz(package: Package, dest: Path | str, *, overwrite: bool = False) -> Path:
+    """Write `package` as a .wacz at `dest`; return dest. Raise StorageError or DiskFull."""
+    dest = Path(dest)
+    with _atomic(dest, overwrite) as out:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name in member_order(package.names()):
+                _add_member(zf, package, name)
+    return dest
+
+
+def member_order(names: list[str]) -> list[str]:
+    """Return the zip member order: the package metadata first, then every file by path.
+
+    >>> member_order(["pages/pages.jsonl", "datapackage-digest.json", "archive/a.warc.gz",
+    ...               "datapackage.json"])
+    ['datapackage.json', 'datapackage-digest.json', 'archive/a.warc.gz', 'pages/pages.jsonl']
+    """
+    first = [n for n in (DATAPACKAGE, DIGEST_FILE) if n in names]
+    return first + sorted(n for n in names if n not in first)
+
+
+def _add_member(zf: zipfile.ZipFile, package: Package, name: str) -> None:
+    info = zipfile.ZipInfo(name, ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = UNIX
+    info.external_attr = FILE_MODE << 16
+    # zipfile decides on zip64 headers from the announced size before the first byte is
+    # streamed; with the real size it uses them exactly when the member needs them.
+    info.file_size = _size(package, name)
+    with package.member(name) as src, zf.open(info, "w") as out:
+        for block in iter_stream(src):
+            out.write(block)
+
+
+def _size(package: Package, name: str) -> int:
+    if isinstance(package, ZipPackage):
+        return package.zip.getinfo(name).file_size
+    if isinstance(package, FolderPackage):
+        return (package.path / name).stat().st_size
+    with package.member(name) as f:
+        return f.seek(0, os.SEEK_END)
+
+
+def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False) -> Path:
+    """Write every WARC record of `package`, in file order, to one .warc.gz (or .warc) file.
+
+    A .warc.gz keeps one gzip member per record, so it stays a valid record-at-a-time WARC.
+    Return dest; raise UsageError for another suffix, StorageError or DiskFull.
+    """
+    dest = Path(dest)
+    if not dest.name.endswith((".warc.gz", ".warc")):
+        raise UsageError(f"export_warc writes a .warc.gz or .warc file, not {dest.name!r}")
+    compressed = dest.name.endswith(".gz")
+    with _atomic(dest, overwrite) as out:
+        for name in package.warc_names():
+            with package.member(name) as src:
+                _copy_warc(src, name.endswith(".gz"), compressed, out)
+    return dest
+
+
+def _copy_warc(src: BinaryIO, src_gz: bool, dest_gz: bool, out: BinaryIO) -> None:
+    if src_gz == dest_gz:
+        # Concatenated gzip members are one valid multi-member gzip; plain WARCs just follow on.
+        blocks = iter_stream(src)
+    elif src_gz:
+        blocks = iter_stream(gzip.GzipFile(fileobj=src))  # type: ignore[arg-type]
+    else:
+        blocks = _gzip_per_record(src)
+    for block in blocks:
+        out.write(block)
+
+
+def _gzip_per_record(src: BinaryIO) -> Iterator[bytes]:
+    """Yield an uncompressed WARC compressed one gzip member per record (two passes: seeks)."""
+    starts = _record_starts(src)
+    src.seek(0)
+    for start, end in zip(starts, starts[1:] + [None]):
+        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        for block in iter_stream(src, None if end is None else end - start):
+            yield comp.compress(block)
+        yield comp.flush()
+
+
+def _record_starts(src: BinaryIO) -> list[int]:
+    iterator = ArchiveIterator(src, no_record_parse=True)
+    starts = [iterator.get_record_offset() for _ in iterator]
+    # Anything before the first record stays with it rather than being dropped.
+    return [0, *starts[1:]] if starts else [0]
+
+
+# -- writing the destination -------------------------------------------------------------------
+@contextmanager
+def _atomic(dest: Path, overwrite: bool) -> Iterator[BinaryIO]:
+    """Yield a new temporary file next to `dest`; rename it onto `dest` when the block succeeds."""
+    _check_dest(dest, overwrite)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        with open(tmp, "xb") as out:   # "x" and a fresh name: never someone else's file; umask applies
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        _check_dest(dest, overwrite)   # it may have appeared while we wrote
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise _storage_error(dest, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _check_dest(dest: Path, overwrite: bool) -> None:
+    if not dest.parent.is_dir():
+        raise StorageError(dest, f"no such folder {dest.parent}")
+    if dest.is_dir():
+        raise StorageError(dest, "it is a folder")
+    if dest.exists() and not overwrite:
+        raise StorageError(dest, "the file exists already (overwrite it explicitly)")
+
+
+def _storage_error(dest: Path, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(dest)
+    return StorageError(dest, exc.strerror or str(exc))
