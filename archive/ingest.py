@@ -18,7 +18,7 @@ import uuid
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from .errors import AlreadyImported, ArchiveError, DiskFull, ImportRejected, NotASnapshot, StorageError, UsageError
+from .errors import AlreadyImported, DiskFull, ImportRejected, NotASnapshot, StorageError, UsageError
 from .index import write_index
 from .models import Record, Snapshot, utcnow
 from .package import datapackage, write_package, write_pages

@@ -28,8 +28,10 @@ def test_requests_and_urllib3_only_in_fetch():
     assert modules_importing("urllib3") <= {"fetch.py"}
 
 
-def test_beautifulsoup_and_lxml_only_in_extract():
-    assert modules_importing("bs4") == {"extract.py"}
+def test_html_parsers_only_in_the_html_readers():
+    # extract.py reads links (lxml events, bs4's encoding sniffing); metadata.py reads what a
+    # page says about itself (a bs4 tree of its meta and script elements).
+    assert modules_importing("bs4") == {"extract.py", "metadata.py"}
     assert modules_importing("lxml") == {"extract.py"}
 
 

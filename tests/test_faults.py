@@ -1,10 +1,8 @@
 """Misbehaving servers and hostile input: the capture goes on and the snapshot says what happened."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from pathlib import Path
 
 from faultserver import drip, html
 from warcio.archiveiterator import ArchiveIterator
