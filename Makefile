@@ -10,7 +10,7 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 URL    ?=
 COLLECTION ?= snapshots
 
-.PHONY: run test test-all venv pywb system clean
+.PHONY: run test test-all bench venv pywb system clean
 
 venv: $(STAMP)
 pywb: $(PYWB_STAMP)
@@ -50,6 +50,10 @@ test: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
 
 test-all: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest -q --doctest-modules archive tests
+
+# Speed and memory against GNU wget and warcio, medians of 3 runs (several minutes; not in `make test`).
+bench: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/python bench/run.py --reps 3
 
 clean:
 	rm -rf $(VENV) $(PYWB_VENV) .pytest_cache build *.egg-info

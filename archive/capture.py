@@ -12,9 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .crawl import Crawler
 from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
-from .fetch import Fetcher
 from .index import write_index
 from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, utcnow
 from .package import datapackage, write_package, write_pages
@@ -107,6 +105,9 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
     """
+    from .crawl import Crawler   # the HTTP and HTML stacks load when a capture runs, not before
+    from .fetch import Fetcher
+
     given = [urls] if isinstance(urls, str) else list(urls)
     try:
         options = replace(options or CaptureOptions(), **option_values)

@@ -25,11 +25,11 @@ from .errors import ArchiveError, NotASnapshot, UsageError
 from .extract import HTML_TYPES
 from .metadata import PageMetadata, page_metadata
 from .reader import IndexEntry, Package
+from .replay import LOCAL_REPLAY
 from .store import Collection
 
 logger = logging.getLogger(__name__)
 
-LOCAL_REPLAY = "http://127.0.0.1:8080"
 FORMATS = ("text", "markdown", "bibtex", "csl-json", "ris", "robust-links", "json")
 VERIFY_COMMAND = "archive verify SNAPSHOT_OR_WACZ --expect {digest}"
 # What a damaged record can raise while its body is read; a citation then goes without page metadata.

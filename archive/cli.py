@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .capture import capture
 from .errors import ArchiveError, UsageError
-from .find import LOCAL_REPLAY, details, link_format, snapshots, timemap
 from .models import DEFAULT_USER_AGENT, CaptureOptions, Snapshot
-from .urls import canonicalize
+from .replay import LOCAL_REPLAY
 from .verify import Report, verify
+
+# capture (requests, lxml) and find (surt) are imported by the commands that use them, so
+# `archive verify` starts fast.
 
 logger = logging.getLogger("archive")
 
@@ -206,6 +207,8 @@ def _seed_urls(args: argparse.Namespace) -> list[str]:
 
 # -- subcommands ------------------------------------------------------------------------------
 def _cmd_capture(args: argparse.Namespace) -> int:
+    from .capture import capture
+
     urls = _seed_urls(args)
     options = _options(args)
     progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
@@ -244,6 +247,9 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from .find import link_format, snapshots, timemap
+    from .urls import canonicalize
+
     if args.url:
         mementos = timemap(args.url, args.collection, args.base_url)
         if args.format == "link":
@@ -267,6 +273,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from .find import details
+
     d = details(args.snapshot, args.collection)
     if args.format == "json":
         sys.stdout.write(json.dumps(d.to_json(), indent=2) + "\n")
@@ -321,6 +329,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .capture import capture
     from .demo import DemoSite
 
     site = DemoSite(port=args.port).start()

@@ -11,11 +11,10 @@ from typing import Any
 
 from .errors import ArchiveError
 from .reader import Package
-from .replay import replay_url
+from .replay import LOCAL_REPLAY, replay_url
 from .store import Collection, last_verifications
 from .urls import canonicalize, surt_key
 
-LOCAL_REPLAY = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .store import Collection, snapshot_id_of
 logger = logging.getLogger(__name__)
 
 ENV_WAYBACK = "ARCHIVE_PYWB"
+LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
 WORKDIR = ".replay"
 ALL = "all"
 

@@ -7,45 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
-from base64 import b32encode
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-from warcio.statusandheaders import StatusAndHeadersParserException
-
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
 from .reader import Package
 from .store import Collection
 from .warc import DIGEST_CONVENTION
-from .wire import BLOCK, WireError, head_headers, is_chunked, iter_payload, read_head
+from . import warccheck
+from .warccheck import GZIP_MAGIC, Problem
+from .wire import BLOCK
 
 HTTP_RECORDS = ("response", "request")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One integrity failure, with its place."""
-
-    file: str
-    what: str
-    offset: int | None = None
-    uri: str | None = None
-    expected: str | None = None
-    found: str | None = None
-
-    def __str__(self) -> str:
-        place = self.file + (f" @{self.offset}" if self.offset is not None else "")
-        text = f"{place}: {self.what}"
-        if self.uri:
-            text += f" [{self.uri}]"
-        if self.expected is not None or self.found is not None:
-            text += f": expected {self.expected}, found {self.found}"
-        return text
 
 
 @dataclass
@@ -204,148 +179,14 @@ def _rehash(package: Package, rel: str, algo: str) -> str:
         return f"{algo}:unsupported"
 
 
-class _HashingReader:
-    """A read-only file wrapper that hashes every byte read through it."""
-
-    def __init__(self, raw: BinaryIO, sha: Any):
-        self.raw = raw
-        self.sha = sha
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.sha.update(data)
-        self.size += len(data)
-        return data
-
-    def readline(self, limit: int = -1) -> bytes:
-        data = self.raw.readline(limit)
-        self.sha.update(data)
-        self.size += len(data)
-        return data
-
-
 def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
-    """Check every record of a WARC stream into `report`; return its checksum, from the same pass.
-
-    A record that cannot be read is reported at its offset, and checking goes on from the
-    next record that can be found, so one damaged member does not hide damage after it.
-    """
-    file_sha = hashlib.sha256()
-    reader = _HashingReader(f, file_sha)
-    failed_at = _check_records(reader, rel, report)
-    while reader.read(BLOCK):
-        pass
-    magic = b"\x1f\x8b\x08" if rel.endswith(".gz") else b"WARC/1."
-    while failed_at is not None and f.seekable():
-        start = _find(f, magic, failed_at + 1)
-        if start is None:
-            break
-        f.seek(start)
-        failed_at = _check_records(f, rel, report)
-    return "sha256:" + file_sha.hexdigest(), reader.size
-
-
-def _check_records(stream: Any, rel: str, report: Report) -> int | None:
-    """Check records from the stream's position on; return the offset where reading failed."""
-    iterator = ArchiveIterator(stream, no_record_parse=True)
-    offset = iterator.offset
-    try:
-        for record in iterator:
-            _check_record(record, rel, offset, report)
-            offset = iterator.get_record_offset() + iterator.get_record_length()
-            report.records += 1
-    except (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError,
-            OSError, ValueError) as exc:
-        report.problems.append(Problem(rel, f"unreadable record ({_oneline(exc)})", offset))
-        return offset
-    return None
-
-
-def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
-    """Return the offset of the next `magic` at or after `start`, or None."""
-    f.seek(start)
-    carry = b""
-    pos = start
-    while block := f.read(BLOCK):
-        data = carry + block
-        found = data.find(magic)
-        if found >= 0:
-            return pos - len(carry) + found
-        carry = data[-(len(magic) - 1):]
-        pos += len(block)
-    return None
-
-
-def _check_record(record: Any, rel: str, offset: int, report: Report) -> None:
-    headers = record.rec_headers
-    uri = headers.get_header("WARC-Target-URI")
-    block_check = _Digest(headers.get_header("WARC-Block-Digest"))
-    # A revisit's payload digest is that of the payload it revisits, which is not stored here.
-    payload_check = _Digest(None if record.rec_type == "revisit"
-                            else headers.get_header("WARC-Payload-Digest"))
-    framed_check = None
-    stream = _HashingReader(record.raw_stream, block_check)
-    is_http = record.rec_type in HTTP_RECORDS and "application/http" in (record.content_type or "")
-    if not is_http:
-        stream = _HashingReader(stream, payload_check)   # any other record's payload is its block
-    elif payload_check.expected:
-        try:
-            chunked = is_chunked(head_headers(read_head(stream)))
-        except WireError as exc:
-            report.problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
-            chunked = False
-        if chunked:
-            # wget and warcio (issue 74) hash a chunked body as stored, framing included. Either
-            # digest is accepted: the block digest covers every byte of the record anyway.
-            framed_check = _Digest(payload_check.expected)
-            stream = _HashingReader(stream, framed_check)
-        payload_check.feed(stream, chunked)
-    while stream.read(BLOCK):
-        pass
-    if framed_check is not None and framed_check.matches():
-        payload_check = framed_check
-    for name, check in (("block", block_check), ("payload", payload_check)):
-        if check.expected and not check.matches():
-            report.problems.append(Problem(rel, f"{name} digest mismatch", offset, uri,
-                                           check.expected, check.found()))
-    if not block_check.expected and record.rec_type != "warcinfo":
-        report.problems.append(Problem(rel, "record has no WARC-Block-Digest", offset, uri))
-
-
-class _Digest:
-    """A digest header value ("algo:value", hex or base32) and the hash that should match it."""
-
-    def __init__(self, value: str | None):
-        self.expected = value
-        algo, _, self.value = (value or "").partition(":")
-        try:
-            self.sha = hashlib.new(algo.lower().replace("-", "")) if value else None
-        except ValueError:
-            self.sha = None
-
-    def update(self, data: bytes) -> None:
-        if self.sha is not None:
-            self.sha.update(data)
-
-    def feed(self, stream: BinaryIO, chunked: bool) -> None:
-        """Hash the entity body that follows in `stream`, as fetching hashed it."""
-        try:
-            for data in iter_payload(stream, chunked):
-                self.update(data)
-        except WireError:
-            pass  # framing that breaks off ends the payload, as when it was fetched
-
-    def found(self) -> str:
-        if self.sha is None:
-            return "unsupported algorithm"
-        algo = self.expected.partition(":")[0] if self.expected else ""
-        if len(self.value) == 2 * self.sha.digest_size:
-            return f"{algo}:{self.sha.hexdigest()}"
-        return f"{algo}:{b32encode(self.sha.digest()).decode()}"
-
-    def matches(self) -> bool:
-        return self.sha is not None and self.found().lower() == (self.expected or "").lower()
+    """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size)."""
+    gz = f.read(3) == GZIP_MAGIC
+    f.seek(0)
+    digest, size, records, problems = warccheck.check_warc(f, rel, gz)
+    report.records += records
+    report.problems.extend(problems)
+    return digest, size
 
 
 def _oneline(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
@@ -29,6 +29,11 @@ from warcio.warcwriter import WARCWriter
 from . import __version__
 from .errors import DiskFull, StorageError
 from .models import Exchange, Record
+
+try:
+    from isal import isal_zlib as _isal
+except ImportError:  # pragma: no cover - isal is a dependency where wheels exist
+    _isal = None
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +77,21 @@ class _HashingFile:
         return self.size
 
 
+def _compressor(level: int) -> Any:
+    """Return a gzip compressor: ISA-L's where installed (about 9x zlib's speed at level 3,
+    with output about a tenth larger than zlib's level 6), zlib's otherwise; both write gzip."""
+    if _isal is not None:
+        return _isal.compressobj(min(level, 3), zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    return zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+
+
 class _MemberSink:
     """A file-like warcio writes one record into: gzip-compressed, one member per flush()."""
 
     def __init__(self, out: _HashingFile, level: int):
         self.out = out
         self.level = level
-        self.comp = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self.comp = _compressor(level)
 
     def write(self, data: bytes) -> None:
         self.out.write(self.comp.compress(data))
@@ -86,7 +99,7 @@ class _MemberSink:
     def flush(self) -> None:
         # warcio flushes once, at the end of each record: that is where the member ends.
         self.out.write(self.comp.flush())
-        self.comp = zlib.compressobj(self.level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self.comp = _compressor(self.level)
 
 
 class WarcWriter:
@@ -94,7 +107,7 @@ class WarcWriter:
 
     def __init__(self, directory: Path, prefix: str, info: dict[str, object], *,
                  clock: Callable[[], datetime], new_id: NewId = new_record_id,
-                 rotate_bytes: int = 1_000_000_000, level: int = 6, crawl_host: str | None = None):
+                 rotate_bytes: int = 1_000_000_000, level: int = 3, crawl_host: str | None = None):
         self.directory = directory
         self.prefix = prefix
         self.info = info

@@ -1,0 +1,26 @@
+"""The smoke run of `make bench`: every case runs, against wget and warcio, and reports ratios."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(not shutil.which("wget"), reason="GNU wget is installed by make test")
+def test_bench_quick_run(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env={"BENCH_TMP": str(tmp_path),
+                                                                            "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify"]
+    small = results[0]
+    assert small["urls"] >= 51 and small["wget_urls"] >= 51   # 1 + 10 pages x (page + 4 requisites)
+    assert "ratio" in proc.stdout and "URLs/s" in proc.stdout and "peak RSS" in proc.stdout
