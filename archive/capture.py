@@ -41,6 +41,7 @@ class _Run:
         self.records: list[Record] = []
         self.pages: list[dict[str, Any]] = []
         self.failures: list[dict[str, str]] = []
+        self.incomplete: list[dict[str, str]] = []
         self.seed_results: dict[str, dict[str, Any]] = {}
 
     def record(self, writer: WarcWriter) -> Callable[[Exchange, Link], Record]:
@@ -76,6 +77,8 @@ class _Run:
             return
         self.counts["bytes"] += out.bytes
         self.counts[f"{link.kind}s"] += 1
+        if out.truncated:
+            self.incomplete.append({"url": out.url or link.url, "truncated": out.truncated})
         if out.status and out.status >= 400:
             self.counts["http_errors"] += 1
         redirect = out.status is not None and 300 <= out.status < 400
@@ -203,7 +206,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
         "seed_results": run.seed_results, "capture_window": {"start": rfc3339(started),
                                                              "end": rfc3339(finished)},
         "options": options.to_json(), "counts": dict(sorted(run.counts.items())),
-        "failures": run.failures, "warnings": warnings,
+        "failures": run.failures, "incomplete": run.incomplete, "warnings": warnings,
     }
     known = {f"archive/{p.name}": c for p, c in warc.checksums.items()}
     package = datapackage(folder, known, created=rfc3339(finished), title=title,

@@ -159,6 +159,15 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--read-timeout", type=float, default=d.read_timeout, metavar="SECONDS")
     cap.add_argument("--max-redirects", type=int, default=d.max_redirects)
     cap.add_argument("--max-urls", type=int, default=0, help="stop queueing after this many URLs (0: no limit)")
+    cap.add_argument("--max-size", type=_size, default=0, metavar="BYTES",
+                     help="keep at most this much of each body (e.g. 50M); the rest is cut and "
+                          "marked WARC-Truncated: length (default: no limit)")
+    cap.add_argument("--min-rate", type=int, default=d.min_rate, metavar="BYTES_PER_S",
+                     help="cut a body that arrives slower than this... (default: %(default)s)")
+    cap.add_argument("--rate-window", type=float, default=d.rate_window, metavar="SECONDS",
+                     help="...for this long (default: %(default)s)")
+    cap.add_argument("--retries", type=int, default=d.retries,
+                     help="more tries after 429/500/502/503/504, honouring Retry-After (default: %(default)s)")
     cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                      help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
@@ -167,10 +176,10 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> CaptureOptions:
     """Turn parsed capture arguments into CaptureOptions; raise UsageError on bad values."""
-    for name in ("depth", "connections", "per_host", "max_redirects", "max_urls"):
+    for name in ("depth", "connections", "per_host", "max_redirects", "max_urls", "retries", "min_rate"):
         if getattr(args, name) < (1 if name in ("connections", "per_host") else 0):
             raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(args, name)}")
-    for name in ("delay", "connect_timeout", "read_timeout"):
+    for name in ("delay", "connect_timeout", "read_timeout", "rate_window"):
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and name != "delay"):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value}")
@@ -180,7 +189,18 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         connections=args.connections, per_host=args.per_host, delay=args.delay,
         connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
         max_redirects=args.max_redirects, max_urls=args.max_urls, user_agent=args.user_agent,
+        max_size=args.max_size, min_rate=args.min_rate, rate_window=args.rate_window, retries=args.retries,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))
+
+
+def _size(value: str) -> int:
+    """Parse a byte count with an optional K, M or G suffix (powers of 1024)."""
+    text = value.strip().upper().removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    number = text[:-1] if scale > 1 else text
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a size: {value!r} (use e.g. 500K, 50M, 2G)")
+    return int(number) * scale
 
 
 def _parse_resolve(value: str) -> tuple[str, int, str]:

@@ -7,12 +7,16 @@ the frontier, the seen-set and the robots rules, so none of them needs a lock.
 """
 from __future__ import annotations
 
+import email.utils
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 from .errors import ArchiveError, FetchError
 from .extract import CSS_TYPES, HTML_TYPES, Extracted, extract
@@ -25,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 RecordFn = Callable[[Exchange, Link], Record]
 ROBOTS_REDIRECTS = 5   # RFC 9309 section 2.3.1.2
+TRANSIENT = (429, 500, 502, 503, 504)
 OutcomeFn = Callable[[Outcome], None]
 
 
@@ -58,6 +63,8 @@ class Crawler:
         self.parked: dict[str, list[Link]] = {}         # origin -> pages waiting for its rules
         self.robots_for: dict[str, str] = {}            # robots.txt URL being fetched -> origin
         self.queued = 0
+        self.later: list[tuple[float, int, Link]] = []  # (when, order, link): retries waiting
+        self.order = itertools.count()
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, seeds: Iterable[Link]) -> None:
@@ -68,6 +75,7 @@ class Crawler:
         running: dict[Future[_Result], Link] = {}
         try:
             while True:
+                self._release_due()
                 self._dispatch(pool, running)
                 if not running:
                     if not self._pending():
@@ -87,14 +95,20 @@ class Crawler:
         pool.shutdown(wait=True)
 
     def _pending(self) -> bool:
-        return any(self.queues.values())
+        return bool(self.later) or any(self.queues.values())
 
     def _idle_wait(self) -> float:
-        if not self.options.delay:
-            return 0.0
         now = self.clock()
-        waits = [self.next_start.get(h, now) - now for h, q in self.queues.items() if q]
-        return max(0.005, min(waits, default=0.05))
+        waits = [self.later[0][0] - now] if self.later else []
+        if self.options.delay:
+            waits += [self.next_start.get(h, now) - now for h, q in self.queues.items() if q]
+        return max(0.005, min(waits)) if waits else 0.0
+
+    def _release_due(self) -> None:
+        now = self.clock()
+        while self.later and self.later[0][0] <= now:
+            _, _, link = heapq.heappop(self.later)
+            self.queues.setdefault(host_of(link.url), deque()).append(link)
 
     def _dispatch(self, pool: ThreadPoolExecutor, running: dict[Future[_Result], Link]) -> None:
         for host, queue in self.queues.items():
@@ -150,10 +164,13 @@ class Crawler:
             if link.kind is Kind.ROBOTS:
                 self._robots_known(self.robots_for.pop(link.url), Robots.from_exchange(None))
             return
+        if ex.status in TRANSIENT and self._retry(link, ex):
+            return
         extracted = result.extracted or Extracted()
         reason = extracted.note or (f"truncated: {ex.truncated}" if ex.truncated else "")
         self.on_outcome(Outcome(link, "fetched", reason, status=ex.status, url=ex.url,
-                                title=extracted.title, date=ex.date, bytes=ex.block_length))
+                                title=extracted.title, date=ex.date, bytes=ex.block_length,
+                                truncated=ex.truncated))
         if result.robots is not None:
             self._robots_known(self.robots_for.pop(link.url), result.robots)
         if 300 <= ex.status < 400:
@@ -162,6 +179,19 @@ class Crawler:
             self._log_skip(_child(link, ref.url, ref.kind, ref.via), why)
         for found in extracted.found:
             self.offer(_child(link, found.url, found.kind, found.via))
+
+    def _retry(self, link: Link, ex: Exchange) -> bool:
+        """Queue another try of a transient error when allowed; return True if queued."""
+        if link.attempt >= self.options.retries:
+            return False
+        wait = retry_after(ex.header("Retry-After"), ex.date) or float(2 ** link.attempt)
+        if wait > self.options.retry_max_wait:
+            return False
+        self.on_outcome(Outcome(link, "retried", f"HTTP {ex.status}: trying again in {wait:.0f} s",
+                                status=ex.status, url=ex.url, date=ex.date, bytes=ex.block_length))
+        again = replace(link, attempt=link.attempt + 1)
+        heapq.heappush(self.later, (self.clock() + wait, next(self.order), again))
+        return True
 
     def _follow_redirect(self, link: Link, ex: Exchange) -> None:
         location = _header_text(ex.header("Location") or "")
@@ -253,6 +283,29 @@ def _child(parent: Link, url: str, kind: Kind, via: str) -> Link:
     # requisites of requisites and frames in frames: counted, so a chain cannot go on forever
     nest = parent.nest + 1 if parent.kind is not Kind.PAGE else 1
     return Link(url, kind, parent.depth, parent.url, via, nest=nest)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a Retry-After value asks to wait (delta-seconds or an HTTP date).
+
+    >>> from datetime import datetime, timezone
+    >>> retry_after("7", datetime.now(timezone.utc)), retry_after("soon", datetime.now(timezone.utc))
+    (7.0, None)
+    >>> retry_after("Thu, 26 Nov 2026 12:00:30 GMT", datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc))
+    30.0
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _header_text(value: str) -> str:

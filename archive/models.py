@@ -40,6 +40,7 @@ class Link:
     hops: int = 0               # redirects followed to get here
     seed: str | None = None     # the seed URL this link is, or is a redirect hop of
     nest: int = 0               # requisite/frame levels below its page (a stylesheet's font: 2)
+    attempt: int = 0            # earlier tries that got a transient error (5xx, 429)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class CaptureOptions:
     max_size: int = 0                                # body bytes kept per response; 0: no limit
     min_rate: int = 1000                             # bytes/s a body must keep up over a window...
     rate_window: float = 30.0                        # ...of this many seconds, or it is cut ("time")
+    retries: int = 2                                 # more tries after a 429/500/502/503/504
+    retry_max_wait: float = 60.0                     # a longer Retry-After is not waited for
 
     def to_json(self) -> dict[str, object]:
         """Return the options as plain JSON values, for warcinfo and datapackage.json."""
@@ -87,6 +90,8 @@ class CaptureOptions:
             "max_size": self.max_size,
             "min_rate": self.min_rate,
             "rate_window": self.rate_window,
+            "retries": self.retries,
+            "retry_max_wait": self.retry_max_wait,
         }
 
 
@@ -150,6 +155,7 @@ class Outcome:
     title: str | None = None
     date: datetime | None = None
     bytes: int = 0
+    truncated: str | None = None  # WARC-Truncated reason: the record holds only part of the body
 
 
 @dataclass(frozen=True)

@@ -233,23 +233,28 @@ class _Block:
 
 
 class _FileHash:
-    """The checksum of the stored file, and its size, taken as it is read."""
+    """The checksum of the stored file, and its size, taken as it is read (hashed on `thread`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, thread: _HashThread | None = None) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
+        self.thread = thread
 
     def update(self, data: bytes) -> None:
-        self.sha.update(data)
+        if self.thread is not None:
+            self.thread.update(self.sha, data)
+        else:
+            self.sha.update(data)
         self.size += len(data)
 
 
 def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Problem]]:
     """Check every record of a WARC file; return (file sha256, file size, records, problems)."""
-    file_sha = _FileHash()
-    # block and payload digests hash the same bytes: each gets a thread, the inflater a third
+    # The main thread inflates; the file checksum and block digests hash on one thread and
+    # payload digests on another (the block and the payload are mostly the same bytes).
     hasher = _HashThread()
     payload_hasher = _HashThread()
+    file_sha = _FileHash(hasher)
     problems: list[Problem] = []
     records = 0
     stored = _Stored(f, gz, file_sha)

@@ -151,3 +151,46 @@ def test_deeply_nested_json_is_an_integrity_failure(capture_page):
     (snap.path / "datapackage-digest.json").write_text("[" * 100_000)
     report = verify(snap.path)
     assert not report.ok and any("not valid JSON" in p.what for p in report.problems)
+
+
+def test_transient_errors_are_retried_honouring_retry_after(faults, collection):
+    tries = []
+
+    def flaky(conn, request):
+        tries.append(1)
+        if len(tries) == 1:
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy")
+        elif len(tries) == 2:
+            conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 4\r\n\r\nslow")
+        else:
+            conn.sendall(html("<title>finally</title>"))
+    url = faults.add("/flaky", flaky)
+    import time
+    start = time.monotonic()
+    snap = capture(url, collection, depth=0)
+    assert len(tries) == 3 and time.monotonic() - start >= 2.0   # Retry-After 1 s, then backoff 2 s
+    entries = [json.loads(line) for line in (snap.path / "logs" / "capture.jsonl").read_text().splitlines()]
+    assert [(e["outcome"], e["status"]) for e in entries] == [("retried", 503), ("retried", 429), ("fetched", 200)]
+    pages = (snap.path / "pages" / "pages.jsonl").read_text().splitlines()[1:]
+    assert len(pages) == 1 and json.loads(pages[0])["status"] == 200
+    assert len([l for l in (snap.path / "indexes" / "index.cdx").read_text().splitlines()]) == 3  # every try kept
+    assert verify(snap.path).ok
+
+
+def test_retries_are_bounded_and_long_waits_not_taken(faults, collection):
+    tries = []
+    url = faults.add("/down", lambda conn, req: (tries.append(1), conn.sendall(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"))[1])
+    later = faults.add("/later", lambda conn, req: (tries.append(2), conn.sendall(
+        b"HTTP/1.1 503 Unavailable\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"))[1])
+    capture(url, collection, depth=0, retries=1)
+    assert tries == [1, 1]
+    snap = capture(later, collection, depth=0)
+    assert tries.count(2) == 1 and log(snap)[later]["status"] == 503
+
+
+def test_truncated_records_are_listed_as_incomplete(faults, collection):
+    url = faults.add("/cut", b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly part", close=True)
+    snap = capture(url, collection, depth=0)
+    meta = json.loads((snap.path / "datapackage.json").read_text())["archive"]
+    assert meta["incomplete"] == [{"url": url, "truncated": "disconnect"}]
