@@ -109,7 +109,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     StorageError.
     """
     from .crawl import Crawler   # the HTTP and HTML stacks load when a capture runs, not before
-    from .fetch import Fetcher
+    from .fetch import Fetcher, load_cookies
 
     given = [urls] if isinstance(urls, str) else list(urls)
     try:
@@ -119,6 +119,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     seeds, bad = _seeds(given)
     store = Collection(collection)
     scope = Scope(seeds, options)   # validates patterns before anything is created
+    if options.cookies:
+        load_cookies(options.cookies)
     capture_id = capture_id or uuid.uuid4().hex[:16]
     folder, spool = store.new_partial(capture_id)
     started = clock()
@@ -126,7 +128,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
                       {"isPartOf": capture_id, "seeds": seeds, "options": options.to_json(),
                        "robots": "ignore" if options.ignore_robots else "obey for linked pages"},
                       clock=clock, new_id=new_id, rotate_bytes=options.warc_rotate_bytes)
-    fetcher = Fetcher(options, spool, clock=clock)
+    fetcher = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
             run = _Run(log, progress)

@@ -168,6 +168,18 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
                      help="...for this long (default: %(default)s)")
     cap.add_argument("--retries", type=int, default=d.retries,
                      help="more tries after 429/500/502/503/504, honouring Retry-After (default: %(default)s)")
+    cap.add_argument("--max-per-host", type=int, default=0, metavar="N",
+                     help="queue at most N URLs per host, against crawler traps (default: no limit)")
+    cap.add_argument("--respect-noarchive", action="store_true",
+                     help="keep no record of responses marked noarchive (X-Robots-Tag or <meta name=robots>)")
+    cap.add_argument("--block-private", action="store_true",
+                     help="refuse private, loopback and link-local addresses, checked after DNS and on "
+                          "every redirect (recommended when the URLs come from others)")
+    cap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="send this header to the seeds' hosts only (repeatable)")
+    cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
+                                                       "only to its own domain)")
+    cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
     cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                      help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
@@ -176,7 +188,8 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> CaptureOptions:
     """Turn parsed capture arguments into CaptureOptions; raise UsageError on bad values."""
-    for name in ("depth", "connections", "per_host", "max_redirects", "max_urls", "retries", "min_rate"):
+    for name in ("depth", "connections", "per_host", "max_redirects", "max_urls", "retries", "min_rate",
+                 "max_per_host"):
         if getattr(args, name) < (1 if name in ("connections", "per_host") else 0):
             raise UsageError(f"--{name.replace('_', '-')} is out of range: {getattr(args, name)}")
     for name in ("delay", "connect_timeout", "read_timeout", "rate_window"):
@@ -190,7 +203,17 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
         max_redirects=args.max_redirects, max_urls=args.max_urls, user_agent=args.user_agent,
         max_size=args.max_size, min_rate=args.min_rate, rate_window=args.rate_window, retries=args.retries,
+        max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive,
+        block_private=args.block_private, headers=tuple(_parse_header(h) for h in args.header),
+        cookies=args.cookies, proxy=args.proxy,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))
+
+
+def _parse_header(value: str) -> tuple[str, str]:
+    name, sep, content = value.partition(":")
+    if not sep or not name.strip() or any(c in value for c in "\r\n"):
+        raise UsageError(f"--header takes 'Name: value', not {value!r}")
+    return name.strip(), content.strip()
 
 
 def _size(value: str) -> int:

@@ -40,7 +40,8 @@ class _Result:
     extracted: Extracted | None = None
     robots: Robots | None = None
     error: FetchError | None = None
-
+    kept: bool = True                # False: fetched but not recorded (--respect-noarchive)
+    noarchive: str | None = None     # where the page said noarchive
 
 class Crawler:
     """Runs one capture's frontier to exhaustion; report everything through callbacks."""
@@ -63,6 +64,7 @@ class Crawler:
         self.parked: dict[str, list[Link]] = {}         # origin -> pages waiting for its rules
         self.robots_for: dict[str, str] = {}            # robots.txt URL being fetched -> origin
         self.queued = 0
+        self.per_host: dict[str, int] = {}
         self.later: list[tuple[float, int, Link]] = []  # (when, order, link): retries waiting
         self.order = itertools.count()
 
@@ -138,8 +140,12 @@ class Crawler:
         try:
             if self.fetcher.stopping.is_set():
                 return _Result(link, error=FetchError(link.url, "stopped", "the capture is stopping"))
+            result = self._read(link, exchange)
+            refusal = noarchive(exchange, result.extracted)
+            if refusal and self.options.respect_noarchive:
+                return replace(result, kept=False, noarchive=refusal)
             self.record(exchange, link)
-            return self._read(link, exchange)
+            return replace(result, noarchive=refusal)
         finally:
             exchange.block.unlink(missing_ok=True)
 
@@ -167,10 +173,16 @@ class Crawler:
         if ex.status in TRANSIENT and self._retry(link, ex):
             return
         extracted = result.extracted or Extracted()
-        reason = extracted.note or (f"truncated: {ex.truncated}" if ex.truncated else "")
-        self.on_outcome(Outcome(link, "fetched", reason, status=ex.status, url=ex.url,
-                                title=extracted.title, date=ex.date, bytes=ex.block_length,
-                                truncated=ex.truncated))
+        notes = [extracted.note, f"truncated: {ex.truncated}" if ex.truncated else None,
+                 f"noarchive ({result.noarchive})" if result.noarchive else None]
+        reason = "; ".join(n for n in notes if n)
+        if result.kept:
+            self.on_outcome(Outcome(link, "fetched", reason, status=ex.status, url=ex.url,
+                                    title=extracted.title, date=ex.date, bytes=ex.block_length,
+                                    truncated=ex.truncated))
+        else:
+            self.on_outcome(Outcome(link, "skipped", f"{reason}: not kept (--respect-noarchive)",
+                                    status=ex.status, url=ex.url))
         if result.robots is not None:
             self._robots_known(self.robots_for.pop(link.url), result.robots)
         if 300 <= ex.status < 400:
@@ -227,6 +239,9 @@ class Crawler:
         why = self.scope.reason(link)
         if why is None and self.options.max_urls and self.queued >= self.options.max_urls:
             why = f"over --max-urls {self.options.max_urls}"
+        host = host_of(link.url)
+        if why is None and self.options.max_per_host and self.per_host.get(host, 0) >= self.options.max_per_host:
+            why = f"over --max-per-host {self.options.max_per_host}"
         if why:
             self._log_skip(link, why)
             return
@@ -249,6 +264,7 @@ class Crawler:
     def _enqueue(self, link: Link) -> None:
         self.seen.add(link.url)
         self.queued += 1
+        self.per_host[host_of(link.url)] = self.per_host.get(host_of(link.url), 0) + 1
         self.queues.setdefault(host_of(link.url), deque()).append(link)
 
     def _robots_known(self, origin: str, rules: Robots) -> None:
@@ -283,6 +299,25 @@ def _child(parent: Link, url: str, kind: Kind, via: str) -> Link:
     # requisites of requisites and frames in frames: counted, so a chain cannot go on forever
     nest = parent.nest + 1 if parent.kind is not Kind.PAGE else 1
     return Link(url, kind, parent.depth, parent.url, via, nest=nest)
+
+
+def noarchive(exchange: Exchange, extracted: Extracted | None) -> str | None:
+    """Return where a response asks not to be archived (X-Robots-Tag, <meta name=robots>), or None.
+
+    An X-Robots-Tag directive aimed at one named crawler ("googlebot: noarchive") is not ours.
+    """
+    for name, value in exchange.headers:
+        if name.lower() != "x-robots-tag":
+            continue
+        agent, sep, rules = value.partition(":")
+        if sep and agent.strip().lower() not in ("archive", "*") and " " not in agent.strip():
+            continue
+        tokens = {t.strip().lower() for t in (rules if sep else value).split(",")}
+        if tokens & {"noarchive", "none"}:
+            return "X-Robots-Tag"
+    if extracted is not None and extracted.robots & {"noarchive", "none"}:
+        return "meta robots"
+    return None
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

@@ -62,6 +62,7 @@ class Extracted:
     skipped: list[tuple[Found, str]] = field(default_factory=list)   # (raw reference, why not)
     title: str | None = None
     note: str | None = None
+    robots: frozenset[str] = frozenset()   # directives of <meta name="robots"> (noarchive...)
 
 
 def extract(exchange: Exchange) -> Extracted:
@@ -157,6 +158,9 @@ class _HTMLTarget:
             self.in_title = True
         elif tag == "style":
             self.in_style = True
+        elif tag == "meta" and attrib.get("name", "").lower() in ("robots", "archive"):
+            tokens = {t.strip().lower() for t in attrib.get("content", "").split(",") if t.strip()}
+            self.result.robots = self.result.robots | tokens
         elif tag == "meta" and attrib.get("http-equiv", "").lower() == "refresh":
             match = _REFRESH_URL.match(attrib.get("content", ""))
             if match and not match.group(1).strip().isdigit():

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
+import http.cookiejar
+import ipaddress
 import logging
 import os
 import socket
@@ -27,8 +29,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import DiskFull, FetchError, StorageError
+from .errors import DiskFull, FetchError, StorageError, UsageError
 from .models import CaptureOptions, Exchange, utcnow
+from .urls import host_of
 from .wire import BLOCK, WireError, is_chunked, parse_head, payload_digest, read_head
 
 logger = logging.getLogger(__name__)
@@ -209,14 +212,36 @@ class _RecordingResponse(http.client.HTTPResponse):
             super().begin()
 
 
+class Blocked(OSError):
+    """A target address that --block-private refuses."""
+
+
+def public_address(host: str, port: int) -> str:
+    """Resolve `host` and return an address that is not private, loopback, link-local or
+    reserved; raise Blocked when every address is one of those."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise Blocked(errno.EHOSTUNREACH, f"Name or service not known: {host} ({exc})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_global and not address.is_multicast:
+            return str(address)
+    raise Blocked(errno.EACCES, f"blocked-private: {host} resolves to {infos[0][4][0]}, not a public address")
+
+
 class _RecordingMixin:
-    """Connection behaviour: record the bytes sent, tee the response, honour --resolve."""
+    """Connection behaviour: record the bytes sent, tee the response, honour --resolve and
+    --block-private (checked on the address actually connected to, so DNS cannot change it)."""
 
     resolve: dict[tuple[str, int], str] = {}
+    block_private = False
     response_class = _RecordingResponse
 
     def _new_conn(self) -> socket.socket:
         target = self.resolve.get((self.host, self.port))  # type: ignore[attr-defined]
+        if self.block_private:
+            target = public_address(target or self.host, self.port)  # type: ignore[attr-defined]
         if not target:
             return super()._new_conn()  # type: ignore[misc, no-any-return]
         # urllib3 connects to _dns_host; the Host header and TLS name keep using the real host.
@@ -241,10 +266,9 @@ class _RecordingMixin:
 
 def _adapter(options: CaptureOptions) -> HTTPAdapter:
     resolve = {(host, port): addr for host, port, addr in options.resolve}
-    http_conn = type("RecordingHTTPConnection", (_RecordingMixin, urllib3.connection.HTTPConnection),
-                     {"resolve": resolve})
-    https_conn = type("RecordingHTTPSConnection", (_RecordingMixin, urllib3.connection.HTTPSConnection),
-                      {"resolve": resolve})
+    behaviour = {"resolve": resolve, "block_private": options.block_private}
+    http_conn = type("RecordingHTTPConnection", (_RecordingMixin, urllib3.connection.HTTPConnection), behaviour)
+    https_conn = type("RecordingHTTPSConnection", (_RecordingMixin, urllib3.connection.HTTPSConnection), behaviour)
     http_pool = type("RecordingHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
     https_pool = type("RecordingHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
 
@@ -252,6 +276,11 @@ def _adapter(options: CaptureOptions) -> HTTPAdapter:
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
+
+        def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(*args, **kwargs)
+            manager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
+            return manager
 
     # pool_connections: hosts kept warm; pool_maxsize: connections per host, blocking at
     # the limit like a browser does.
@@ -262,8 +291,11 @@ def _adapter(options: CaptureOptions) -> HTTPAdapter:
 class Fetcher:
     """Fetches single URLs without following redirects, into spool files under `spool_dir`."""
 
-    def __init__(self, options: CaptureOptions, spool_dir: Path, clock: Clock = utcnow):
+    def __init__(self, options: CaptureOptions, spool_dir: Path, clock: Clock = utcnow,
+                 header_hosts: frozenset[str] = frozenset()):
         self.options = options
+        self.header_hosts = header_hosts   # --header goes to these hosts only (the seeds')
+        self.proxies = {"http": options.proxy, "https": options.proxy} if options.proxy else {}
         self.spool_dir = spool_dir
         self.clock = clock
         self.stopping = threading.Event()
@@ -280,6 +312,8 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate, br",
             "Connection": "keep-alive",
         })
+        if options.cookies:
+            self.session.cookies = load_cookies(options.cookies)  # type: ignore[assignment]
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -334,9 +368,14 @@ class Fetcher:
     def _exchange(self, url: str, accept: str, rec: _Recorder, date: datetime) -> Exchange:
         opts = self.options
         try:
-            request = self.session.prepare_request(requests.Request("GET", url, headers={"Accept": accept}))
+            headers = {"Accept": accept}
+            if self.options.headers and host_of(url) in self.header_hosts:
+                headers.update(self.options.headers)
+            # Cookies come from the jar, which sends each only to the domain it belongs to.
+            request = self.session.prepare_request(requests.Request("GET", url, headers=headers))
             # The adapter, not session.send: the session would read a redirect's body itself.
-            resp = self.adapter.send(request, stream=True, timeout=(opts.connect_timeout, opts.read_timeout))
+            resp = self.adapter.send(request, stream=True, proxies=self.proxies,
+                                     timeout=(opts.connect_timeout, opts.read_timeout))
         except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
             raise _fetch_error(url, exc) from None
         except _Abort as exc:
@@ -395,10 +434,22 @@ def _keep_final_head(spool: _Spool) -> int:
     return len(final)
 
 
+def load_cookies(path: str) -> http.cookiejar.MozillaCookieJar:
+    """Load a Netscape cookies.txt file; raise UsageError when it cannot be read."""
+    jar = http.cookiejar.MozillaCookieJar(path)
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as exc:
+        raise UsageError(f"cannot read cookies from {path}: {exc}") from None
+    return jar
+
+
 def _fetch_error(url: str, exc: Exception) -> FetchError:
     """Classify a failure that left no HTTP answer, with a short reason for the log."""
     text = str(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if "blocked-private" in text:
+        kind = "blocked-private"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
         kind = "connect-timeout"
     elif isinstance(exc, requests.exceptions.ReadTimeout):
         kind = "read-timeout"

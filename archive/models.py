@@ -67,6 +67,12 @@ class CaptureOptions:
     min_rate: int = 1000                             # bytes/s a body must keep up over a window...
     rate_window: float = 30.0                        # ...of this many seconds, or it is cut ("time")
     retries: int = 2                                 # more tries after a 429/500/502/503/504
+    max_per_host: int = 0                            # URLs queued per host; 0: no limit
+    respect_noarchive: bool = False                  # keep no record of pages that say noarchive
+    block_private: bool = False                      # refuse private/loopback/link-local targets
+    headers: tuple[tuple[str, str], ...] = ()        # extra request headers, for the seeds' hosts only
+    cookies: str | None = None                       # a Netscape cookies.txt file
+    proxy: str | None = None                         # http://host:port
     retry_max_wait: float = 60.0                     # a longer Retry-After is not waited for
 
     def to_json(self) -> dict[str, object]:
@@ -92,6 +98,13 @@ class CaptureOptions:
             "rate_window": self.rate_window,
             "retries": self.retries,
             "retry_max_wait": self.retry_max_wait,
+            "max_per_host": self.max_per_host,
+            "respect_noarchive": self.respect_noarchive,
+            "block_private": self.block_private,
+            # header values and cookies may be secrets: the record keeps only their names
+            "headers": [name for name, _ in self.headers],
+            "cookies": bool(self.cookies),
+            "proxy": self.proxy,
         }
 
 

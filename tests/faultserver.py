@@ -15,6 +15,7 @@ Handler = Callable[[socket.socket, bytes], "str | None"]
 class FaultServer:
     def __init__(self, host: str = "127.0.0.1"):
         self.routes: dict[str, Handler] = {}
+        self.default: Handler | None = None   # answers paths no route names (a proxy, say)
         self.requests: list[str] = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,7 +45,7 @@ class FaultServer:
                     request, buf = buf.split(b"\r\n\r\n", 1)
                     path = request.split(b" ")[1].decode("latin-1")
                     self.requests.append(path)
-                    handler = self.routes.get(path.split("?")[0])
+                    handler = self.routes.get(path.split("?")[0]) or self.default
                     if handler is None:
                         conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     elif handler(conn, request) == "close":

@@ -194,3 +194,113 @@ def test_truncated_records_are_listed_as_incomplete(faults, collection):
     snap = capture(url, collection, depth=0)
     meta = json.loads((snap.path / "datapackage.json").read_text())["archive"]
     assert meta["incomplete"] == [{"url": url, "truncated": "disconnect"}]
+
+
+def test_noarchive_is_recorded_and_respected_on_request(faults, collection):
+    faults.add("/", html('<a href="/meta.html">m</a><a href="/header.html">h</a><a href="/open.html">o</a>'))
+    faults.add("/meta.html", html('<meta name="robots" content="noindex, NOARCHIVE"><p>meta</p>'))
+    faults.add("/header.html", html("<p>header</p>", extra="X-Robots-Tag: noarchive\r\n"))
+    faults.add("/open.html", html("<p>open</p>", extra="X-Robots-Tag: googlebot: noarchive\r\n"))
+    faults.add("/robots.txt", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    snap = capture(faults.url + "/", collection)
+    entries = log(snap)
+    assert "noarchive (meta robots)" in entries[faults.url + "/meta.html"]["reason"]
+    assert "noarchive (X-Robots-Tag)" in entries[faults.url + "/header.html"]["reason"]
+    assert "noarchive" not in entries[faults.url + "/open.html"].get("reason", "")
+    kept = capture(faults.url + "/", collection, respect_noarchive=True)
+    urls = set(responses(kept))
+    assert faults.url + "/open.html" in urls
+    assert not {faults.url + "/meta.html", faults.url + "/header.html"} & urls
+    assert log(kept)[faults.url + "/meta.html"]["outcome"] == "skipped"
+
+
+def test_block_private_refuses_loopback_after_dns_and_on_redirects(faults, collection):
+    import pytest as _pytest
+    from archive.errors import NoAnswer
+    url = faults.add("/", html("<p>private</p>"))
+    with _pytest.raises(NoAnswer) as info:
+        capture(url, collection, depth=0, block_private=True)
+    assert "blocked-private" in str(info.value)
+    port = int(faults.url.rsplit(":", 1)[1])
+    with _pytest.raises(NoAnswer):   # a name that resolves to loopback is refused as well
+        capture(f"http://intranet.example:{port}/", collection, depth=0, block_private=True,
+                resolve=(("intranet.example", port, "127.0.0.1"),))
+    assert faults.requests == []
+
+
+def test_headers_go_to_seed_hosts_and_cookies_to_their_domain(site, collection, tmp_path):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tsecret\n")
+    capture([site.main_url + "/"], collection, depth=0, headers=(("Authorization", "Bearer t0ken"),),
+            cookies=str(cookies))
+    main_headers = [h for host, path, h in site.requests if host == "main"]
+    other_headers = [h for host, path, h in site.requests if host == "other"]
+    assert main_headers and all(h.get("Authorization") == "Bearer t0ken" for h in main_headers)
+    assert all("session=secret" in h.get("Cookie", "") for h in main_headers)
+    assert other_headers and not any("Authorization" in h or "Cookie" in h for h in other_headers)
+    meta = json.loads(next(collection.glob("*/datapackage.json")).read_text())["archive"]["options"]
+    assert meta["headers"] == ["Authorization"] and "t0ken" not in json.dumps(meta)
+
+
+def test_proxy_carries_every_request(site, faults, collection):
+    import urllib.request
+    seen = []
+
+    def proxy(conn, request):
+        # a forward proxy for plain http: the request line holds the absolute URL
+        line = request.split(b"\r\n", 1)[0].decode()
+        seen.append(line)
+        with urllib.request.urlopen(line.split(" ")[1]) as upstream:
+            body = upstream.read()
+            ctype = upstream.headers.get("Content-Type", "application/octet-stream")
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+                     .encode() + body)
+
+    faults.default = proxy
+    snap = capture([site.main_url + "/contact.html"], collection, depth=0, proxy=faults.url)
+    assert seen and all(line.startswith(f"GET {site.main_url}/") for line in seen)
+    assert len(seen) == len(site.paths("main"))
+    assert verify(snap.path).ok
+
+
+def test_calendar_trap_is_stopped_by_the_per_host_limit(faults, collection):
+    def calendar(conn, request):
+        n = int(request.split(b"?month=")[1].split(b" ")[0]) if b"?month=" in request else 0
+        conn.sendall(html(f'<a href="/cal?month={n + 1}">next</a><a href="/cal?month={n - 1}">prev</a>'))
+    faults.add("/cal", calendar)
+    faults.add("/robots.txt", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    snap = capture(faults.url + "/cal", collection, depth=50, max_per_host=25)
+    assert len(faults.requests) == 25
+    assert any("over --max-per-host 25" in e.get("reason", "") for e in log(snap).values())
+
+
+def test_decompression_bomb_does_not_exhaust_memory(faults, collection):
+    import resource
+    import zlib as _zlib
+    comp = _zlib.compressobj(9, _zlib.DEFLATED, 31)
+    bomb = comp.compress(b"<a href='/x'>" + b" " * (200 << 20)) + comp.flush()   # 200 MB of spaces
+    url = faults.add("/bomb", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(bomb), bomb))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    snap = capture(url, collection, depth=0)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100
+    headers, block = responses(snap)[url]
+    assert block.endswith(bomb)   # stored as sent, still compressed
+    assert verify(snap.path).ok
+
+
+def test_urls_with_spaces_unicode_and_idn(faults, collection):
+    port = int(faults.url.rsplit(":", 1)[1])
+    faults.add("/", html(f'<img src="/a b.png"><img src="/é.png"><a href="http://bücher.example:{port}/x">i</a>'
+                         f'<a href="http://[bad/">bad</a>'))
+    faults.add("/a%20b.png", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+    faults.add("/%C3%A9.png", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+    faults.add("/x", html("idn"))
+    faults.add("/robots.txt", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    snap = capture(faults.url + "/", collection, resolve=(("xn--bcher-kva.example", port, "127.0.0.1"),))
+    entries = log(snap)
+    assert entries[faults.url + "/a%20b.png"]["status"] == 200
+    assert entries[faults.url + "/%C3%A9.png"]["status"] == 200
+    assert entries[f"http://xn--bcher-kva.example:{port}/x"]["status"] == 200
+    assert any(e["outcome"] == "skipped" and e["url"] == "http://[bad/" for e in entries.values())
