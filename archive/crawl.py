@@ -147,7 +147,7 @@ class Crawler:
             self.record(exchange, link)
             return replace(result, noarchive=refusal)
         finally:
-            exchange.block.unlink(missing_ok=True)
+            exchange.block.discard()
 
     def _read(self, link: Link, exchange: Exchange) -> _Result:
         """Return what a recorded exchange leads to: its links, or robots rules."""

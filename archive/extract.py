@@ -73,7 +73,7 @@ def extract(exchange: Exchange) -> Extracted:
     charset = _charset(exchange.header("Content-Type"))
     cap = HTML_CAP if mime in HTML_TYPES else CSS_CAP
     result = Extracted()
-    with open(exchange.block, "rb") as f:
+    with exchange.block.open() as f:
         f.seek(exchange.header_length)
         blocks = decode_content(iter_payload(f, exchange.chunked),
                                 exchange.header("Content-Encoding"), cap)
@@ -89,7 +89,7 @@ def extract(exchange: Exchange) -> Extracted:
 
 def _sniff(exchange: Exchange) -> str:
     """Guess HTML for a response with no Content-Type whose body starts like markup."""
-    with open(exchange.block, "rb") as f:
+    with exchange.block.open() as f:
         f.seek(exchange.header_length)
         start = f.read(512).lstrip().lower()
     if exchange.header("Content-Encoding"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
+import io
 import http.cookiejar
 import ipaddress
 import logging
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 import urllib3
@@ -30,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import DiskFull, FetchError, StorageError, UsageError
-from .models import CaptureOptions, Exchange, utcnow
+from .models import Body, CaptureOptions, Exchange, utcnow
 from .urls import host_of
 from .wire import BLOCK, WireError, is_chunked, parse_head, payload_digest, read_head
 
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+MEMORY_SPOOL = 1 << 20   # response blocks up to this size wait in memory, larger ones on disk
 NO_BODY = (204, 304)
 
 # Real sites send more than http.client's 100 header lines (cookies, CSP reports...); an
@@ -54,15 +56,18 @@ class _Abort(OSError):
 
 
 class _Spool:
-    """The response block being received: written to a file and hashed as it arrives.
+    """The response block being received, hashed as it arrives: kept in memory up to
+    MEMORY_SPOOL bytes, then moved to a file in `spool_dir`, so no large body sits in memory
+    and small ones cost no file system calls.
 
     Once `start_body()` is called, bytes also count towards the body: hashed as the payload
     (meaningful when the body is not chunked), measured against the size cap and the rate floor.
     """
 
-    def __init__(self, path: Path, options: CaptureOptions, stopping: threading.Event):
-        self.path = path
-        self.file = open(path, "wb")
+    def __init__(self, spool_dir: Path, options: CaptureOptions, stopping: threading.Event):
+        self.spool_dir = spool_dir
+        self.path: Path | None = None
+        self.file: BinaryIO = io.BytesIO()
         self.options = options
         self.stopping = stopping
         self.reset()
@@ -87,10 +92,12 @@ class _Spool:
         stop = None
         if self.payload is not None:
             data, stop = self._body_bytes(data)
+        if self.path is None and self.length + len(data) > MEMORY_SPOOL:
+            self._to_disk()
         try:
             self.file.write(data)
         except OSError as exc:
-            raise _disk_error(self.path, exc) from None
+            raise _disk_error(self.path or self.spool_dir, exc) from None
         self.sha.update(data)
         self.length += len(data)
         if stop:
@@ -115,8 +122,33 @@ class _Spool:
             stop = stop or "unspecified"
         return data, stop
 
-    def close(self) -> None:
+    def _to_disk(self) -> None:
+        try:
+            fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".http")
+            disk = os.fdopen(fd, "w+b")
+            disk.write(self.file.getvalue())  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise _disk_error(self.spool_dir, exc) from None
+        self.path, self.file = Path(name), disk
+
+    def view(self) -> BinaryIO:
+        """Return what was received so far, for reading from the start."""
+        self.file.flush()
+        if self.path is None:
+            return io.BytesIO(self.file.getvalue())  # type: ignore[attr-defined]
+        return open(self.path, "rb")
+
+    def finish(self) -> Body:
+        """Close the spool and return where the block now is."""
+        if self.path is None:
+            return Body(data=self.file.getvalue())  # type: ignore[attr-defined]
         self.file.close()
+        return Body(path=self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def _disk_error(path: Path, exc: OSError) -> StorageError:
@@ -344,12 +376,7 @@ class Fetcher:
     def _attempt(self, url: str, accept: str) -> Exchange:
         if self.stopping.is_set():
             raise FetchError(url, "stopped", "the capture is stopping")
-        try:
-            fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".http")
-        except OSError as exc:
-            raise _disk_error(self.spool_dir, exc) from None
-        os.close(fd)
-        spool = _Spool(Path(name), self.options, self.stopping)
+        spool = _Spool(self.spool_dir, self.options, self.stopping)
         rec = _Recorder(spool)
         _local.recorder = rec
         with self.lock:
@@ -357,8 +384,7 @@ class Fetcher:
         try:
             return self._exchange(url, accept, rec, self.clock())
         except BaseException:
-            spool.close()
-            spool.path.unlink(missing_ok=True)
+            spool.discard()
             raise
         finally:
             _local.recorder = None
@@ -394,26 +420,22 @@ class Fetcher:
                 resp.close()   # bytes may be left on this connection: never reuse it
             else:
                 resp.raw.release_conn()
-            rec.spool.close()
         return self._to_exchange(url, rec, date, header_length, truncated)
 
     def _to_exchange(self, url: str, rec: _Recorder, date: datetime, header_length: int,
                      truncated: str | None) -> Exchange:
-        with open(rec.spool.path, "rb") as f:
+        spool = rec.spool
+        with spool.view() as f:
             head = f.read(header_length)
-        try:
-            _version, status, reason, headers = parse_head(head)
-        except WireError as exc:
-            raise FetchError(url, "bad-response", str(exc)) from None
-        chunked = is_chunked(headers)
-        payload = "sha256:" + rec.spool.payload.hexdigest()
-        if chunked:
-            with open(rec.spool.path, "rb") as f:
-                f.seek(header_length)
-                payload = payload_digest(f, chunked=True)
+            try:
+                _version, status, reason, headers = parse_head(head)
+            except WireError as exc:
+                raise FetchError(url, "bad-response", str(exc)) from None
+            chunked = is_chunked(headers)
+            payload = payload_digest(f, chunked=True) if chunked else "sha256:" + spool.payload.hexdigest()
         return Exchange(
             url=url, date=date, ip=rec.ip, request=bytes(rec.sent),
-            block=rec.spool.path, block_length=rec.spool.length,
+            block=spool.finish(), block_length=spool.length,
             block_digest="sha256:" + rec.spool.sha.hexdigest(), payload_digest=payload,
             header_length=header_length, status=status, reason=reason, headers=headers,
             chunked=chunked, truncated=truncated,
@@ -422,8 +444,7 @@ class Fetcher:
 
 def _keep_final_head(spool: _Spool) -> int:
     """Drop interim 1xx heads from the spool, keeping the final response head; return its length."""
-    spool.file.flush()
-    with open(spool.path, "rb") as f:
+    with spool.view() as f:
         heads = []
         while f.tell() < spool.length:
             heads.append(read_head(f))
@@ -441,6 +462,9 @@ def load_cookies(path: str) -> http.cookiejar.MozillaCookieJar:
         jar.load(ignore_discard=True, ignore_expires=True)
     except (OSError, http.cookiejar.LoadError) as exc:
         raise UsageError(f"cannot read cookies from {path}: {exc}") from None
+    for cookie in jar:
+        if cookie.expires == 0:   # curl and browsers write 0 for a session cookie, not "expired"
+            cookie.expires = None
     return jar
 
 

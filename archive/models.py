@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import enum
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 from . import __version__
 
@@ -109,6 +111,31 @@ class CaptureOptions:
 
 
 @dataclass(frozen=True)
+class Body:
+    """A response block between the socket and the WARC: in memory when small, else in a file."""
+
+    data: bytes | None = None
+    path: Path | None = None
+
+    def open(self) -> BinaryIO:
+        """Return the block as a readable binary stream."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.path is not None
+        return open(self.path, "rb")
+
+    def read_bytes(self) -> bytes:
+        """Return the whole block (for tests and small blocks)."""
+        with self.open() as f:
+            return f.read()
+
+    def discard(self) -> None:
+        """Remove the spool file, if there is one."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One HTTP exchange as it went over the wire; the response block lives in a spool file."""
 
@@ -116,7 +143,7 @@ class Exchange:
     date: datetime              # when the request was sent (UTC)
     ip: str | None
     request: bytes              # request line and headers exactly as sent
-    block: Path                 # response status line, headers and body exactly as received
+    block: Body                 # response status line, headers and body exactly as received
     block_length: int
     block_digest: str           # "sha256:<hex>" over the whole response block
     payload_digest: str         # "sha256:<hex>" over the entity body, transfer-coding removed

@@ -102,7 +102,7 @@ class Robots:
 
 def _text(exchange: Exchange) -> str:
     parts: list[bytes] = []
-    with open(exchange.block, "rb") as f:
+    with exchange.block.open() as f:
         f.seek(exchange.header_length)
         try:
             for block in decode_content(iter_payload(f, exchange.chunked),

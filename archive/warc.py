@@ -48,6 +48,9 @@ DIGEST_CONVENTION = (
     "the spec's digest."
 )
 NewId = Callable[[], str]
+Headers = list[tuple[str, str]]
+REQUEST_TYPE = "application/http;msgtype=request"
+RESPONSE_TYPE = "application/http;msgtype=response"
 
 
 def new_record_id() -> str:
@@ -177,20 +180,38 @@ class WarcWriter:
     # -- records -------------------------------------------------------------------------
     def write_exchange(self, exchange: Exchange) -> Record:
         """Write the request and response records of `exchange`; return where the response is."""
+        if exchange.block.data is None:   # a large body: streamed from its spool file, in place
+            with self.lock:
+                self._ready()
+                return self._write_pair(exchange)
+        # A small one is compressed before taking the lock, so threads compress side by side.
+        info = self.warcinfo_id
+        members = self._compress_pair(exchange, info)
         with self.lock:
-            if self.closed:
-                raise StorageError(self.directory, "the WARC writer is closed (capture stopping)")
-            if self._file is None or self._file.tell() >= self.rotate_bytes:
-                self._close_file()
-                self._open_next()
-            return self._write_pair(exchange)
+            self._ready()
+            if self.warcinfo_id != info:   # the file rotated meanwhile: name the new warcinfo
+                members = self._compress_pair(exchange, self.warcinfo_id)
+            assert self._file is not None
+            try:
+                self._file.write(members[0])
+                offset = self._file.tell()
+                self._file.write(members[1])
+            except OSError as exc:
+                raise _storage_error(self.files[-1], exc) from None
+            return self._record(exchange, offset, len(members[1]))
 
-    def _write_pair(self, ex: Exchange) -> Record:
-        assert self._file is not None
+    def _ready(self) -> None:
+        if self.closed:
+            raise StorageError(self.directory, "the WARC writer is closed (capture stopping)")
+        if self._file is None or self._file.tell() >= self.rotate_bytes:
+            self._close_file()
+            self._open_next()
+
+    def _pair_headers(self, ex: Exchange, warcinfo_id: str) -> tuple[Headers, Headers]:
+        """Return the WARC headers of the (request, response) records of an exchange."""
         date = warc_date(ex.date)
         response_id, request_id = self.new_id(), self.new_id()
-        common = [("WARC-Date", date), ("WARC-Target-URI", ex.url),
-                  ("WARC-Warcinfo-ID", self.warcinfo_id)]
+        common = [("WARC-Date", date), ("WARC-Target-URI", ex.url), ("WARC-Warcinfo-ID", warcinfo_id)]
         if ex.ip:
             common.append(("WARC-IP-Address", ex.ip))
         response = [("WARC-Type", "response"), ("WARC-Record-ID", response_id), *common,
@@ -201,23 +222,50 @@ class WarcWriter:
         request = [("WARC-Type", "request"), ("WARC-Record-ID", request_id), *common,
                    ("WARC-Concurrent-To", response_id),
                    ("WARC-Block-Digest", _sha256(ex.request)), ("WARC-Payload-Digest", EMPTY_SHA256)]
-        self._write(request, "application/http;msgtype=request", io.BytesIO(ex.request), len(ex.request))
-        offset = self._file.tell()
-        with open(ex.block, "rb") as body:
-            self._write(response, "application/http;msgtype=response", body, ex.block_length)
-        return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
-                      payload_digest=ex.payload_digest, filename=self.files[-1].name,
-                      offset=offset, length=self._file.tell() - offset)
+        return request, response
 
-    def _write(self, headers: list[tuple[str, str]], content_type: str, body: BinaryIO,
-               length: int) -> None:
-        assert self._writer is not None and self._file is not None
-        rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
-        record = ArcWarcRecord("warc", headers[0][1], rec_headers, body, None, content_type, length)
+    def _compress_pair(self, ex: Exchange, warcinfo_id: str) -> tuple[bytes, bytes]:
+        """Return the gzip members of the request and response records, made in memory."""
+        request, response = self._pair_headers(ex, warcinfo_id)
+        out = []
+        for headers, ctype, body, length in (
+                (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
+                (response, RESPONSE_TYPE, ex.block.open(), ex.block_length)):
+            buffer = io.BytesIO()
+            sink = _MemberSink(buffer, self.level)   # type: ignore[arg-type]
+            _write(WARCWriter(sink, gzip=False, warc_version=WARC_VERSION), headers, ctype, body, length)
+            out.append(buffer.getvalue())
+        return out[0], out[1]
+
+    def _write_pair(self, ex: Exchange) -> Record:
+        assert self._file is not None and self._writer is not None
+        request, response = self._pair_headers(ex, self.warcinfo_id)
         try:
-            self._writer.write_record(record)
+            _write(self._writer, request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request))
+            offset = self._file.tell()
+            with ex.block.open() as body:
+                _write(self._writer, response, RESPONSE_TYPE, body, ex.block_length)
         except OSError as exc:
             raise _storage_error(self.files[-1], exc) from None
+        return self._record(ex, offset, self._file.tell() - offset)
+
+    def _record(self, ex: Exchange, offset: int, length: int) -> Record:
+        return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
+                      payload_digest=ex.payload_digest, filename=self.files[-1].name,
+                      offset=offset, length=length)
+
+    def _write(self, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:
+        assert self._writer is not None
+        try:
+            _write(self._writer, headers, content_type, body, length)
+        except OSError as exc:
+            raise _storage_error(self.files[-1], exc) from None
+
+
+def _write(writer: WARCWriter, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:
+    """Write one record through warcio, digests and length given (warcio neither buffers nor re-hashes)."""
+    rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
+    writer.write_record(ArcWarcRecord("warc", headers[0][1], rec_headers, body, None, content_type, length))
 
 
 def _sha256(data: bytes) -> str:
