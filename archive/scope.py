@@ -26,7 +26,8 @@ class Scope:
         self.options = options
         seeds = list(seeds)
         self.hosts = {host_of(u) for u in seeds}
-        self.sites = {site_of(u) for u in seeds}
+        # the public suffix list loads only for --same-site
+        self.sites = {site_of(u) for u in seeds} if options.same_site else set()
         self.include = _compile(options.include, "--include")
         self.exclude = _compile(options.exclude, "--exclude")
 

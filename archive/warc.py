@@ -120,6 +120,7 @@ class WarcWriter:
         self.level = level
         self.crawl_host = crawl_host or socket.gethostname().split(".")[0] or "localhost"
         self.lock = threading.Lock()
+        self._local = threading.local()
         self.files: list[Path] = []
         self.checksums: dict[Path, tuple[str, int]] = {}   # path -> ("sha256:...", size)
         self._file: _HashingFile | None = None
@@ -227,13 +228,16 @@ class WarcWriter:
     def _compress_pair(self, ex: Exchange, warcinfo_id: str) -> tuple[bytes, bytes]:
         """Return the gzip members of the request and response records, made in memory."""
         request, response = self._pair_headers(ex, warcinfo_id)
+        writer = getattr(self._local, "writer", None)
+        if writer is None:   # one per thread: making a warcio writer asks for the host name
+            writer = self._local.writer = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
         out = []
         for headers, ctype, body, length in (
                 (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
                 (response, RESPONSE_TYPE, ex.block.open(), ex.block_length)):
             buffer = io.BytesIO()
-            sink = _MemberSink(buffer, self.level)   # type: ignore[arg-type]
-            _write(WARCWriter(sink, gzip=False, warc_version=WARC_VERSION), headers, ctype, body, length)
+            writer.out = _MemberSink(buffer, self.level)   # type: ignore[arg-type]
+            _write(writer, headers, ctype, body, length)
             out.append(buffer.getvalue())
         return out[0], out[1]
 
