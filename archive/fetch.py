@@ -391,14 +391,23 @@ class Fetcher:
             with self.lock:
                 self.active.discard(rec)
 
+    def _prepare(self, url: str, accept: str) -> requests.PreparedRequest:
+        """Return the GET request for `url` (prepared directly: a tenth of Session's cost)."""
+        headers = dict(self.session.headers)
+        headers["Accept"] = accept
+        if self.options.headers and host_of(url) in self.header_hosts:
+            headers.update(self.options.headers)
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url, headers=headers)
+        if self.options.cookies:
+            # the jar sends each cookie only to the domain it belongs to
+            request.prepare_cookies(self.session.cookies)
+        return request
+
     def _exchange(self, url: str, accept: str, rec: _Recorder, date: datetime) -> Exchange:
         opts = self.options
         try:
-            headers = {"Accept": accept}
-            if self.options.headers and host_of(url) in self.header_hosts:
-                headers.update(self.options.headers)
-            # Cookies come from the jar, which sends each only to the domain it belongs to.
-            request = self.session.prepare_request(requests.Request("GET", url, headers=headers))
+            request = self._prepare(url, accept)
             # The adapter, not session.send: the session would read a redirect's body itself.
             resp = self.adapter.send(request, stream=True, proxies=self.proxies,
                                      timeout=(opts.connect_timeout, opts.read_timeout))

@@ -58,7 +58,7 @@ def page_metadata(html: bytes, url: str, charset: str | None = None) -> PageMeta
     Content-Language.
     """
     try:
-        text = "".join(decode_text([html[:META_CAP]], _known_codec(charset), is_html=True))
+        text = "".join(decode_text([html[:META_CAP]], _known_codec(charset)))
     except UnicodeError:   # UTF-16/32 named without a byte-order mark: the codec refuses to start
         text = html[:META_CAP].decode("utf-8", "replace")
     try:

@@ -29,9 +29,9 @@ def test_requests_and_urllib3_only_in_fetch():
 
 
 def test_html_parsers_only_in_the_html_readers():
-    # extract.py reads links (lxml events, bs4's encoding sniffing); metadata.py reads what a
-    # page says about itself (a bs4 tree of its meta and script elements).
-    assert modules_importing("bs4") == {"extract.py", "metadata.py"}
+    # extract.py reads links (lxml events); metadata.py reads what a page says about itself
+    # (a bs4 tree of its meta and script elements).
+    assert modules_importing("bs4") == {"metadata.py"}
     assert modules_importing("lxml") == {"extract.py"}
 
 
