@@ -343,15 +343,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .replay import Replay
 
-    with Replay(args.collection, host=args.host, port=args.port) as replay:
+    replay = Replay(args.collection, host=args.host, port=args.port)
+    try:
+        replay.start()
         print(f"serving {replay.collection.root} at {replay.url}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-        try:
-            while True:
-                time.sleep(1)
-                if replay.refresh():
-                    print("snapshots changed: replay configuration regenerated", file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            return 0   # the way to stop a server: not an error
+        while True:
+            time.sleep(1)
+            if replay.refresh():
+                print("snapshots changed: replay configuration regenerated", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        return 0   # the way to stop a server: not an error
+    finally:
+        replay.stop()
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
