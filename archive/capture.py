@@ -127,7 +127,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     warc = WarcWriter(folder / "archive", f"archive-{capture_id[:8]}",
                       {"isPartOf": capture_id, "seeds": seeds, "options": options.to_json(),
                        "robots": "ignore" if options.ignore_robots else "obey for linked pages"},
-                      clock=clock, new_id=new_id, rotate_bytes=options.warc_rotate_bytes)
+                      clock=clock, new_id=new_id, rotate_bytes=options.warc_rotate_bytes,
+                      min_free=options.min_free)
     fetcher = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
@@ -142,7 +143,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         raise Interrupted(folder) from None
     except DiskFull as exc:
         _close_quietly(warc)
-        raise DiskFull(exc.path, folder) from None
+        raise DiskFull(exc.path, folder, exc.why) from None
     except OSError as exc:
         _close_quietly(warc)
         raise _os_error(exc, folder) from None

@@ -168,6 +168,9 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
                      help="...for this long (default: %(default)s)")
     cap.add_argument("--retries", type=int, default=d.retries,
                      help="more tries after 429/500/502/503/504, honouring Retry-After (default: %(default)s)")
+    cap.add_argument("--min-free", type=_size, default=d.min_free, metavar="BYTES",
+                     help="stop the capture (exit 4, partial kept) before free disk space drops below "
+                          "this (default: 64M; 0 turns the guard off)")
     cap.add_argument("--max-per-host", type=int, default=0, metavar="N",
                      help="queue at most N URLs per host, against crawler traps (default: no limit)")
     cap.add_argument("--respect-noarchive", action="store_true",
@@ -203,7 +206,7 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
         max_redirects=args.max_redirects, max_urls=args.max_urls, user_agent=args.user_agent,
         max_size=args.max_size, min_rate=args.min_rate, rate_window=args.rate_window, retries=args.retries,
-        max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive,
+        max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive, min_free=args.min_free,
         block_private=args.block_private, headers=tuple(_parse_header(h) for h in args.header),
         cookies=args.cookies, proxy=args.proxy,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))

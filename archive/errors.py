@@ -78,11 +78,11 @@ class DiskFull(StorageError):
 
     exit_code = 4
 
-    def __init__(self, path: Path | str, partial: Path | None = None):
+    def __init__(self, path: Path | str, partial: Path | None = None, why: str = "no space left on device"):
         self.partial = partial
-        StorageError.__init__(self, path, "no space left on device")
+        StorageError.__init__(self, path, why)
         if partial:
-            self.args = (f"disk full while writing {path}; partial capture kept in {partial}",)
+            self.args = (f"disk full while writing {path} ({why}); partial capture kept in {partial}",)
 
 
 class NoAnswer(ArchiveError):

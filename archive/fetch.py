@@ -146,7 +146,10 @@ class _Spool:
         return Body(path=self.path)
 
     def discard(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass   # a full disk fails the last flush; the file goes anyway
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 

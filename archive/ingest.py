@@ -126,7 +126,11 @@ def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) ->
         name = _warc_name(store, path.name, import_id)
         with open(path, "rb") as src, open(folder / "archive" / name, "xb") as out:
             tee = _Tee(src, out)
-            scan = _scan(tee, name)
+            try:
+                scan = _scan(tee, name)
+            except (ArchiveLoadFailed, ValueError, EOFError, zlib.error) as exc:
+                # our checker read it, warcio (and so pywb) cannot: not replayable as it is
+                raise ImportRejected(path, [Problem(path.name, f"unreadable by warcio: {exc}"[:300])]) from None
             checksum = tee.finish()
         if checksum != checked:
             raise ImportRejected(path, [Problem(path.name, "the file changed while it was imported")])

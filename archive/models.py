@@ -70,6 +70,7 @@ class CaptureOptions:
     rate_window: float = 30.0                        # ...of this many seconds, or it is cut ("time")
     retries: int = 2                                 # more tries after a 429/500/502/503/504
     max_per_host: int = 0                            # URLs queued per host; 0: no limit
+    min_free: int = 64 << 20                         # stop (exit 4) before free disk space drops below
     respect_noarchive: bool = False                  # keep no record of pages that say noarchive
     block_private: bool = False                      # refuse private/loopback/link-local targets
     headers: tuple[tuple[str, str], ...] = ()        # extra request headers, for the seeds' hosts only
@@ -101,6 +102,7 @@ class CaptureOptions:
             "retries": self.retries,
             "retry_max_wait": self.retry_max_wait,
             "max_per_host": self.max_per_host,
+            "min_free": self.min_free,
             "respect_noarchive": self.respect_noarchive,
             "block_private": self.block_private,
             # header values and cookies may be secrets: the record keeps only their names

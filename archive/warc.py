@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -76,6 +77,10 @@ class _HashingFile:
         self.sha.update(data)
         self.size += len(data)
 
+    def flush(self) -> None:
+        # after every record: a killed process leaves every whole record on disk
+        self.file.flush()
+
     def tell(self) -> int:
         return self.size
 
@@ -110,13 +115,15 @@ class WarcWriter:
 
     def __init__(self, directory: Path, prefix: str, info: dict[str, object], *,
                  clock: Callable[[], datetime], new_id: NewId = new_record_id,
-                 rotate_bytes: int = 1_000_000_000, level: int = 3, crawl_host: str | None = None):
+                 rotate_bytes: int = 1_000_000_000, level: int = 3, crawl_host: str | None = None,
+                 min_free: int = 0):
         self.directory = directory
         self.prefix = prefix
         self.info = info
         self.clock = clock
         self.new_id = new_id
         self.rotate_bytes = rotate_bytes
+        self.min_free = min_free
         self.level = level
         self.crawl_host = crawl_host or socket.gethostname().split(".")[0] or "localhost"
         self.lock = threading.Lock()
@@ -194,6 +201,7 @@ class WarcWriter:
                 self._file.write(members[0])
                 offset = self._file.tell()
                 self._file.write(members[1])
+                self._file.flush()
             except OSError as exc:
                 raise _storage_error(self.files[-1], exc) from None
             return self._record(exchange, offset, len(members[1]))
@@ -201,6 +209,9 @@ class WarcWriter:
     def _ready(self) -> None:
         if self.closed:
             raise StorageError(self.directory, "the WARC writer is closed (capture stopping)")
+        if self.min_free and shutil.disk_usage(self.directory).free < self.min_free:
+            # stop while what is written is whole, before the disk fills mid-record
+            raise DiskFull(self.directory, why=f"less than --min-free {self.min_free} bytes free")
         if self._file is None or self._file.tell() >= self.rotate_bytes:
             self._close_file()
             self._open_next()
@@ -241,6 +252,10 @@ class WarcWriter:
         offset = self._file.tell()
         with ex.block.open() as body:
             self._write(response, RESPONSE_TYPE, body, ex.block_length)
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise _storage_error(self.files[-1], exc) from None
         return self._record(ex, offset, self._file.tell() - offset)
 
     def _record(self, ex: Exchange, offset: int, length: int) -> Record:

@@ -1,0 +1,79 @@
+"""Crashes and resources: a full disk, the free-space guard, kill -9 mid-capture."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from archive.cli import main
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (needs root, as CI and the sessions run)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def complete_records(warc: Path) -> int:
+    """Read records with warcio until the file ends or breaks off; return how many were whole."""
+    count = 0
+    with open(warc, "rb") as f:
+        try:
+            for record in ArchiveIterator(f):
+                record.content_stream().read()
+                count += 1
+        except Exception:
+            pass
+    return count
+
+
+def test_full_disk_is_exit_4_with_the_partial_kept(faults, small_disk, capsys):
+    body = os.urandom(5 << 20)
+    faults.add("/", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 60\r\n\r\n"
+               + b'<img src="/small.png"><img src="/huge.bin">'.ljust(60))
+    faults.add("/small.png", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nimage")
+    faults.add("/huge.bin", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    code = main(["capture", "-C", str(small_disk / "coll"), "--depth", "0", "--per-host", "1",
+                 "--min-free", "0", faults.url + "/"])
+    out, err = capsys.readouterr()
+    assert code == 4 and out == ""
+    assert err.count("\n") == 1 and "disk full" in err and "partial capture kept" in err
+    partial = next(p for p in (small_disk / "coll" / ".partial").iterdir() if not p.name.endswith(".spool"))
+    warc = next((partial / "archive").glob("*.warc.gz"))
+    assert complete_records(warc) >= 3   # warcinfo and the page's request and response, at least
+
+
+def test_free_space_guard_stops_before_the_disk_fills(faults, small_disk, capsys):
+    faults.add("/", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    code = main(["capture", "-C", str(small_disk / "coll"), "--depth", "0", "--min-free", "4M",
+                 faults.url + "/"])
+    _, err = capsys.readouterr()
+    assert code == 4 and "less than --min-free" in err
+
+
+@pytest.mark.parametrize("moment", [0.6, 1.2, 1.9])
+def test_kill_9_leaves_readable_warcs(site, collection, moment):
+    site.latency = 0.2
+    proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), "--quiet",
+                             "--per-host", "1", site.main_url + "/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(moment)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partials = [p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool")]
+    assert len(partials) == 1, "a killed capture stays under .partial, never looks complete"
+    assert not [p for p in collection.iterdir() if not p.name.startswith(".")]
+    warcs = sorted((partials[0] / "archive").glob("*.warc.gz"))
+    assert warcs and complete_records(warcs[0]) >= 1
