@@ -62,6 +62,7 @@ class _Run:
         if out.date is not None:
             entry["ts"] = rfc3339(out.date)
         self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.log.flush()   # the log is the completeness record, even of a capture that is killed
         self._count(out)
         if self.progress:
             self.progress(dict(self.counts))

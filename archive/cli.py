@@ -313,7 +313,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for s in found:
         v = s.verified
         checked = f"verified {v['time']} {'OK' if v['ok'] else 'FAILED'}" if v else "never verified"
-        sys.stdout.write(f"{s.id[:12]}  {s.created}  {s.pages:>4} pages  {_human_bytes(s.bytes):>9}  "
+        if not s.complete:
+            checked = "INCOMPLETE (under way, interrupted or killed)"
+        sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {_human_bytes(s.bytes):>9}  "
                          f"{checked}  {' '.join(s.seeds)}\n")
     return 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,11 +29,12 @@ class Summary:
     pages: int
     bytes: int
     verified: dict[str, Any] | None = None
+    complete: bool = True    # False: a capture under .partial (under way, interrupted or killed)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path), "created": self.created,
                 "seeds": list(self.seeds), "pages": self.pages, "bytes": self.bytes,
-                "last_verified": self.verified}
+                "last_verified": self.verified, "complete": self.complete}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,24 @@ def snapshots(collection: Path | str | None = None) -> list[Summary]:
                 found.append(_summary(package, folder, verified))
         except ArchiveError:
             continue
+    found += [_partial_summary(folder) for folder in store.partials()]
     return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+def _partial_summary(folder: Path) -> Summary:
+    """Describe an incomplete capture from what it wrote: its warcinfo, log and WARC files."""
+    warcs = sorted((folder / "archive").glob("*.warc.gz")) if (folder / "archive").is_dir() else []
+    seeds = _warcinfo_seeds(warcs[0]) if warcs else []
+    pages = 0
+    try:
+        for line in (folder / "logs" / "capture.jsonl").read_text("utf-8", "replace").splitlines():
+            entry = json.loads(line)
+            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched")
+    except (OSError, ValueError):
+        pass
+    size = sum(p.stat().st_size for p in warcs)
+    started = datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Summary(folder.name, folder, started, tuple(seeds), pages, size, None, complete=False)
 
 
 def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]) -> Summary:
@@ -75,6 +94,22 @@ def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]
     snapshot_id = package.id
     return Summary(snapshot_id, folder, str(data.get("created", "")), seeds, len(package.pages()),
                    size, verified.get(snapshot_id))
+
+
+def _warcinfo_seeds(warc: Path) -> list[str]:
+    """Return the seeds a WARC file's warcinfo record names (its first gzip member)."""
+    try:
+        with open(warc, "rb") as f:
+            head = zlib.decompressobj(31).decompress(f.read(1 << 16), 1 << 16)
+    except (OSError, zlib.error):
+        return []
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        if line.startswith("seeds: "):
+            try:
+                return [str(s) for s in json.loads(line[7:])]
+            except ValueError:
+                return []
+    return []
 
 
 def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCAL_REPLAY) -> list[Memento]:

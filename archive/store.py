@@ -130,6 +130,13 @@ class Collection:
         except OSError as exc:
             raise StorageError(self.root / STATE, exc.strerror or str(exc)) from None
 
+    def partials(self) -> list[Path]:
+        """Return the capture folders under .partial: under way, interrupted or killed."""
+        base = self.root / PARTIAL
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.endswith(".spool"))
+
     def resolve(self, ref: str) -> Path:
         """Return the snapshot folder named by `ref`: a path, a full id or a unique id prefix."""
         path = Path(ref)

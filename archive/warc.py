@@ -162,6 +162,10 @@ class WarcWriter:
                    ("WARC-Date", warc_date(moment)), ("WARC-Filename", filename),
                    ("WARC-Block-Digest", _sha256(body))]
         self._write(headers, "application/warc-fields", io.BytesIO(body), len(body))
+        try:
+            self._file.flush()   # type: ignore[union-attr]
+        except OSError as exc:
+            raise _storage_error(self.files[-1], exc) from None
 
     def close(self) -> list[Path]:
         """Flush and close the current file; return every file written."""

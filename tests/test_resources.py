@@ -77,3 +77,6 @@ def test_kill_9_leaves_readable_warcs(site, collection, moment):
     assert not [p for p in collection.iterdir() if not p.name.startswith(".")]
     warcs = sorted((partials[0] / "archive").glob("*.warc.gz"))
     assert warcs and complete_records(warcs[0]) >= 1
+    from archive.find import snapshots
+    listed = snapshots(collection)
+    assert [(s.complete, s.seeds) for s in listed] == [(False, (site.main_url + "/",))]
