@@ -16,6 +16,7 @@ from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError,
 from .index import write_index
 from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, utcnow
 from .package import datapackage, write_package, write_pages
+from .resume import Interrupted as HeldCapture, exchange as held_exchange, load as load_interrupted, options_from
 from .scope import Scope
 from .store import Collection, snapshot_name
 from .urls import InvalidURL, canonicalize, host_of
@@ -44,9 +45,17 @@ class _Run:
         self.incomplete: list[dict[str, str]] = []
         self.seed_results: dict[str, dict[str, Any]] = {}
 
-    def record(self, writer: WarcWriter) -> Callable[[Exchange, Link], Record]:
+    def record(self, writer: WarcWriter, held: HeldCapture | None = None) -> Callable[[Exchange, Link], Record]:
+        kept: set[str] = set()
+
         def write(exchange: Exchange, link: Link) -> Record:
-            rec = writer.write_exchange(exchange)
+            if held is not None and exchange.url in held.held:
+                rec = held.held[exchange.url].record   # in the WARC already, from before
+                if exchange.url in kept:
+                    return rec
+                kept.add(exchange.url)
+            else:
+                rec = writer.write_exchange(exchange)
             self.records.append(rec)   # list.append is atomic; read only after the crawl
             return rec
         return write
@@ -101,10 +110,12 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             options: CaptureOptions | None = None, *,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
             capture_id: str | None = None, progress: Progress | None = None,
-            **option_values: Any) -> Snapshot:
+            resume: str | Path | None = None, **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
     Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
+    With `resume` (a partial capture's id or folder), finish that capture instead: its seeds
+    and options are read back, and nothing it already holds is fetched again.
     Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
@@ -117,26 +128,36 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         options = replace(options or CaptureOptions(), **option_values)
     except TypeError as exc:
         raise UsageError(f"unknown capture option: {exc}") from None
-    seeds, bad = _seeds(given)
     store = Collection(collection)
+    held = None
+    if resume is not None:
+        held = load_interrupted(store.partial(str(resume)))
+        given, options = held.seeds, options_from(held.options, options)
+    seeds, bad = _seeds(given)
     scope = Scope(seeds, options)   # validates patterns before anything is created
     if options.cookies:
         load_cookies(options.cookies)
-    capture_id = capture_id or uuid.uuid4().hex[:16]
-    folder, spool = store.new_partial(capture_id)
-    started = clock()
+    if held is None:
+        capture_id = capture_id or uuid.uuid4().hex[:16]
+        folder, spool = store.new_partial(capture_id)
+        started = clock()
+    else:
+        capture_id, folder, started = held.folder.name, held.folder, held.started
+        spool = store.new_spool(capture_id)
     warc = WarcWriter(folder / "archive", f"archive-{capture_id[:8]}",
                       {"isPartOf": capture_id, "seeds": seeds, "options": options.to_json(),
                        "robots": "ignore" if options.ignore_robots else "obey for linked pages"},
                       clock=clock, new_id=new_id, rotate_bytes=options.warc_rotate_bytes,
-                      min_free=options.min_free)
-    fetcher = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
+                      min_free=options.min_free, existing=held.files if held else ())
+    fetcher: Any = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
+    if held is not None:
+        fetcher = HeldFetcher(fetcher, held, spool)
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
             run = _Run(log, progress)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
-            crawler = Crawler(fetcher, scope, options, run.record(warc), run.outcome)
+            crawler = Crawler(fetcher, scope, options, run.record(warc, held), run.outcome)
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
     except KeyboardInterrupt:
@@ -159,6 +180,26 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         return _finish(store, folder, warc, run, given, seeds, options, started, clock())
     except OSError as exc:
         raise _os_error(exc, folder) from None
+
+
+class HeldFetcher:
+    """A fetcher that answers from an interrupted capture's WARC files what they already hold."""
+
+    def __init__(self, fetcher: Any, held: HeldCapture, spool: Path):
+        self.fetcher, self.held, self.spool = fetcher, held, spool
+        self.stopping = fetcher.stopping
+
+    def fetch(self, url: str, accept: str = "*/*") -> Exchange:
+        found = self.held.held.get(url)
+        if found is None:
+            return self.fetcher.fetch(url, accept)   # type: ignore[no-any-return]
+        return held_exchange(self.held.folder, found, self.spool)
+
+    def abort(self) -> None:
+        self.fetcher.abort()
+
+    def close(self) -> None:
+        self.fetcher.close()
 
 
 def _os_error(exc: OSError, folder: Path) -> StorageError:

@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("urls", nargs="*", metavar="URL")
     cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
     cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
+    cap.add_argument("--resume", metavar="ID", help="finish an interrupted capture (its id under .partial/, "
+                                                    "as the interruption message says); seeds and options "
+                                                    "are its own, nothing it holds is fetched again")
     _capture_options(cap)
     cap.set_defaults(run=_cmd_capture)
 
@@ -255,10 +258,10 @@ def _seed_urls(args: argparse.Namespace) -> list[str]:
 def _cmd_capture(args: argparse.Namespace) -> int:
     from .capture import capture
 
-    urls = _seed_urls(args)
+    urls = [] if args.resume else _seed_urls(args)
     options = _options(args)
     progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
-    snap = capture(urls, args.collection, options, progress=progress)
+    snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
     if progress:
         progress.done()
     report = verify(snap.path, record=True) if args.verify else None

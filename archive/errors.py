@@ -82,7 +82,8 @@ class DiskFull(StorageError):
         self.partial = partial
         StorageError.__init__(self, path, why)
         if partial:
-            self.args = (f"disk full while writing {path} ({why}); partial capture kept in {partial}",)
+            self.args = (f"disk full while writing {path} ({why}); partial capture kept in {partial} "
+                         f"(finish it with: archive capture --resume {partial.name})",)
 
 
 class NoAnswer(ArchiveError):
@@ -103,7 +104,8 @@ class Interrupted(ArchiveError):
 
     def __init__(self, partial: Path):
         self.partial = partial
-        super().__init__(f"capture interrupted; partial capture kept in {partial}")
+        super().__init__(f"capture interrupted; partial capture kept in {partial} "
+                         f"(finish it with: archive capture --resume {partial.name})")
 
 
 class ImportRejected(ArchiveError):

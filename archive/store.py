@@ -79,6 +79,23 @@ class Collection:
             raise StorageError(exc.filename or folder, exc.strerror or str(exc)) from None
         return folder, spool
 
+    def partial(self, ref: str) -> Path:
+        """Return the partial capture named by its id or folder; raise SnapshotNotFound."""
+        path = Path(ref)
+        folder = path if path.is_dir() else self.root / PARTIAL / ref
+        if (self.root / PARTIAL).resolve() != folder.resolve().parent or not (folder / "archive").is_dir():
+            raise SnapshotNotFound(ref, self.root / PARTIAL)
+        return folder
+
+    def new_spool(self, capture_id: str) -> Path:
+        """Create and return a spool folder for a capture being resumed."""
+        spool = self.root / PARTIAL / f"{capture_id}.spool"
+        try:
+            spool.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(spool, exc.strerror or str(exc)) from None
+        return spool
+
     def publish(self, partial: Path, name: str) -> Path:
         """Move a completed capture into place under `name`; return its new path."""
         target = self.root / name

@@ -19,7 +19,7 @@ import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -116,7 +116,7 @@ class WarcWriter:
     def __init__(self, directory: Path, prefix: str, info: dict[str, object], *,
                  clock: Callable[[], datetime], new_id: NewId = new_record_id,
                  rotate_bytes: int = 1_000_000_000, level: int = 3, crawl_host: str | None = None,
-                 min_free: int = 0):
+                 min_free: int = 0, existing: Sequence[Path] = ()):
         self.directory = directory
         self.prefix = prefix
         self.info = info
@@ -127,7 +127,7 @@ class WarcWriter:
         self.level = level
         self.crawl_host = crawl_host or socket.gethostname().split(".")[0] or "localhost"
         self.lock = threading.Lock()
-        self.files: list[Path] = []
+        self.files: list[Path] = list(existing)   # a resumed capture's files: new ones follow
         self.checksums: dict[Path, tuple[str, int]] = {}   # path -> ("sha256:...", size)
         self._file: _HashingFile | None = None
         self._sink: _MemberSink | None = None
