@@ -169,6 +169,9 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     except OSError as exc:
         _close_quietly(warc)
         raise _os_error(exc, folder) from None
+    except ArchiveError:
+        _close_quietly(warc)
+        raise
     finally:
         fetcher.close()
         store.discard(spool)

@@ -192,7 +192,11 @@ class WarcWriter:
         if exchange.block.data is None:   # a large body: streamed from its spool file, in place
             with self.lock:
                 self._ready()
-                return self._write_pair(exchange)
+                try:
+                    return self._write_pair(exchange)
+                except BaseException:
+                    self.closed = True   # a record half written: nothing more may follow it
+                    raise
         # A small one is compressed before taking the lock, so threads compress side by side.
         info = self.warcinfo_id
         members = self._compress_pair(exchange, info)
@@ -207,6 +211,7 @@ class WarcWriter:
                 self._file.write(members[1])
                 self._file.flush()
             except OSError as exc:
+                self.closed = True   # a record half written: nothing more may follow it
                 raise _storage_error(self.files[-1], exc) from None
             return self._record(exchange, offset, len(members[1]))
 

@@ -95,6 +95,8 @@ class Digest:
             self.sha: Any = hashlib.new(algo.lower().replace("-", "")) if value else None
         except ValueError:
             self.sha = None
+        if self.sha is not None and not self.sha.digest_size:
+            self.sha = None   # variable-length digests (shake_*) name no length: unsupported
 
     def update(self, data: bytes) -> None:
         if self.sha is None or not data:
@@ -110,12 +112,14 @@ class Digest:
         if self.hasher is not None:
             self.hasher.wait()
         algo = (self.expected or "").partition(":")[0]
-        if len(self.value) == 2 * self.sha.digest_size:
+        if len(self.value) == 2 * self.sha.digest_size and all(c in "0123456789abcdefABCDEF" for c in self.value):
             return f"{algo}:{self.sha.hexdigest()}"
         return f"{algo}:{b32encode(self.sha.digest()).decode()}"
 
     def matches(self) -> bool:
-        return self.sha is not None and self.found().lower() == (self.expected or "").lower()
+        # base32 values are compared without their "=" padding, which some tools leave off
+        return self.sha is not None and \
+            self.found().lower().rstrip("=") == (self.expected or "").lower().rstrip("=")
 
 
 class _Stored:
@@ -132,6 +136,8 @@ class _Stored:
         self.members: deque[tuple[int, int]] = deque([(0, start)])
         self.inflater: Any = _inflate_lib.decompressobj(31) if gz else None
         self.fed = 0     # compressed bytes given to the current member's inflater
+        self.records = 0           # records read whole
+        self.record_start = start  # file offset of the record being read (where damage is reported)
 
     def position(self) -> int:
         return self.total - (len(self.buf) - self.off)
@@ -164,6 +170,7 @@ class _Stored:
                 data = self.f.read(READ)
                 if not data:
                     if self.fed:
+                        self.record_start = self.members[-1][1]
                         raise Broken("gzip member cut short")
                     return None
                 self.file_sha.update(data)
@@ -171,6 +178,7 @@ class _Stored:
             try:
                 out = self.inflater.decompress(self.tail, READ)
             except Exception as exc:   # zlib.error or isal's: corrupt compressed data
+                self.record_start = self.members[-1][1]   # the member being inflated
                 raise Broken(f"corrupt gzip data: {exc}") from None
             rest = self.inflater.unused_data if self.inflater.eof else self.inflater.unconsumed_tail
             used = len(self.tail) - len(rest)
@@ -259,15 +267,22 @@ def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Pro
     records = 0
     stored = _Stored(f, gz, file_sha)
     try:
-        records = _check_records(stored, rel, (hasher, payload_hasher), problems)
+        _check_records(stored, rel, (hasher, payload_hasher), problems)
+        records = stored.records
     except Broken as exc:
-        failed = stored.file_offset(stored.position())
+        records = stored.records
+        failed = stored.record_start
         problems.append(Problem(rel, f"unreadable record ({exc})", failed))
         stored.drain()
         records += _resync(f, rel, gz, failed, (hasher, payload_hasher), problems)
+    except Exception as exc:   # whatever else a hostile file does, it is a problem, not a crash
+        records = stored.records
+        problems.append(Problem(rel, f"unreadable record ({type(exc).__name__}: {exc})", stored.record_start))
     finally:
         hasher.close()
         payload_hasher.close()
+    if records == 0 and not problems:
+        problems.append(Problem(rel, "no WARC records"))
     return "sha256:" + file_sha.sha.hexdigest(), file_sha.size, records, problems
 
 
@@ -280,10 +295,11 @@ def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
         f.seek(start)
         stored = _Stored(f, gz, _FileHash(), start)
         try:
-            records += _check_records(stored, rel, hasher, problems)
-            return records
+            _check_records(stored, rel, hasher, problems)
+            return records + stored.records
         except Broken as exc:
-            failed = stored.file_offset(stored.position())
+            records += stored.records
+            failed = stored.record_start
             problems.append(Problem(rel, f"unreadable record ({exc})", failed))
     return records
 
@@ -302,24 +318,33 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
     return None
 
 
-def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> int:
-    records = 0
+def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
+    """Check records from the stream's position on, counting them in `stored.records`."""
+    previous = None
     while True:
         line = stored.readline()
         while line in (b"\r\n", b"\n"):
             line = stored.readline()
         if not line:
-            return records
-        offset = stored.file_offset(stored.position() - len(line))
+            return
+        position = stored.position() - len(line)
+        offset = stored.file_offset(position)
+        stored.record_start = offset if stored.gz else stored.members[0][1] + position
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
+        if stored.gz and offset == previous:
+            # readers seek to a record's member: a second record in one member cannot be reached
+            problems.append(Problem(rel, "several records in one gzip member", offset))
+        previous = offset
         headers = _warc_headers(stored)
         try:
             length = int(headers.get("content-length", ""))
         except ValueError:
             raise Broken("record without a valid Content-Length") from None
-        _check_record(stored, headers, length, rel, offset, hasher, problems)
-        records += 1
+        if length < 0:
+            raise Broken(f"record with a negative Content-Length ({length})")
+        _check_record(stored, headers, length, rel, stored.record_start, hasher, problems)
+        stored.records += 1
 
 
 def _warc_headers(stored: _Stored) -> dict[str, str]:

@@ -87,3 +87,56 @@ def test_absurd_lengths_in_a_warc_header(pristine, tmp_path):
     assert not report.ok and any(p.offset is not None for p in report.problems)
     with pytest.raises(ArchiveError):
         import_archive(warc, tmp_path / "c2")
+
+
+def _record(kind: str = "resource", body: bytes = b"hello", digest: str | None = None) -> bytes:
+    import hashlib
+    digest = digest or "sha256:" + hashlib.sha256(body).hexdigest()
+    return (f"WARC/1.1\r\nWARC-Type: {kind}\r\nWARC-Block-Digest: {digest}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body + b"\r\n\r\n"
+
+
+def _check(data: bytes, gz: bool = True):
+    import io
+    from archive.warccheck import check_warc
+    return check_warc(io.BytesIO(data), "x.warc.gz" if gz else "x.warc", gz)
+
+
+def test_variable_length_digest_is_unsupported_not_a_crash():
+    _, _, records, problems = _check(gzip.compress(_record(digest="shake_128:aa")))
+    assert records == 1 and problems[0].found == "unsupported algorithm"
+
+
+def test_several_records_in_one_member_are_reported():
+    data = gzip.compress(_record()) + gzip.compress(_record() + _record())
+    _, _, records, problems = _check(data)
+    assert records == 3 and [p.what for p in problems] == ["several records in one gzip member"]
+    assert problems[0].offset == len(gzip.compress(_record()))
+
+
+def test_counts_and_offsets_around_damage():
+    good = [gzip.compress(_record(body=f"r{i}".encode())) for i in range(5)]
+    damaged = good[:2] + [good[2][:15] + b"\x00" * 20 + good[2][35:]] + good[3:]
+    _, _, records, problems = _check(b"".join(damaged))
+    assert records == 4 and problems[0].offset == len(good[0]) + len(good[1])
+    plain = _record() + b"garbage line\r\n" + _record()
+    _, _, records, problems = _check(plain, gz=False)
+    assert records == 2 and problems[0].offset == len(_record())
+    _, _, records, problems = _check(b"")
+    assert records == 0 and problems[0].what == "no WARC records"
+
+
+def test_writer_refuses_more_after_a_half_written_record(tmp_path):
+    from datetime import datetime, timezone
+    from archive.errors import StorageError
+    from archive.models import Body, Exchange
+    from archive.warc import WarcWriter
+    writer = WarcWriter(tmp_path, "archive-test", {}, clock=lambda: datetime.now(timezone.utc))
+    big = tmp_path / "big.http"
+    big.write_bytes(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 100)
+    ex = Exchange("http://ex.test/", datetime.now(timezone.utc), None, b"GET / HTTP/1.1\r\n\r\n",
+                  Body(path=big), 10_000, "sha256:00", "sha256:00", 19, 200, "OK", (), False)  # length lies
+    with pytest.raises(StorageError):
+        writer.write_exchange(ex)
+    with pytest.raises(StorageError, match="closed"):
+        writer.write_exchange(ex)

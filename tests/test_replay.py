@@ -127,6 +127,9 @@ def test_serve_command_regenerates_when_snapshots_change(site, collection, wayba
     env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
     proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection),
                              "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    import threading
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
     try:
         home = f"http://127.0.0.1:{port}/"
         for _ in range(100):
@@ -142,11 +145,12 @@ def test_serve_command_regenerates_when_snapshots_change(site, collection, wayba
                 page = urllib.request.urlopen(home).read().decode()
             except OSError:
                 continue
-            if newer.id in page:
+            if newer.id in page and any("regenerated" in line for line in lines):
                 break
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    err = "".join(lines)
     assert newer.id not in first and newer.id in page, err
     assert proc.returncode == 0, err
     assert "regenerated" in err
