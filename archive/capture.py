@@ -133,6 +133,11 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     if resume is not None:
         held = load_interrupted(store.partial(str(resume)))
         given, options = held.seeds, options_from(held.options, options)
+    policy = store.settings()
+    # a collection that takes URLs from others can insist on these, whatever a command says
+    for name in ("block_private", "respect_noarchive"):
+        if policy.get(name) is True:
+            options = replace(options, **{name: True})
     seeds, bad = _seeds(given)
     scope = Scope(seeds, options)   # validates patterns before anything is created
     if options.cookies:

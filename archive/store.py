@@ -14,16 +14,18 @@ import json
 import os
 import re
 import shutil
+import tomllib
 from datetime import datetime
 from pathlib import Path
 
-from .errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError
+from .errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError, UsageError
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS
 from .reader import Package
 
 ENV_COLLECTION = "ARCHIVE_COLLECTION"
 PARTIAL = ".partial"
 STATE = ".state"          # machine-written collection state: verification results
+SETTINGS = "archive.toml"  # the collection's policy, written by people
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 
 
@@ -146,6 +148,18 @@ class Collection:
                 f.write(json.dumps({"id": snapshot_id, "time": when, "ok": ok, "problems": problems}) + "\n")
         except OSError as exc:
             raise StorageError(self.root / STATE, exc.strerror or str(exc)) from None
+
+    def settings(self) -> dict[str, object]:
+        """Return the collection's policy file, `archive.toml` (e.g. block_private = true), or {}."""
+        path = self.root / SETTINGS
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        return data
 
     def partials(self) -> list[Path]:
         """Return the capture folders under .partial: under way, interrupted or killed."""

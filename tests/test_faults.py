@@ -304,3 +304,63 @@ def test_urls_with_spaces_unicode_and_idn(faults, collection):
     assert entries[faults.url + "/%C3%A9.png"]["status"] == 200
     assert entries[f"http://xn--bcher-kva.example:{port}/x"]["status"] == 200
     assert any(e["outcome"] == "skipped" and e["url"] == "http://[bad/" for e in entries.values())
+
+
+def test_redirect_loop_is_stopped_and_recorded(faults, collection):
+    faults.add("/a", b"HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n")
+    faults.add("/b", b"HTTP/1.1 302 Found\r\nLocation: /a\r\nContent-Length: 0\r\n\r\n")
+    faults.add("/chain0", b"HTTP/1.1 301 Moved\r\nLocation: /chain1\r\nContent-Length: 0\r\n\r\n")
+    for i in range(1, 15):
+        faults.add(f"/chain{i}", f"HTTP/1.1 301 Moved\r\nLocation: /chain{i + 1}\r\nContent-Length: 0\r\n\r\n".encode())
+    snap = capture(faults.url + "/a", collection, depth=0)
+    assert faults.requests == ["/a", "/b"]          # the loop ends where a URL comes round again
+    assert log(snap)[faults.url + "/b"]["status"] == 302
+    faults.requests.clear()
+    snap = capture(faults.url + "/chain0", collection, depth=0, max_redirects=5)
+    assert len(faults.requests) == 6                # the seed and five hops, every one recorded
+    assert any(e.get("reason") == "more than 5 redirects" for e in log(snap).values())
+    assert len((snap.path / "indexes" / "index.cdx").read_text().splitlines()) == 6
+
+
+def test_deflate_and_brotli_bodies_are_stored_as_sent(faults, collection):
+    import brotli
+    import zlib as _zlib
+    page = b'<html><a href="/x">x</a><img src="/inner.png"></html>'
+    deflated = _zlib.compress(page)
+    raw_deflate = _zlib.compressobj(6, _zlib.DEFLATED, -15)
+    raw = raw_deflate.compress(page) + raw_deflate.flush()
+    for path, coding, body in (("/d", "deflate", deflated), ("/r", "deflate", raw), ("/b", "br", brotli.compress(page))):
+        faults.add(path, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: %s\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (coding.encode(), len(body), body))
+    faults.add("/inner.png", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\np")
+    for path in ("/d", "/r", "/b"):
+        faults.requests.clear()
+        snap = capture(faults.url + path, collection, depth=0)
+        headers, block = responses(snap)[faults.url + path]
+        assert block.endswith(body if path == "/b" else (deflated if path == "/d" else raw))
+        assert "/inner.png" in faults.requests, path    # decoded to find the links
+        assert verify(snap.path).ok
+
+
+def test_names_from_users_never_leave_the_collection(capture_page, collection, tmp_path):
+    import pytest as _pytest
+    from archive.errors import ArchiveError
+    from archive.store import Collection
+    capture_page("/contact.html")
+    store = Collection(collection)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for ref in ("../outside", "../../etc", "/etc", "..", "abcdef/../../x"):
+        with _pytest.raises(ArchiveError):
+            store.resolve(ref)
+        with _pytest.raises(ArchiveError):
+            store.partial(ref)
+
+
+def test_collection_policy_forces_block_private(faults, collection):
+    import pytest as _pytest
+    from archive.errors import NoAnswer
+    collection.mkdir(parents=True)
+    (collection / "archive.toml").write_text("# URLs here come from others\nblock_private = true\n")
+    with _pytest.raises(NoAnswer, match="blocked-private"):
+        capture(faults.add("/", html("x")), collection, depth=0)
