@@ -364,3 +364,44 @@ def test_collection_policy_forces_block_private(faults, collection):
     (collection / "archive.toml").write_text("# URLs here come from others\nblock_private = true\n")
     with _pytest.raises(NoAnswer, match="blocked-private"):
         capture(faults.add("/", html("x")), collection, depth=0)
+
+
+def test_connect_timeout_is_recorded(faults, collection):
+    import socket
+    # a listening socket whose backlog is full: the kernel leaves new SYNs unanswered
+    jammed = socket.socket()
+    jammed.bind(("127.0.0.1", 0))
+    jammed.listen(0)
+    port = jammed.getsockname()[1]
+    fillers = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    try:
+        faults.add("/", html(f'<img src="http://127.0.0.1:{port}/never.png">'))
+        snap = capture(faults.url + "/", collection, depth=0, connect_timeout=0.5)
+        reason = log(snap)[f"http://127.0.0.1:{port}/never.png"]["reason"]
+        assert reason.startswith(("connect-timeout", "read-timeout")), reason
+    finally:
+        for s in fillers:
+            s.close()
+        jammed.close()
+
+
+def test_block_private_checks_every_redirect_hop(faults, collection, monkeypatch):
+    import archive.fetch as fetch_module
+    real = fetch_module.public_address
+
+    def public_for_one_name(host, port):
+        if host == "public.example":
+            return "127.0.0.1"          # stands in for a public address
+        return real(host, port)
+    monkeypatch.setattr(fetch_module, "public_address", public_for_one_name)
+    port = int(faults.url.rsplit(":", 1)[1])
+    faults.add("/hop", f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/inside\r\nContent-Length: 0\r\n\r\n".encode())
+    faults.add("/inside", html("private"))
+    snap = capture(f"http://public.example:{port}/hop", collection, depth=0, block_private=True)
+    assert faults.requests == ["/hop"]
+    assert log(snap)[f"http://127.0.0.1:{port}/inside"]["reason"].startswith("blocked-private")
