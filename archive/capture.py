@@ -135,9 +135,10 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         given, options = held.seeds, options_from(held.options, options)
     policy = store.settings()
     # a collection that takes URLs from others can insist on these, whatever a command says
-    for name in ("block_private", "respect_noarchive"):
-        if policy.get(name) is True:
-            options = replace(options, **{name: True})
+    if policy.get("block_private") is True:
+        options = replace(options, block_private=True)
+    if policy.get("respect_noarchive") is True:
+        options = replace(options, respect_noarchive=True)
     seeds, bad = _seeds(given)
     scope = Scope(seeds, options)   # validates patterns before anything is created
     if options.cookies:

@@ -127,7 +127,7 @@ class DemoSite:
     @staticmethod
     def _origin(server: _Server) -> str:
         host, port = server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def fill(self, body: bytes) -> bytes:
         """Replace the host placeholders in a text file."""

@@ -280,7 +280,7 @@ class _RecordingMixin:
         if not target:
             return super()._new_conn()  # type: ignore[misc, no-any-return]
         # urllib3 connects to _dns_host; the Host header and TLS name keep using the real host.
-        real, self._dns_host = self._dns_host, target
+        real, self._dns_host = self._dns_host, target  # type: ignore[has-type]
         try:
             return super()._new_conn()  # type: ignore[misc, no-any-return]
         finally:

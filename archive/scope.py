@@ -88,10 +88,10 @@ class Robots:
         """Parse a captured robots.txt answer; None means the origin was unreachable."""
         parser = urllib.robotparser.RobotFileParser()
         if exchange is None or exchange.status >= 500:
-            parser.disallow_all = True           # unreachable: assume complete disallow
+            parser.disallow_all = True  # type: ignore[attr-defined]  # unreachable: assume complete disallow
             return cls(parser, "unreachable: disallow all")
         if exchange.status >= 400 or exchange.status < 200 or 300 <= exchange.status < 400:
-            parser.allow_all = True              # unavailable: no restrictions
+            parser.allow_all = True  # type: ignore[attr-defined]  # unavailable: no restrictions
             return cls(parser, f"status {exchange.status}: allow all")
         parser.parse(_text(exchange).splitlines())
         return cls(parser, "parsed")

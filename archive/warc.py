@@ -31,6 +31,7 @@ from .errors import DiskFull, StorageError
 from .models import Exchange, Record
 from .wire import BLOCK
 
+_isal: Any
 try:
     from isal import isal_zlib as _isal
 except ImportError:  # pragma: no cover - isal is a dependency where wheels exist

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from .wire import WireError, head_headers, is_chunked, iter_payload, read_head
 
+_inflate_lib: Any
 try:   # ISA-L inflates about twice as fast as zlib; the format is the same gzip
     from isal import isal_zlib as _inflate_lib
 except ImportError:  # pragma: no cover - isal is a dependency where wheels exist
