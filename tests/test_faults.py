@@ -391,7 +391,7 @@ def test_connect_timeout_is_recorded(faults, collection):
 
 
 def test_block_private_checks_every_redirect_hop(faults, collection, monkeypatch):
-    import archive.fetch as fetch_module
+    import archive.tap as fetch_module
     real = fetch_module.public_address
 
     def public_for_one_name(host, port):
