@@ -88,3 +88,22 @@ def test_seeds_file(site, collection, tmp_path, capsys):
     code, out, _ = run(capsys, "capture", "-C", str(collection), "--json", "--depth", "0",
                        "--seeds", str(seeds))
     assert code == 0 and len(json.loads(out)["seeds"]) == 2
+
+
+def test_progress_is_drawn_on_a_terminal_and_quiet_otherwise(site, collection, capsys, monkeypatch):
+    import io
+    from archive.cli import _Progress
+    screen = io.StringIO()
+    progress = _Progress(screen)
+    progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})
+    assert "pages 2" in screen.getvalue() and "files 9" in screen.getvalue() and "errors 1" in screen.getvalue()
+    code, out, err = run(capsys, "capture", "-C", str(collection), "--depth", "0", site.main_url + "/moved.html")
+    assert code == 0 and "\r" not in err and "pages" not in err   # stderr is not a terminal here
+
+
+def test_ambiguous_prefix_exits_2_listing_candidates(capture_page, collection, capsys):
+    import shutil
+    snap = capture_page("/contact.html")
+    shutil.copytree(snap.path, collection / "copy")
+    code, out, err = run(capsys, "verify", "-C", str(collection), snap.id[:6])
+    assert code == 2 and "ambiguous" in err and snap.path.name in err and "copy" in err
