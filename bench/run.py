@@ -117,6 +117,7 @@ def case_small(pages: int, delay: float, reps: int) -> dict[str, object]:
             "ours_urls_per_s": urls / median(mine, "wall"),
             "wget_urls_per_s": theirs[0].urls / median(theirs, "wall"),
             "ours_pages_per_s": (pages + 1) / median(mine, "wall"),
+            "wget_pages_per_s": (pages + 1) / median(theirs, "wall"),
             "ideal_wall": ideal, "snapshot": str(snapshot), "wget_warc": str(warc)}
 
 
@@ -157,7 +158,8 @@ def table(results: list[dict[str, object]]) -> str:
         if "ours_urls_per_s" in r:
             ratio = float(r["ours_urls_per_s"]) / float(r["wget_urls_per_s"])  # type: ignore[arg-type]
             ideal = float(r["ideal_wall"])  # type: ignore[arg-type]
-            note = (f"URLs/s; wall {r['ours_wall']:.2f}s vs {r['wget_wall']:.2f}s; cpu {r['ours_cpu']:.2f}s vs "
+            note = (f"URLs/s; pages/s {r['ours_pages_per_s']:.0f} vs {r['wget_pages_per_s']:.0f}; "
+                    f"wall {r['ours_wall']:.2f}s vs {r['wget_wall']:.2f}s; cpu {r['ours_cpu']:.2f}s vs "
                     f"{r['wget_cpu']:.2f}s" + (f"; ideal {ideal:.2f}s, ours/ideal {float(r['ours_wall']) / ideal:.2f}"
                                                 if ideal else ""))
             rows.append(f"{r['case']:34} {r['ours_urls_per_s']:>10.0f} {r['wget_urls_per_s']:>10.0f} {ratio:>7.2f}  {note}")
