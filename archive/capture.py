@@ -257,6 +257,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
                 if isinstance(r.get("status"), int) and r["status"] >= 400]
     metadata = {
         "seeds": [_seed_entry(raw) for raw in given],
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),   # orders snapshots a second apart
         "seed_results": run.seed_results, "capture_window": {"start": rfc3339(started),
                                                              "end": rfc3339(finished)},
         "options": options.to_json(), "counts": dict(sorted(run.counts.items())),

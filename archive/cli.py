@@ -102,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--base-url", metavar="URL", default=LOCAL_REPLAY, help="replay server for links")
     lst.set_defaults(run=_cmd_list)
 
+    dif = sub.add_parser("diff", parents=[common], help="what changed between two snapshots",
+                         description="List URLs added, removed, changed and unchanged between snapshot A "
+                                     "(before) and B (after), with a text diff of changed pages.")
+    _format(dif)
+    dif.add_argument("before", nargs="?", metavar="A")
+    dif.add_argument("after", nargs="?", metavar="B")
+    dif.add_argument("--url", help="compare the two latest snapshots holding URL")
+    dif.add_argument("--no-text", action="store_true", help="skip the text diffs of changed pages")
+    dif.set_defaults(run=_cmd_diff)
+
     show = sub.add_parser("show", parents=[common], help="pages, resources and failures of a snapshot")
     _format(show)
     show.add_argument("snapshot", metavar="SNAPSHOT")
@@ -307,7 +317,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps([vars(m) for m in mementos], indent=2) + "\n")
         else:
             for m in mementos:
-                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {m.replay}\n")
+                mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
+                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
         return 0 if mementos else 1
     found = snapshots(args.collection)
     if args.format == "json":
@@ -320,6 +331,29 @@ def _cmd_list(args: argparse.Namespace) -> int:
             checked = "INCOMPLETE (under way, interrupted or killed)"
         sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {_human_bytes(s.bytes):>9}  "
                          f"{checked}  {' '.join(s.seeds)}\n")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import compare, compare_latest
+
+    if args.url:
+        result = compare_latest(args.url, args.collection, text=not args.no_text)
+    elif args.before and args.after:
+        result = compare(args.before, args.after, args.collection, text=not args.no_text)
+    else:
+        raise UsageError("diff takes two snapshots, or --url URL")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"before {result.before}\nafter  {result.after}\n")
+    out.write(", ".join(f"{result.count(s)} {s}" for s in ("added", "removed", "changed", "unchanged")) + "\n")
+    for change in result.changes:
+        if change.state != "unchanged":
+            out.write(f"{change.state:8} {change.url}\n")
+            for line in change.text_diff[2:]:   # the ---/+++ header says nothing here
+                out.write(f"           {line}\n")
     return 0
 
 

@@ -368,3 +368,53 @@ def _add(result: Extracted, raw: str, base: str, kind: Kind, via: str) -> None:
         result.found.append(Found(canonicalize(raw, base), kind, via))
     except InvalidURL as exc:
         result.skipped.append((Found(raw[:200], kind, via), exc.why))
+
+
+_BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
+           "header", "footer", "nav", "ul", "ol", "table", "blockquote", "pre", "title", "figcaption"}
+
+
+class _TextTarget:
+    """lxml parser target collecting the text a reader sees, a line per block."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = [""]
+        self.hidden = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if tag in ("script", "style", "noscript", "template"):
+            self.hidden += 1
+        elif tag in _BLOCKS:
+            self.lines.append("")
+
+    def end(self, tag: str) -> None:
+        if tag in ("script", "style", "noscript", "template"):
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCKS:
+            self.lines.append("")
+
+    def data(self, data: str) -> None:
+        if not self.hidden:
+            self.lines[-1] += data
+
+    def close(self) -> list[str]:
+        return [" ".join(line.split()) for line in self.lines if line.strip()]
+
+
+def visible_text(body: bytes, charset: str | None = None) -> list[str]:
+    """Return the visible text of an HTML document, one line per block, whitespace folded.
+
+    >>> visible_text(b"<title>T</title><script>x=1</script><p>One  two</p><div>Three</div>")
+    ['T', 'One two', 'Three']
+    """
+    target = _TextTarget()
+    parser = etree.HTMLParser(target=target, recover=True)
+    text = "".join(decode_text([body], _known_codec(charset)))
+    if not text.strip():
+        return []
+    parser.feed(text)
+    try:
+        result: list[str] = parser.close()
+    except etree.XMLSyntaxError:
+        result = target.close()
+    return result

@@ -5,7 +5,7 @@ import email.utils
 import json
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class Summary:
     bytes: int
     verified: dict[str, Any] | None = None
     complete: bool = True    # False: a capture under .partial (under way, interrupted or killed)
+    started: str = ""        # the capture's start to the microsecond, where recorded: orders ties
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path), "created": self.created,
@@ -47,6 +48,7 @@ class Memento:
     status: str
     digest: str
     replay: str
+    changed: bool | None = None   # against the capture before it (None for the first)
 
     @property
     def datetime(self) -> datetime:
@@ -65,7 +67,7 @@ def snapshots(collection: Path | str | None = None) -> list[Summary]:
         except ArchiveError:
             continue
     found += [_partial_summary(folder) for folder in store.partials()]
-    return sorted(found, key=lambda s: s.created, reverse=True)
+    return sorted(found, key=lambda s: (s.created, s.started), reverse=True)
 
 
 def _partial_summary(folder: Path) -> Summary:
@@ -92,8 +94,9 @@ def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]
         seeds = (str(data["mainPageURL"]),)
     size = sum(int(r.get("bytes", 0)) for r in data.get("resources", []) if isinstance(r, dict))
     snapshot_id = package.id
-    return Summary(snapshot_id, folder, str(data.get("created", "")), seeds, len(package.pages()),
-                   size, verified.get(snapshot_id))
+    created = str(data.get("created", ""))
+    return Summary(snapshot_id, folder, created, seeds, len(package.pages()), size,
+                   verified.get(snapshot_id), started=str(meta.get("started_at") or created))
 
 
 def _warcinfo_seeds(warc: Path) -> list[str]:
@@ -117,13 +120,19 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     target = canonicalize(url)
     key = surt_key(target)
     found = []
+    order = {}
     for summary in snapshots(collection):
+        if not summary.complete:
+            continue   # a capture under .partial has no index yet
+        order[summary.id] = summary.started
         with Package.open(summary.path) as package:
             for entry in package.index():
                 if entry.urlkey == key and entry.url == target:
                     found.append(Memento(summary.id, entry.timestamp, entry.url, entry.status,
                                          entry.digest, replay_url(base_url, summary.id, entry.timestamp, entry.url)))
-    return sorted(found, key=lambda m: (m.timestamp, m.snapshot_id))
+    found.sort(key=lambda m: (m.timestamp, order.get(m.snapshot_id, ""), m.snapshot_id))
+    return [replace(m, changed=None if i == 0 else m.digest != found[i - 1].digest)
+            for i, m in enumerate(found)]
 
 
 def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY) -> str:

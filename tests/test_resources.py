@@ -80,6 +80,8 @@ def test_kill_9_leaves_readable_warcs(site, collection, moment):
     from archive.find import snapshots
     listed = snapshots(collection)
     assert [(s.complete, s.seeds) for s in listed] == [(False, (site.main_url + "/",))]
+    from archive.find import timemap
+    assert timemap(site.main_url + "/", collection) == []   # nothing complete holds it yet
 
 
 def test_resume_after_kill_9_fetches_only_what_is_missing(site, collection, capsys):
