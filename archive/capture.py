@@ -16,7 +16,7 @@ from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError,
 from .index import write_index
 from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, utcnow
 from .package import datapackage, write_package, write_pages
-from .resume import Interrupted as HeldCapture, exchange as held_exchange, load as load_interrupted, options_from
+from .resume import HeldCapture, exchange as held_exchange, load as load_interrupted, options_from
 from .scope import Scope
 from .store import Collection, snapshot_name
 from .urls import InvalidURL, canonicalize, host_of

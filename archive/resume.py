@@ -37,7 +37,7 @@ class Held:
 
 
 @dataclass(frozen=True)
-class Interrupted:
+class HeldCapture:
     """What an interrupted capture left: its seeds, options, start, files and responses."""
 
     folder: Path
@@ -48,7 +48,7 @@ class Interrupted:
     held: dict[str, Held]
 
 
-def load(folder: Path) -> Interrupted:
+def load(folder: Path) -> HeldCapture:
     """Repair the WARC files of a partial capture and read back its state; raise UsageError."""
     files = sorted((folder / "archive").glob("*.warc.gz"))
     for path in files:
@@ -61,7 +61,7 @@ def load(folder: Path) -> Interrupted:
     for path in files:
         held.update(_responses(path))
     seeds, options, started = info
-    return Interrupted(folder, seeds, options, started, files, held)
+    return HeldCapture(folder, seeds, options, started, files, held)
 
 
 def repair(path: Path) -> int:
