@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
 from .index import write_index
-from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, utcnow
+from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
 from .package import datapackage, write_package, write_pages
 from .resume import HeldCapture, exchange as held_exchange, load as load_interrupted, options_from
 from .scope import Scope
@@ -25,11 +25,6 @@ from .warc import WarcWriter, new_record_id
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, int]], None]
-
-
-def rfc3339(moment: datetime) -> str:
-    """Return a UTC time as RFC 3339 with a Z, to the second."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Run:

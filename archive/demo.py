@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import mimetypes
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -161,13 +160,3 @@ class DemoSite:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def loopback_alias_works(address: str = "127.0.0.2") -> bool:
-    """Return True when this machine can bind a second loopback address (Linux can)."""
-    try:
-        with socket.socket() as sock:
-            sock.bind((address, 0))
-        return True
-    except OSError:
-        return False

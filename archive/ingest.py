@@ -30,7 +30,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from .errors import AlreadyImported, DiskFull, ImportRejected, NotASnapshot, StorageError, UsageError
 from .index import write_index
-from .models import Record, Snapshot, utcnow
+from .models import Record, Snapshot, rfc3339, utcnow
 from .package import datapackage, write_package, write_pages
 from .reader import Package
 from .store import Collection, snapshot_id_of, snapshot_name
@@ -173,7 +173,7 @@ def _write_files(folder: Path, source: Path, name: str, checksum: tuple[str, int
     """Write index, pages and import log; return the datapackage object (not yet written)."""
     write_index(scan.records, folder / "indexes" / "index.cdx")
     write_pages(folder / "pages" / "pages.jsonl", scan.pages)
-    now = _rfc3339(clock())
+    now = rfc3339(clock())
     counts = {**{f"{kind}_records": n for kind, n in sorted(scan.counts.items())},
               "records": sum(scan.counts.values()), "indexed": len(scan.records),
               "pages": len(scan.pages), "bytes": checksum[1]}
@@ -183,7 +183,7 @@ def _write_files(folder: Path, source: Path, name: str, checksum: tuple[str, int
            **imported, "counts": counts}
     (folder / "logs" / "import.jsonl").write_text(json.dumps(log, ensure_ascii=False) + "\n", "utf-8")
     first = scan.pages[0] if scan.pages else {}
-    window = ({"start": _rfc3339(min(scan.dates)), "end": _rfc3339(max(scan.dates))}
+    window = ({"start": rfc3339(min(scan.dates)), "end": rfc3339(max(scan.dates))}
               if scan.dates else {})
     metadata = {"imported": imported, "capture_window": window, "counts": counts,
                 "seeds": [{"given": first["url"], "url": first["url"]}] if first else []}
@@ -213,7 +213,7 @@ def _scan(stream: Any, name: str) -> _Scan:
         if title is not None and url not in scan.page_urls:
             scan.page_urls.add(url)
             scan.pages.append({"id": uuid.uuid5(uuid.NAMESPACE_URL, f"{url} {date}").hex, "url": url,
-                               "ts": _rfc3339(date), "title": title, "status": status})
+                               "ts": rfc3339(date), "title": title, "status": status})
     return scan
 
 
@@ -270,10 +270,6 @@ def _parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- shared ------------------------------------------------------------------------------------

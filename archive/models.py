@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def rfc3339(moment: datetime) -> str:
+    """Return a UTC time as RFC 3339 with a Z, to the second (as package files give times)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Kind(str, enum.Enum):
     """Why a URL is fetched; decides scope rules and whether its links are followed."""
 

@@ -115,7 +115,7 @@ def _stamp14(ts: str) -> str:
     return "".join(ch for ch in ts if ch.isdigit())[:14]
 
 
-def write_config(collection: Collection, workdir: Path, items: list[Entry]) -> Path:
+def write_config(workdir: Path, items: list[Entry]) -> Path:
     """Write pywb's config.yaml and home page for `items`; return the config path."""
     workdir.mkdir(parents=True, exist_ok=True)
     colls: dict[str, object] = {}
@@ -176,7 +176,7 @@ class Replay:
             raise ReplayUnavailable(f"no collection at {self.collection.root}")
         self.items = entries(self.collection, self.workdir)
         self.signature = tuple(sorted(str(e.path) for e in self.items))
-        config = write_config(self.collection, self.workdir, self.items)
+        config = write_config(self.workdir, self.items)
         env = dict(os.environ, PYWB_CONFIG_FILE=str(config.resolve()))
         log = open(self.workdir / "pywb.log", "ab")
         self.process = subprocess.Popen(

@@ -133,7 +133,8 @@ def _responses(path: Path) -> dict[str, Held]:
             h = record.rec_headers
             head = read_head(record.raw_stream)
             _, status, _, headers = parse_head(head)
-            record.raw_stream.read()
+            while record.raw_stream.read(BLOCK):   # to the record's end, a block at a time
+                pass
             offset, length = iterator.get_record_offset(), iterator.get_record_length()
             mime = next((v for k, v in headers if k.lower() == "content-type"), "")
             url = h.get_header("WARC-Target-URI")

@@ -172,7 +172,7 @@ def decode_content(blocks: Iterable[bytes], encoding: str | None, cap: int) -> I
     codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
     stream: Iterable[bytes] = blocks
     for coding in reversed(codings):
-        stream = _decoder(stream, coding, cap)
+        stream = _decoder(stream, coding)
     total = 0
     for block in stream:
         total += len(block)
@@ -181,15 +181,16 @@ def decode_content(blocks: Iterable[bytes], encoding: str | None, cap: int) -> I
         yield block
 
 
-def _decoder(blocks: Iterable[bytes], coding: str, cap: int) -> Iterator[bytes]:
+def _decoder(blocks: Iterable[bytes], coding: str) -> Iterator[bytes]:
+    # Each decoder yields at most BLOCK bytes at a time, so the caller's cap holds memory down.
     if coding in ("gzip", "x-gzip", "deflate"):
-        return _zlib_decode(blocks, coding, cap)
+        return _zlib_decode(blocks, coding)
     if coding == "br":
-        return _brotli_decode(blocks, cap)
+        return _brotli_decode(blocks)
     return iter(blocks)  # identity, or an encoding we cannot undo
 
 
-def _zlib_decode(blocks: Iterable[bytes], coding: str, cap: int) -> Iterator[bytes]:
+def _zlib_decode(blocks: Iterable[bytes], coding: str) -> Iterator[bytes]:
     wbits = 16 + zlib.MAX_WBITS if coding != "deflate" else zlib.MAX_WBITS
     decomp = zlib.decompressobj(wbits)
     first = True
@@ -210,7 +211,7 @@ def _zlib_decode(blocks: Iterable[bytes], coding: str, cap: int) -> Iterator[byt
         raise WireError(f"corrupt {coding} data: {exc}") from None
 
 
-def _brotli_decode(blocks: Iterable[bytes], cap: int) -> Iterator[bytes]:
+def _brotli_decode(blocks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         import brotli
     except ImportError:  # pragma: no cover - brotli is a dependency
