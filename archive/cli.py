@@ -7,6 +7,7 @@ got an HTTP answer, 4 interrupted or disk full (partial capture kept).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import logging
@@ -25,6 +26,8 @@ from .verify import Report, verify
 # `archive verify` starts fast.
 
 logger = logging.getLogger("archive")
+# Modules with a `register(subparsers, common)` adding their own subcommands.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true", help="only serve the site until interrupted")
     demo.add_argument("--port", type=int, default=0, help="port of the main host (default: any free)")
     demo.set_defaults(run=_cmd_demo)
+    for module in COMMAND_MODULES:   # command groups that live in modules of their own
+        importlib.import_module(f".{module}", __package__).register(sub, common)
     return parser
 
 
