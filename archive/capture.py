@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
 from .index import write_index
@@ -21,6 +21,9 @@ from .scope import Scope
 from .store import Collection, snapshot_name
 from .urls import InvalidURL, canonicalize, host_of
 from .warc import WarcWriter, new_record_id
+
+if TYPE_CHECKING:
+    from .crawl import HostLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +108,14 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             options: CaptureOptions | None = None, *,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
             capture_id: str | None = None, progress: Progress | None = None,
-            resume: str | Path | None = None, **option_values: Any) -> Snapshot:
+            resume: str | Path | None = None, limiter: HostLimiter | None = None,
+            **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
     Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
     With `resume` (a partial capture's id or folder), finish that capture instead: its seeds
-    and options are read back, and nothing it already holds is fetched again.
+    and options are read back, and nothing it already holds is fetched again. A `limiter`
+    shares per-host connection slots with other captures (the local `per_host` still holds).
     Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
@@ -158,7 +163,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             run = _Run(log, progress)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
-            crawler = Crawler(fetcher, scope, options, run.record(warc, held), run.outcome)
+            crawler = Crawler(fetcher, scope, options, run.record(warc, held), run.outcome,
+                              limiter=limiter)
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Protocol
 
 from .errors import ArchiveError, FetchError
 from .extract import CSS_TYPES, HTML_TYPES, Extracted, extract
@@ -31,6 +32,16 @@ RecordFn = Callable[[Exchange, Link], Record]
 ROBOTS_REDIRECTS = 5   # RFC 9309 section 2.3.1.2
 TRANSIENT = (429, 500, 502, 503, 504)
 OutcomeFn = Callable[[Outcome], None]
+
+
+class HostLimiter(Protocol):
+    """Connections to one host shared with other captures (e.g. across a cluster of workers)."""
+
+    def try_acquire(self, host: str) -> bool:
+        """Take one connection slot for `host` if one is free; return whether it was taken."""
+
+    def release(self, host: str) -> None:
+        """Give back a slot taken by try_acquire."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +59,15 @@ class Crawler:
 
     def __init__(self, fetcher: Fetcher, scope: Scope, options: CaptureOptions,
                  record: RecordFn, on_outcome: OutcomeFn,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, limiter: HostLimiter | None = None):
         self.fetcher = fetcher
         self.scope = scope
         self.options = options
         self.record = record
         self.on_outcome = on_outcome
         self.clock = clock
+        self.limiter = limiter
+        self.throttled = False    # a host waits for the shared limiter: poll it again soon
         self.seen: set[str] = set()
         self.logged_skips: set[str] = set()
         self.queues: dict[str, deque[Link]] = {}
@@ -102,6 +115,8 @@ class Crawler:
     def _idle_wait(self) -> float:
         now = self.clock()
         waits = [self.later[0][0] - now] if self.later else []
+        if self.throttled:
+            waits.append(0.05)
         if self.options.delay:
             waits += [self.next_start.get(h, now) - now for h, q in self.queues.items() if q]
         return max(0.005, min(waits)) if waits else 0.0
@@ -113,13 +128,17 @@ class Crawler:
             self.queues.setdefault(host_of(link.url), deque()).append(link)
 
     def _dispatch(self, pool: ThreadPoolExecutor, running: dict[Future[_Result], Link]) -> None:
+        self.throttled = False
         for host, queue in self.queues.items():
             while queue and len(running) < self.options.connections \
                     and self.inflight.get(host, 0) < self.options.per_host:
+                now = self.clock()
+                if self.options.delay and now < self.next_start.get(host, 0.0):
+                    break
+                if self.limiter is not None and not self.limiter.try_acquire(host):
+                    self.throttled = True
+                    break
                 if self.options.delay:
-                    now = self.clock()
-                    if now < self.next_start.get(host, 0.0):
-                        break
                     self.next_start[host] = now + self.options.delay
                 link = queue.popleft()
                 self.inflight[host] = self.inflight.get(host, 0) + 1
@@ -127,6 +146,13 @@ class Crawler:
 
     # -- in a worker thread ----------------------------------------------------------------
     def _work(self, link: Link) -> _Result:
+        try:
+            return self._fetch_and_record(link)
+        finally:
+            if self.limiter is not None:
+                self.limiter.release(host_of(link.url))
+
+    def _fetch_and_record(self, link: Link) -> _Result:
         accept = PAGE_ACCEPT if link.kind in (Kind.PAGE, Kind.EMBED) else "*/*"
         try:
             exchange = self.fetcher.fetch(link.url, accept)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tomllib
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -148,6 +149,33 @@ class Collection:
                 f.write(json.dumps({"id": snapshot_id, "time": when, "ok": ok, "problems": problems}) + "\n")
         except OSError as exc:
             raise StorageError(self.root / STATE, exc.strerror or str(exc)) from None
+
+    def identity(self) -> str:
+        """Return the collection's own id (a UUID made on first use, kept in .state/identity).
+
+        Work sent to other processes names it, so that a worker on another collection can
+        tell the work is not its own.
+        """
+        path = self.root / STATE / "identity"
+        try:
+            return path.read_text("ascii").strip()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(path, exc.strerror or str(exc)) from None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"identity.{uuid.uuid4().hex}")
+            tmp.write_text(uuid.uuid4().hex + "\n", "ascii")
+            try:
+                os.link(tmp, path)   # whole or absent; of two first users one wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        except OSError as exc:
+            raise StorageError(path, exc.strerror or str(exc)) from None
+        return path.read_text("ascii").strip()
 
     def settings(self) -> dict[str, object]:
         """Return the collection's policy file, `archive.toml` (e.g. block_private = true), or {}."""
