@@ -485,7 +485,7 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
     if report.dependencies:
-        out.write(f"  {report.dependencies} records of other snapshots that revisits refer to, checked\n")
+        out.write(f"  {report.dependencies} revisit records: their originals checked\n")
     if report.package_digest:
         out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
     for problem in report.problems:

@@ -35,7 +35,7 @@ class Report:
     records: int = 0
     bytes: int = 0
     convention: str = DIGEST_CONVENTION
-    dependencies: int = 0                 # records of other snapshots that revisits refer to, checked
+    dependencies: int = 0                 # revisit records whose originals were checked
     package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
 
     @property
@@ -70,8 +70,9 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         _check_source(package, listed, report)
         # a snapshot folder's dependencies are its neighbours: the collection holding it
         home = Collection(package.path.parent) if package.path.is_dir() else store
-        report.dependencies, problems = depends.check(package, home)
-        report.problems.extend(problems)
+        resolution = depends.resolve(package, home)
+        report.dependencies = resolution.checked
+        report.problems.extend(resolution.problems)
     if expect is not None:
         wanted = expect.lower().removeprefix("sha256:")
         if report.snapshot_id != wanted:
