@@ -27,7 +27,7 @@ from .verify import Report, verify
 
 logger = logging.getLogger("archive")
 # Modules with a `register(subparsers, common)` adding their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cli_proof",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
                                                     "as the interruption message says); seeds and options "
                                                     "are its own, nothing it holds is fetched again")
     _capture_options(cap)
+    cap.add_argument("--sign", action="store_true", help="sign the snapshot (see `archive keys new`)")
+    cap.add_argument("--key", type=Path, metavar="PATH", help="the signing key (default: the config folder's)")
+    cap.add_argument("--tsa", action="append", default=[], metavar="URL",
+                     help="get an RFC 3161 timestamp of the snapshot from this TSA (repeatable)")
     cap.set_defaults(run=_cmd_capture)
 
     ver = sub.add_parser("verify", parents=[common], help="recompute every digest of a snapshot",
@@ -87,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     _format(ver)
     ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, .wacz, id or unique id prefix (6+ hex digits)")
     ver.add_argument("--expect", metavar="sha256:ID", help="also check that this is the package cited")
+    ver.add_argument("--trust", action="append", default=[], type=Path, metavar="KEYFILE",
+                     help="the signature must be by this key (public or private key file; repeatable)")
+    ver.add_argument("--tsa-cert", action="append", default=[], type=Path, metavar="FILE",
+                     help="timestamps must chain to a certificate in FILE (PEM; repeatable)")
     ver.set_defaults(run=_cmd_verify)
 
     cite = sub.add_parser("cite", parents=[common], help="print a citation of a snapshot",
@@ -279,26 +287,35 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
     if progress:
         progress.done()
+    proofs = None
+    if args.sign or args.tsa:   # signature and timestamps (cli_proof.py) go in before verification
+        from .cli_proof import prove
+        proofs = prove(snap, args.sign, args.key, args.tsa)
     report = verify(snap.path, record=True) if args.verify else None
-    return _emit_capture(snap, report, args.format)
+    return _emit_capture(snap, report, args.format, proofs)
 
 
-def _emit_capture(snap: Snapshot, report: Report | None, fmt: str) -> int:
+def _emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None) -> int:
     """Print a new snapshot (and its verification), as one JSON document in JSON mode."""
     if fmt == "json":
         data = _snapshot_json(snap)
+        if proofs is not None:
+            data["proofs"] = proofs
         if report is not None:
             data["verify"] = report.to_json()
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         _print_snapshot(snap, sys.stdout)
+        for proof in proofs or ():
+            sys.stdout.write(f"proof    {proof['summary']}\n")
         if report is not None:
             _print_report(report, "text", sys.stdout)
     return 0 if report is None or report.ok else 1
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(args.snapshot, args.collection, expect=args.expect, record=True)
+    report = verify(args.snapshot, args.collection, expect=args.expect, record=True,
+                    trust=args.trust, tsa_certs=args.tsa_cert)
     _print_report(report, args.format, sys.stdout)
     return 0 if report.ok else 1
 
@@ -477,6 +494,9 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
     head = "OK" if report.ok else "FAILED"
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
+    for proof in report.proofs:
+        if proof.ok:   # a failed proof is among the problems below
+            out.write(f"  {proof.summary}\n")
     for problem in report.problems:
         out.write(f"  {problem}\n")
 

@@ -10,7 +10,8 @@
     ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
     ├── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
     ├── ImportRejected              an archive to import failed its checks; nothing added (exit 1)
-    └── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
+    ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
+    └── ProofError                  a signing key, trust file or TSA answer that cannot be used (exit 2)
 
     FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
 
@@ -128,6 +129,15 @@ class AlreadyImported(ArchiveError):
         self.snapshot_id = snapshot_id
         self.existing = existing
         super().__init__(f"snapshot {snapshot_id[:12]} is in the collection already: {existing}")
+
+
+class ProofError(ArchiveError):
+    """A signing key, trust file or time-stamping authority that cannot be used."""
+
+    def __init__(self, what: str, why: str):
+        self.what = what
+        self.why = why
+        super().__init__(f"{what}: {why}")
 
 
 class FetchError(Exception):
