@@ -244,7 +244,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
             finished: datetime) -> Snapshot:
     """Write index, pages and package files, then move the snapshot into place."""
     write_index(run.records, folder / "indexes" / "index.cdx")
-    run.counts["records"] = 2 * len(run.records) + len(warc.files)
+    run.counts["records"] = 2 * len(run.records) + len(warc.files) + warc.metadata_records
     write_pages(folder / "pages" / "pages.jsonl", run.pages)
     first = run.seed_results.get(seeds[0], {})
     title = next((p["title"] for p in run.pages if p["url"] == first.get("url")), None)

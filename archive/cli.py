@@ -209,6 +209,8 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
                                                        "only to its own domain)")
     cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
+    cap.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in this PEM file for https "
+                                                         "(default: the certifi bundle)")
     cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                      help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
@@ -225,6 +227,8 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and name != "delay"):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value}")
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
     return CaptureOptions(
         depth=args.depth, same_host=args.same_host, same_site=args.same_site,
         include=tuple(args.include), exclude=tuple(args.exclude), ignore_robots=args.ignore_robots,
@@ -234,7 +238,7 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         max_size=args.max_size, min_rate=args.min_rate, rate_window=args.rate_window, retries=args.retries,
         max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive, min_free=args.min_free,
         block_private=args.block_private, headers=tuple(_parse_header(h) for h in args.header),
-        cookies=args.cookies, proxy=args.proxy,
+        cookies=args.cookies, proxy=args.proxy, ca_bundle=args.ca_bundle,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))
 
 

@@ -10,6 +10,7 @@ the token (and stored beside it), each checked as the issuer of the one below.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,8 +25,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 MAX_DEPTH = 8
 ESS_ATTRIBUTES = ("signing_certificate", "signing_certificate_v2")
-HASHES = {"sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
-          "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
 class TokenError(Exception):

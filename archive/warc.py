@@ -29,6 +29,7 @@ from warcio.timeutils import datetime_to_iso_date
 from . import __version__
 from .errors import DiskFull, StorageError
 from .models import Exchange, Record
+from .tls import warc_fields as tls_fields
 from .wire import BLOCK
 
 _isal: Any
@@ -53,6 +54,7 @@ NewId = Callable[[], str]
 Headers = list[tuple[str, str]]
 REQUEST_TYPE = "application/http;msgtype=request"
 RESPONSE_TYPE = "application/http;msgtype=response"
+FIELDS_TYPE = "application/warc-fields"
 
 
 def new_record_id() -> str:
@@ -134,6 +136,7 @@ class WarcWriter:
         self._sink: _MemberSink | None = None
         self.warcinfo_id = ""
         self.closed = False
+        self.metadata_records = 0   # TLS metadata records written beside responses
         with self.lock:
             self._open_next()
 
@@ -210,6 +213,9 @@ class WarcWriter:
                 self._file.write(members[0])
                 offset = self._file.tell()
                 self._file.write(members[1])
+                for member in members[2:]:   # the TLS metadata record, after its response
+                    self._file.write(member)
+                    self.metadata_records += 1
                 self._file.flush()
             except OSError as exc:
                 self.closed = True   # a record half written: nothing more may follow it
@@ -238,22 +244,39 @@ class WarcWriter:
                     ("WARC-Block-Digest", ex.block_digest), ("WARC-Payload-Digest", ex.payload_digest)]
         if ex.truncated:
             response.append(("WARC-Truncated", ex.truncated))
+        response += _tls_headers(ex)
         request = [("WARC-Type", "request"), ("WARC-Record-ID", request_id), *common,
                    ("WARC-Concurrent-To", response_id),
                    ("WARC-Block-Digest", _sha256(ex.request)), ("WARC-Payload-Digest", EMPTY_SHA256)]
         return request, response
 
-    def _compress_pair(self, ex: Exchange, warcinfo_id: str) -> tuple[bytes, bytes]:
-        """Return the gzip members of the request and response records, made in memory."""
+    def _compress_pair(self, ex: Exchange, warcinfo_id: str) -> tuple[bytes, ...]:
+        """Return the gzip members of the request and response records (and of the TLS
+        metadata record of an https exchange), made in memory."""
         request, response = self._pair_headers(ex, warcinfo_id)
+        records = [(request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
+                   (response, RESPONSE_TYPE, ex.block.open(), ex.block_length)]
+        if ex.tls is not None:
+            headers, block = self._tls_record(ex, response)
+            records.append((headers, FIELDS_TYPE, io.BytesIO(block), len(block)))
         out = []
-        for headers, ctype, body, length in (
-                (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
-                (response, RESPONSE_TYPE, ex.block.open(), ex.block_length)):
+        for headers, ctype, body, length in records:
             buffer = io.BytesIO()
             _write(_MemberSink(buffer, self.level), headers, ctype, body, length)   # type: ignore[arg-type]
             out.append(buffer.getvalue())
-        return out[0], out[1]
+        return tuple(out)
+
+    def _tls_record(self, ex: Exchange, response: Headers) -> tuple[Headers, bytes]:
+        """Return the headers and block of the metadata record holding an exchange's TLS facts."""
+        assert ex.tls is not None
+        block = tls_fields(ex.tls)
+        named = dict(response)
+        headers = [("WARC-Type", "metadata"), ("WARC-Record-ID", self.new_id()),
+                   ("WARC-Date", named["WARC-Date"]), ("WARC-Target-URI", ex.url),
+                   ("WARC-Warcinfo-ID", named["WARC-Warcinfo-ID"]),
+                   ("WARC-Concurrent-To", named["WARC-Record-ID"]), *_tls_headers(ex),
+                   ("WARC-Block-Digest", _sha256(block))]
+        return headers, block
 
     def _write_pair(self, ex: Exchange) -> Record:
         assert self._file is not None
@@ -262,11 +285,16 @@ class WarcWriter:
         offset = self._file.tell()
         with ex.block.open() as body:
             self._write(response, RESPONSE_TYPE, body, ex.block_length)
+        length = self._file.tell() - offset
+        if ex.tls is not None:
+            headers, block = self._tls_record(ex, response)
+            self._write(headers, FIELDS_TYPE, io.BytesIO(block), len(block))
+            self.metadata_records += 1
         try:
             self._file.flush()
         except OSError as exc:
             raise _storage_error(self.files[-1], exc) from None
-        return self._record(ex, offset, self._file.tell() - offset)
+        return self._record(ex, offset, length)
 
     def _record(self, ex: Exchange, offset: int, length: int) -> Record:
         return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
@@ -304,6 +332,16 @@ def _write(sink: _MemberSink, headers: Headers, content_type: str, body: BinaryI
         raise StorageError(getattr(body, "name", "spool"), f"record body {left} bytes short")
     sink.write(b"\r\n\r\n")
     sink.flush()
+
+
+def _tls_headers(ex: Exchange) -> Headers:
+    """Return the IIPC extension fields of an https exchange: WARC-Protocol, WARC-Cipher-Suite."""
+    if ex.tls is None:
+        return []
+    headers = [("WARC-Protocol", p) for p in ex.tls.protocols]
+    if ex.tls.cipher_suite:
+        headers.append(("WARC-Cipher-Suite", ex.tls.cipher_suite))
+    return headers
 
 
 def _sha256(data: bytes) -> str:
