@@ -77,7 +77,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def _cmd_timestamp(args: argparse.Namespace) -> int:
-    from .timestamp import timestamp
+    from .timestamping import timestamp
 
     stamps = timestamp(args.snapshot, args.collection, tsa=args.tsa, timeout=args.timeout)
     if args.format == "json":
@@ -97,7 +97,7 @@ def prove(snap: Snapshot, sign: bool, key: Path | None, tsa: list[str]) -> list[
         added.append({"kind": "signature", "fingerprint": signed.fingerprint,
                       "summary": f"signed with key {signed.fingerprint}"})
     if tsa:
-        from .timestamp import timestamp
+        from .timestamping import timestamp
         for s in timestamp(snap.path, tsa=tsa):
             added.append({"kind": "timestamp", "time": s.time, "tsa": s.tsa, "signer": s.signer,
                           "summary": f"timestamped {s.time} by {s.signer} ({s.tsa})"})

@@ -5,7 +5,7 @@ A proof over datapackage.json cannot be listed inside it, so proofs sit beside i
     {"path": "datapackage.json", "hash": "sha256:<id>",
      "signedData": {...},          WACZ signing spec, anonymous mode (signing.py)
      "timestamps": [{...}, ...]}   RFC 3161 tokens over the id, with their TSA certificates
-                                   (timestamp.py)
+                                   (timestamping.py)
 
 Neither changes the snapshot id, which is the digest of datapackage.json alone. The crypto
 libraries load only when a snapshot holds a proof or one is asked for.
@@ -106,7 +106,7 @@ def check_proofs(package: Package, report: Report, *, trust: Sequence[Path | str
         keys = trusted_fingerprints([Path(p) for p in trust]) if trust else None
         _check_signature(doc.get(SIGNED_DATA), report, created, keys)
     if TIMESTAMPS in doc or tsa_certs:
-        from .timestamp import load_anchors
+        from .timestamping import load_anchors
         anchors = load_anchors([Path(p) for p in tsa_certs]) if tsa_certs else None
         _check_timestamps(doc.get(TIMESTAMPS), report, anchors)
 
@@ -151,7 +151,7 @@ def _check_signature(signed: Any, report: Report, created: str | None, keys: set
 
 
 def _check_timestamps(entries: Any, report: Report, anchors: list[Any] | None) -> None:
-    from .timestamp import check_entry
+    from .timestamping import check_entry
 
     if not entries:
         report.problems.append(Problem(DIGEST_FILE, "no timestamp, but --tsa-cert asks for one"

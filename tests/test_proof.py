@@ -23,7 +23,7 @@ from archive.cli import main
 from archive.errors import ProofError, UsageError
 from archive.package import DIGEST_FILE
 from archive.signing import default_key_path, key_info, load_private_key, new_key, sign, signed_data
-from archive.timestamp import request_token, timestamp
+from archive.timestamping import request_token, timestamp
 from archive.tsacheck import parse_token
 from tsa import TSA, make_ca
 
@@ -316,3 +316,12 @@ def test_the_tsa_fixture_uses_critical_timestamping(tsa):
     cert = x509.load_pem_x509_certificate(tsa.cert_path.read_bytes())
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+def test_the_library_api(snap, key, tsa):
+    import archive
+
+    assert archive.sign(snap, key=key).snapshot_id == snapshot_id(snap)
+    assert archive.timestamp(snap, tsa=[tsa.url, tsa.url])[1].tsa == tsa.url
+    report = archive.verify(snap, trust=[key], tsa_certs=[tsa.ca_path])
+    assert report.ok and [p.kind for p in report.proofs] == ["signature", "timestamp", "timestamp"]
