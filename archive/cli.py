@@ -499,7 +499,7 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
     for proof in report.proofs:
-        if proof.ok:   # a failed proof is among the problems below
+        if proof.ok or not proof.checked:   # a failed proof is among the problems below
             out.write(f"  {proof.summary}\n")
     for problem in report.problems:
         out.write(f"  {problem}\n")

@@ -43,10 +43,11 @@ class Proof:
     trusted: bool | None       # checked against a key or certificate the user gave; None: not asked
     summary: str               # one line for people
     details: dict[str, Any] = field(default_factory=dict)
+    checked: bool = True       # False: a kind of proof this program does not check
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "ok": self.ok, "trusted": self.trusted, "summary": self.summary,
-                **self.details}
+        return {"kind": self.kind, "ok": self.ok, "trusted": self.trusted, "checked": self.checked,
+                "summary": self.summary, **self.details}
 
 
 # -- the digest document of a snapshot folder ------------------------------------------------------
@@ -127,6 +128,11 @@ def _check_signature(signed: Any, report: Report, created: str | None, keys: set
 
     if signed is None:
         report.problems.append(Problem(DIGEST_FILE, "not signed, but --trust asks for a signature"))
+        return
+    if isinstance(signed, dict) and "publicKey" not in signed and "domainCert" in signed and keys is None:
+        # the spec's domain-name identity mode (authsign): a package made elsewhere, not ours to judge
+        report.proofs.append(Proof("signature", False, None, f"signature by the domain certificate of "
+                                   f"{signed.get('domain')}: not checked here", checked=False))
         return
     key, why = check_signature(signed)
     wanted = f"sha256:{report.snapshot_id}"

@@ -325,3 +325,12 @@ def test_the_library_api(snap, key, tsa):
     assert archive.timestamp(snap, tsa=[tsa.url, tsa.url])[1].tsa == tsa.url
     report = archive.verify(snap, trust=[key], tsa_certs=[tsa.ca_path])
     assert report.ok and [p.kind for p in report.proofs] == ["signature", "timestamp", "timestamp"]
+
+
+def test_a_domain_certificate_signature_is_reported_not_checked(snap, capsys):
+    doc = digest_doc(snap)   # the spec's other mode, as authsign writes it: not ours to judge
+    doc["signedData"] = {"hash": doc["hash"], "signature": "AA==", "domain": "example.org",
+                         "domainCert": "-----BEGIN CERTIFICATE-----\n...", "created": "x"}
+    write_doc(snap, doc)
+    assert main(["verify", str(snap)]) == 0
+    assert "signature by the domain certificate of example.org: not checked here" in capsys.readouterr().out
