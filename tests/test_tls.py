@@ -173,3 +173,20 @@ def test_https_export_validates(https_site, collection, tmp_path):
     assert main(["export", str(snap.path), "--wacz", str(dest)]) == 0
     result = subprocess.run([wacz, "validate", "-f", dest], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "is valid" in result.stdout, result.stdout + result.stderr
+
+
+def test_repair_keeps_the_metadata_record_after_the_last_response(https_site, collection, tmp_path):
+    from archive.resume import repair
+
+    snap = capture(https_site.url, collection, depth=0, ca_bundle=str(https_site.ca_path))
+    warc = next((snap.path / "archive").glob("*.warc.gz"))
+    whole = warc.read_bytes()
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(whole + whole[:40])   # the start of a record the process died writing
+    assert repair(cut) == len(whole)                   # everything up to the TLS record stays
+    assert [t for t, _, _ in records_of(cut)][-2:] == ["response", "metadata"]
+
+
+def records_of(path: Path) -> list:
+    with open(path, "rb") as f:
+        return [(r.rec_type, r.rec_headers, r.content_stream().read()) for r in ArchiveIterator(f)]
