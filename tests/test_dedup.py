@@ -254,3 +254,17 @@ def test_recapturing_an_unchanged_site_adds_under_8_percent(collection: Path):
     print(f"first {stored(first.path)} B, recapture {stored(second.path)} B ({per_page:.0f} B a page): {ratio:.1%}")
     assert ratio < 0.08
     assert verify(second.path).ok
+
+
+def test_a_signed_snapshot_with_revisits_keeps_its_proof_in_the_self_contained_export(
+        site: RecaptureSite, collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from archive.signing import new_key, sign
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    key = new_key().path
+    capture(site.url + "/", collection, depth=1)
+    second = capture(site.url + "/", collection, depth=1)
+    sign(second.path, key=key)
+    out = export(second.id, collection, wacz=tmp_path / "signed.wacz")
+    report = verify(out, expect=second.id, trust=[key])
+    assert report.ok, report.problems
+    assert [(p.kind, p.trusted) for p in report.proofs] == [("signature", True)]
