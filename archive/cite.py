@@ -21,6 +21,7 @@ from typing import Any
 from warcio.exceptions import ArchiveLoadFailed
 
 from . import __version__
+from .depends import payload_of
 from .errors import ArchiveError, NotASnapshot, UsageError
 from .extract import HTML_TYPES
 from .metadata import PageMetadata, page_metadata
@@ -144,13 +145,16 @@ def _captured(package: Package, entry: IndexEntry) -> str:
 
 
 def _page_info(package: Package, entry: IndexEntry) -> PageMetadata:
-    """Return what the captured page declares about itself (nothing for non-HTML or damaged records)."""
-    if entry.mime.split(";")[0].strip().lower() not in (*HTML_TYPES, "", "unk"):
-        return PageMetadata()
+    """Return what the captured page declares about itself (nothing for non-HTML or damaged records).
+
+    A revisit record's page is read from its original, the body being the same."""
     try:
-        with package.record(entry.filename, entry.offset) as (response, _):
-            charset = _CHARSET.search(response.header("Content-Type") or "")
-        return page_metadata(package.body(entry), entry.url, charset.group(1) if charset else None)
+        with payload_of(package, entry) as (holder, original):
+            if original.mime.split(";")[0].strip().lower() not in (*HTML_TYPES, "", "unk"):
+                return PageMetadata()
+            with package.record(entry.filename, entry.offset) as (response, _):
+                charset = _CHARSET.search(response.header("Content-Type") or "")
+            return page_metadata(holder.body(original), entry.url, charset.group(1) if charset else None)
     except _READ_ERRORS as exc:
         logger.warning("no page metadata from %s: %s", entry.url, exc)
         return PageMetadata()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 
-from .errors import ArchiveError, HasDependents, SnapshotNotFound
+from .errors import ArchiveError, HasDependents, NotASnapshot, SnapshotNotFound
 from .package import DATAPACKAGE, DIGEST_FILE
 from .reader import IndexEntry, Package
 from .store import Collection, snapshot_id_of
@@ -94,6 +95,36 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
     for path in reversed(doomed):   # dependents first: never one left without its records
         store.remove(path)
     return doomed
+
+
+@contextmanager
+def payload_of(package: Package, entry: IndexEntry,
+               home: Collection | None = None) -> Iterator[tuple[Package, IndexEntry]]:
+    """Yield (package, index line) of the record holding the payload of `entry`: the entry
+    itself, or for a revisit its original (in the package, an embedded deps file, or a
+    snapshot of `home`, by default the collection holding the package). Raises NotASnapshot
+    when a revisit's original cannot be found."""
+    if entry.mime != REVISIT_MIME:
+        yield package, entry
+        return
+    heads = _head_at(package, entry.filename, entry.offset) or {}
+    if home is None and package.path.is_dir():
+        home = Collection(package.path.parent)
+    sources: list[tuple[str, Package | None]] = [("", package)]
+    for snapshot_id in dependency_ids(source_metadata(package)) if home is not None else []:
+        folder = find_snapshot(home, snapshot_id)   # type: ignore[arg-type]
+        if folder is not None:
+            sources.append((snapshot_id, Package.open(folder)))
+    try:
+        found, _ = _Catalog(sources).find(heads)
+        if found is None:
+            raise NotASnapshot(package.path, f"the original of the revisit record of {entry.url} is missing")
+        holder = next(p for sid, p in sources if sid == found[0] and p is not None)
+        yield holder, found[1]
+    finally:
+        for _, other in sources[1:]:
+            if other is not None:
+                other.close()
 
 
 @dataclass

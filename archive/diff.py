@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .depends import payload_of
 from .errors import UsageError
 from .extract import HTML_TYPES, visible_text
 from .find import timemap
@@ -84,13 +85,19 @@ def _change(url: str, old: IndexEntry | None, new: IndexEntry | None, a: Package
     if old.digest == new.digest:
         return Change(url, "unchanged", old.digest, new.digest)
     lines: tuple[str, ...] = ()
-    if text and new.mime in HTML_TYPES and old.mime in HTML_TYPES:
-        lines = tuple(difflib.unified_diff(_text(a, old), _text(b, new), "before", "after", lineterm="", n=1))
+    if text:
+        before, after = _text(a, old), _text(b, new)
+        if before is not None and after is not None:
+            lines = tuple(difflib.unified_diff(before, after, "before", "after", lineterm="", n=1))
     return Change(url, "changed", old.digest, new.digest, lines)
 
 
-def _text(package: Package, entry: IndexEntry) -> list[str]:
+def _text(package: Package, entry: IndexEntry) -> list[str] | None:
+    """Return the visible text of an HTML page (a revisit's from its original); None otherwise."""
     try:
-        return visible_text(package.body(entry, TEXT_CAP))
+        with payload_of(package, entry) as (holder, original):
+            if original.mime not in HTML_TYPES:
+                return None
+            return visible_text(holder.body(original, TEXT_CAP))
     except Exception:   # a page that cannot be read back still counts as changed
         return []

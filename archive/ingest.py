@@ -328,6 +328,7 @@ class _Tee:
 
 
 def _copy(src: BinaryIO, dest: Path) -> None:
+    dest.parent.mkdir(exist_ok=True)   # source/ of a self-contained export; the rest exist
     with open(dest, "xb") as out:
         while block := src.read(BLOCK):
             out.write(block)

@@ -104,8 +104,10 @@ class Package:
 
     @property
     def id(self) -> str:
-        """Return the snapshot id: the SHA-256 of datapackage.json as stored."""
-        return hashlib.sha256(self.read(DATAPACKAGE)).hexdigest()
+        """Return the snapshot id: the SHA-256 of datapackage.json as stored (of the snapshot's
+        own, carried under source/, in a self-contained export)."""
+        carried = "source/" + DATAPACKAGE
+        return hashlib.sha256(self.read(carried if self.has(carried) else DATAPACKAGE)).hexdigest()
 
     def datapackage(self) -> dict[str, Any]:
         """Return datapackage.json parsed; raise NotASnapshot when it is not a JSON object."""

@@ -52,9 +52,13 @@ def is_snapshot(path: Path) -> bool:
 
 
 def snapshot_id_of(path: Path) -> str:
-    """Return the id a snapshot folder claims (from datapackage-digest.json); raise NotASnapshot."""
+    """Return the id a snapshot folder claims (from datapackage-digest.json); raise NotASnapshot.
+
+    An imported self-contained export is the snapshot it carries under source/: its id.
+    """
+    carried = path / "source" / DIGEST_FILE
     try:
-        digest = json.loads((path / DIGEST_FILE).read_text("utf-8"))["hash"]
+        digest = json.loads((carried if carried.is_file() else path / DIGEST_FILE).read_text("utf-8"))["hash"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NotASnapshot(path, f"unreadable {DIGEST_FILE}: {exc}") from None
     if not isinstance(digest, str) or not digest.startswith("sha256:"):

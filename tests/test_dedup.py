@@ -268,3 +268,35 @@ def test_a_signed_snapshot_with_revisits_keeps_its_proof_in_the_self_contained_e
     report = verify(out, expect=second.id, trust=[key])
     assert report.ok, report.problems
     assert [(p.kind, p.trusted) for p in report.proofs] == [("signature", True)]
+
+
+def test_cite_and_diff_read_a_revisited_page_from_its_original(site: RecaptureSite, collection: Path):
+    from archive.cite import citation
+    from archive.diff import compare
+    capture(site.url + "/p/1", collection, depth=0)
+    second = capture(site.url + "/p/1", collection, depth=0)
+    with Package.open(second.path) as pkg:
+        assert next(e for e in pkg.index() if e.url == site.url + "/p/1").mime == "warc/revisit"
+    with Package.open(second.path) as pkg:
+        assert citation(pkg).title == "Page 1"
+    site.bodies[1] = b"A new text of page one. " * 50
+    third = capture(site.url + "/p/1", collection, depth=0)
+    change = next(c for c in compare(second.id, third.id, collection).changes if c.url == site.url + "/p/1")
+    assert change.state == "changed"
+    assert any(line.startswith("+A new text of page one.") for line in change.text_diff)
+    assert any(line.startswith("-") and not line.startswith("---") for line in change.text_diff)
+
+
+def test_a_self_contained_export_imports_elsewhere_as_the_snapshot_it_carries(
+        site: RecaptureSite, collection: Path, tmp_path: Path):
+    from archive.cite import cite
+    from archive.ingest import import_archive
+    capture(site.url + "/", collection, depth=1)
+    second = capture(site.url + "/", collection, depth=1)
+    wacz = export(second.id, collection, wacz=tmp_path / "second.wacz")
+    elsewhere = tmp_path / "elsewhere"
+    imported = import_archive(wacz, elsewhere)
+    assert imported.id == second.id
+    report = verify(second.id[:12], elsewhere)
+    assert report.ok and report.snapshot_id == second.id and report.dependencies > 0
+    assert f"sha256:{second.id}" in cite(second.id[:12], elsewhere)
