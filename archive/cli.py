@@ -407,6 +407,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     out.write("resources by type:\n")
     for mime, t in d.types.items():
         out.write(f"  {t['count']:>5}  {_human_bytes(t['stored_bytes']):>9}  {mime}\n")
+    for dep in d.dependencies:
+        out.write(f"  revisits refer to {dep.get('records')} records of snapshot {str(dep.get('snapshot'))[:12]}\n")
     out.write(f"failures and skips ({len(d.failures)}):\n")
     for f in d.failures:
         out.write(f"  {f.get('url')}: {f.get('reason')}\n")
@@ -493,6 +495,9 @@ def _print_snapshot(snap: Snapshot, out: TextIO) -> None:
     out.write(f"fetched  {c.get('pages', 0)} pages, {c.get('embeds', 0)} frames, "
               f"{c.get('requisites', 0)} requisites, {c.get('robotss', 0)} robots.txt: "
               f"{_human_bytes(c.get('bytes', 0))} in {c.get('records', 0)} WARC records\n")
+    if c.get("revisits"):
+        out.write(f"revisits {c['revisits']} bodies the collection holds already, not stored again "
+                  f"({_human_bytes(c.get('dedup_bytes', 0))})\n")
     out.write(f"problems {c.get('failed', 0)} failed, {c.get('http_errors', 0)} HTTP errors; "
               f"{c.get('skipped', 0)} skipped (see logs/capture.jsonl)\n")
     for warning in snap.warnings:

@@ -166,12 +166,13 @@ class Details:
     options: dict[str, Any]
     counts: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    dependencies: list[dict[str, Any]] = field(default_factory=list)   # snapshots its revisits refer to
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path), "created": self.created,
                 "capture_window": self.window, "pages": self.pages, "types": self.types,
                 "failures": self.failures, "options": self.options, "counts": self.counts,
-                "warnings": self.warnings}
+                "warnings": self.warnings, "dependencies": self.dependencies}
 
 
 def details(ref: str, collection: Path | str | None = None) -> Details:
@@ -191,7 +192,8 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
         return Details(package.id, package.path, str(data.get("created", "")),
                        dict(meta.get("capture_window", {})), package.pages(), types, failures,
                        dict(meta.get("options", {})), dict(meta.get("counts", {})),
-                       list(meta.get("warnings", [])))
+                       list(meta.get("warnings", [])),
+                       [d for d in meta.get("dependencies") or [] if isinstance(d, dict)])
 
 
 def _skips(package: Package) -> list[dict[str, Any]]:
