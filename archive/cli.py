@@ -27,7 +27,7 @@ from .verify import Report, verify
 
 logger = logging.getLogger("archive")
 # Modules with a `register(subparsers, common)` adding their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cli_scale",)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,9 @@
     ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
     ├── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
     ├── ImportRejected              an archive to import failed its checks; nothing added (exit 1)
-    └── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
+    ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
+    ├── BrokerError                 the Redis broker of a cluster cannot be reached or refused (exit 2)
+    └── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
 
     FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
 
@@ -128,6 +130,26 @@ class AlreadyImported(ArchiveError):
         self.snapshot_id = snapshot_id
         self.existing = existing
         super().__init__(f"snapshot {snapshot_id[:12]} is in the collection already: {existing}")
+
+
+class BrokerError(ArchiveError):
+    """The Redis broker that workers share cannot be reached, or answered with an error."""
+
+    def __init__(self, url: str, why: str):
+        self.url = url
+        self.why = why
+        super().__init__(f"cannot reach broker {url}: {why}")
+
+
+class LeaseLost(ArchiveError):
+    """A worker's lease on a scheduled capture lapsed (another worker may have taken it over)."""
+
+    exit_code = 4
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"lease on capture {key} lost (Redis unreachable too long?); "
+                         "capture stopped, its partial folder left to the worker that took over")
 
 
 class FetchError(Exception):
