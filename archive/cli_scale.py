@@ -32,7 +32,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                       help="a job whose worker stopped answering is handed out again after this long "
                            "(default: %(default)s)")
     work.add_argument("--lease-ttl", type=float, default=d.lease_ttl, metavar="SECONDS",
-                      help="a dead worker's running job is taken over after this long (default: %(default)s)")
+                      help="a dead worker's running job is taken over, and the host slots it held come "
+                           "back, after this long (default: %(default)s)")
     work.set_defaults(run=_cmd_worker)
     if "schedule" not in sub.choices:
         sched = sub.add_parser("schedule", help="scheduled recaptures")

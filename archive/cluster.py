@@ -42,9 +42,8 @@ class ClusterSettings:
 
     broker: str
     visibility_timeout: float = 30.0   # unacknowledged this long: the message is handed out again
-    lease_ttl: float = 15.0            # a job's lease lapses this long after its last heartbeat
+    lease_ttl: float = 15.0            # a dead worker's job lease and host slots lapse after this long
     host_slots: int = 4                # requests at once to one host, across every worker
-    slot_ttl: float = 30.0             # a host slot of a dead worker comes back after this long
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -262,7 +261,7 @@ def _context(app: Any) -> _Context:
         client = connect(settings.broker)
         name = f"{app.conf.get('archive_worker_name') or socket.gethostname()}/{os.getpid()}"
         ctx = _Context(os.getpid(), name, store, identity, settings, JobStore(client, identity),
-                       RedisHostLimiter(client, settings.host_slots, settings.slot_ttl),
+                       RedisHostLimiter(client, settings.host_slots, settings.lease_ttl),
                        _dedup_index(client, store, identity))
         _contexts[os.getpid()] = ctx
     return ctx

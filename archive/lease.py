@@ -56,7 +56,7 @@ def connect(url: str, timeout: float = 5.0) -> Any:
 class Heartbeat:
     """A daemon thread calling `beat` every `interval` seconds until stopped."""
 
-    def __init__(self, beat: Callable[[], None], interval: float, name: str = "heartbeat"):
+    def __init__(self, beat: Callable[[], object], interval: float, name: str = "heartbeat"):
         self.beat = beat
         self.interval = interval
         self.stopped = threading.Event()

@@ -84,3 +84,9 @@ class ClusterSite:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> "ClusterSite":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
