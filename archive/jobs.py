@@ -132,6 +132,10 @@ class JobStore:
     def done(self, job: Job) -> bool:
         return bool(self.client.exists(self._done(job)))
 
+    def count_done(self, jobs: list[Job]) -> int:
+        """Return how many of `jobs` have finished (done or failed)."""
+        return int(self.client.exists(*(self._done(j) for j in jobs))) if jobs else 0
+
     def take_results(self) -> list[dict[str, Any]]:
         """Remove and return the finished results not yet folded into the schedule state."""
         pipe = self.client.pipeline()   # MULTI: nothing pushed between the two is lost
