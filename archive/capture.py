@@ -6,12 +6,13 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .dedup import ConditionalFetcher, DedupIndex, Deduper, LocalIndex
 from .errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
 from .index import write_index
 from .models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
@@ -43,7 +44,8 @@ class _Run:
         self.incomplete: list[dict[str, str]] = []
         self.seed_results: dict[str, dict[str, Any]] = {}
 
-    def record(self, writer: WarcWriter, held: HeldCapture | None = None) -> Callable[[Exchange, Link], Record]:
+    def record(self, writer: WarcWriter, held: HeldCapture | None = None,
+               deduper: Deduper | None = None) -> Callable[[Exchange, Link], Record]:
         kept: set[str] = set()
 
         def write(exchange: Exchange, link: Link) -> Record:
@@ -53,7 +55,8 @@ class _Run:
                     return rec
                 kept.add(exchange.url)
             else:
-                rec = writer.write_exchange(exchange)
+                original = deduper.original_for(exchange) if deduper is not None else None
+                rec = writer.write_exchange(exchange, original)
             self.records.append(rec)   # list.append is atomic; read only after the crawl
             return rec
         return write
@@ -89,7 +92,7 @@ class _Run:
             self.incomplete.append({"url": out.url or link.url, "truncated": out.truncated})
         if out.status and out.status >= 400:
             self.counts["http_errors"] += 1
-        redirect = out.status is not None and 300 <= out.status < 400
+        redirect = out.status is not None and 300 <= out.status < 400 and out.status != 304
         if link.seed:
             self.seed_results[_seed_key(link)] = {"url": out.url, "status": out.status,
                                                   "ts": rfc3339(out.date) if out.date else None}
@@ -109,13 +112,15 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
             capture_id: str | None = None, progress: Progress | None = None,
             resume: str | Path | None = None, limiter: HostLimiter | None = None,
-            **option_values: Any) -> Snapshot:
+            dedup_index: DedupIndex | None = None, **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
     Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
     With `resume` (a partial capture's id or folder), finish that capture instead: its seeds
     and options are read back, and nothing it already holds is fetched again. A `limiter`
     shares per-host connection slots with other captures (the local `per_host` still holds).
+    With `options.dedup` (the default), a payload a finished snapshot of the collection holds
+    is written as a revisit record; `dedup_index` replaces the collection's own index.
     Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
@@ -158,12 +163,19 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     fetcher: Any = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
     if held is not None:
         fetcher = HeldFetcher(fetcher, held, spool)
+    deduper = None
+    if options.dedup or options.conditional:
+        local = LocalIndex(store) if dedup_index is None or options.conditional else None
+        index = (dedup_index or local) if options.dedup else None
+        if options.conditional and local is not None:
+            fetcher = ConditionalFetcher(fetcher, local, spool)
+        deduper = Deduper(index, fetcher.not_modified if options.conditional else None)
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
             run = _Run(log, progress)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
-            crawler = Crawler(fetcher, scope, options, run.record(warc, held), run.outcome,
+            crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
                               limiter=limiter)
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
@@ -187,7 +199,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         raise NoAnswer({k: v.get("error", "no answer") for k, v in run.seed_results.items()}
                        or {u: why for u, why in bad})
     try:
-        return _finish(store, folder, warc, run, given, seeds, options, started, clock())
+        return _finish(store, folder, warc, run, given, seeds, options, started, clock(), deduper)
     except OSError as exc:
         raise _os_error(exc, folder) from None
 
@@ -199,11 +211,14 @@ class HeldFetcher:
         self.fetcher, self.held, self.spool = fetcher, held, spool
         self.stopping = fetcher.stopping
 
-    def fetch(self, url: str, accept: str = "*/*") -> Exchange:
+    def fetch(self, url: str, accept: str = "*/*", extra: Sequence[tuple[str, str]] = ()) -> Exchange:
         found = self.held.held.get(url)
         if found is None:
-            return self.fetcher.fetch(url, accept)   # type: ignore[no-any-return]
+            return self.fetcher.fetch(url, accept, extra)   # type: ignore[no-any-return]
         return held_exchange(self.held.folder, found, self.spool)
+
+    def previous(self, url: str) -> Exchange | None:
+        return self.fetcher.previous(url)   # type: ignore[no-any-return]
 
     def abort(self) -> None:
         self.fetcher.abort()
@@ -247,10 +262,14 @@ def _close_quietly(warc: WarcWriter) -> None:
 
 def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given: list[str],
             seeds: list[str], options: CaptureOptions, started: datetime,
-            finished: datetime) -> Snapshot:
+            finished: datetime, deduper: Deduper | None = None) -> Snapshot:
     """Write index, pages and package files, then move the snapshot into place."""
     write_index(run.records, folder / "indexes" / "index.cdx")
     run.counts["records"] = 2 * len(run.records) + len(warc.files)
+    revisits = sum(1 for r in run.records if r.original is not None)
+    if revisits:
+        run.counts["revisits"] = revisits
+        run.counts["dedup_bytes"] = deduper.saved if deduper is not None else 0
     write_pages(folder / "pages" / "pages.jsonl", run.pages)
     first = run.seed_results.get(seeds[0], {})
     title = next((p["title"] for p in run.pages if p["url"] == first.get("url")), None)
@@ -264,6 +283,9 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
         "options": options.to_json(), "counts": dict(sorted(run.counts.items())),
         "failures": run.failures, "incomplete": run.incomplete, "warnings": warnings,
     }
+    if deduper is not None and deduper.used:
+        # the id covers these: a citation commits to the records the snapshot is completed by
+        metadata["dependencies"] = deduper.dependencies()
     known = {f"archive/{p.name}": c for p, c in warc.checksums.items()}
     package = datapackage(folder, known, created=rfc3339(finished), title=title,
                           main_url=first.get("url"), main_date=first.get("ts"), metadata=metadata)

@@ -27,7 +27,7 @@ from .verify import Report, verify
 
 logger = logging.getLogger("archive")
 # Modules with a `register(subparsers, common)` adding their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("cli_scale",)
+COMMAND_MODULES: tuple[str, ...] = ("cli_upkeep", "cli_scale")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +204,13 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                      help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
+    cap.add_argument("--no-dedup", dest="dedup", action="store_false",
+                     help="keep every body, even one a finished snapshot of the collection holds "
+                          "(default: such a body is written as a WARC revisit record referring to it)")
+    cap.add_argument("--conditional", action="store_true",
+                     help="send If-None-Match / If-Modified-Since from the collection's last capture of "
+                          "each URL; a 304 is kept as a revisit record. Note: pywb replays such a "
+                          "revisit as an empty 304, so prefer the default digest deduplication for replay")
     cap.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
@@ -226,7 +233,7 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         max_size=args.max_size, min_rate=args.min_rate, rate_window=args.rate_window, retries=args.retries,
         max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive, min_free=args.min_free,
         block_private=args.block_private, headers=tuple(_parse_header(h) for h in args.header),
-        cookies=args.cookies, proxy=args.proxy,
+        cookies=args.cookies, proxy=args.proxy, dedup=args.dedup, conditional=args.conditional,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))
 
 
@@ -477,6 +484,10 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
     head = "OK" if report.ok else "FAILED"
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
+    if report.dependencies:
+        out.write(f"  {report.dependencies} records of other snapshots that revisits refer to, checked\n")
+    if report.package_digest:
+        out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
     for problem in report.problems:
         out.write(f"  {problem}\n")
 

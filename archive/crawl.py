@@ -181,10 +181,21 @@ class Crawler:
             if link.kind is Kind.ROBOTS and not 300 <= exchange.status < 400:
                 robots = Robots.from_exchange(exchange)
                 return _Result(link, exchange, Extracted(note=robots.summary), robots)
+            if exchange.status == 304:   # not modified: the links are those of the stored body
+                return _Result(link, exchange, self._extract_previous(link))
             return _Result(link, exchange, extract(exchange) if _parses(link, exchange) else None)
         except Exception as exc:  # hostile content must not stop the capture: it is recorded
             logger.warning("%s: links not extracted: %s", link.url, exc, exc_info=True)
             return _Result(link, exchange, Extracted(note=f"links not extracted: {type(exc).__name__}: {exc}"))
+
+    def _extract_previous(self, link: Link) -> Extracted | None:
+        earlier = self.fetcher.previous(link.url)
+        if earlier is None:
+            return None
+        try:
+            return extract(earlier) if _parses(link, earlier) else None
+        finally:
+            earlier.block.discard()
 
     # -- back on the main thread -----------------------------------------------------------
     def _handle(self, result: _Result) -> None:
@@ -211,7 +222,7 @@ class Crawler:
                                     status=ex.status, url=ex.url))
         if result.robots is not None:
             self._robots_known(self.robots_for.pop(link.url), result.robots)
-        if 300 <= ex.status < 400:
+        if 300 <= ex.status < 400 and ex.status != 304:
             self._follow_redirect(link, ex)
         for ref, why in extracted.skipped:
             self._log_skip(_child(link, ref.url, ref.kind, ref.via), why)

@@ -11,6 +11,8 @@
     ├── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
     ├── ImportRejected              an archive to import failed its checks; nothing added (exit 1)
     ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
+    ├── HasDependents               a snapshot to remove holds records other snapshots refer to (exit 2)
+    ├── ScheduleBusy                another `schedule run` holds the collection's schedule lock (exit 2)
     ├── BrokerError                 the Redis broker of a cluster cannot be reached or refused (exit 2)
     └── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
 
@@ -130,6 +132,27 @@ class AlreadyImported(ArchiveError):
         self.snapshot_id = snapshot_id
         self.existing = existing
         super().__init__(f"snapshot {snapshot_id[:12]} is in the collection already: {existing}")
+
+
+class HasDependents(ArchiveError):
+    """Removing a snapshot would leave revisit records of others pointing at nothing."""
+
+    def __init__(self, snapshot_id: str, dependents: Sequence[Path]):
+        self.snapshot_id = snapshot_id
+        self.dependents = tuple(dependents)
+        names = ", ".join(p.name for p in self.dependents)
+        super().__init__(f"snapshot {snapshot_id[:12]} is not removed: {len(self.dependents)} snapshot(s) "
+                         f"refer to its records ({names}); make them whole first with "
+                         f"`archive export DEPENDENT --wacz FILE`, or remove them too with --with-dependents")
+
+
+class ScheduleBusy(ArchiveError):
+    """Another `schedule run` is running on the collection."""
+
+    def __init__(self, lock: Path, holder: str):
+        self.lock = lock
+        self.holder = holder
+        super().__init__(f"another schedule run holds {lock} ({holder}); nothing was run")
 
 
 class BrokerError(ArchiveError):

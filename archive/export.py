@@ -14,20 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
+import hashlib
+import io
+import json
 import os
+import tempfile
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ContextManager
 
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import DiskFull, StorageError, UsageError
-from .package import DATAPACKAGE, DIGEST_FILE
+from .depends import DEPS_INDEX, DEPS_PREFIX, SOURCE, Dependency, dependencies, find_snapshot
+from .package import DATAPACKAGE, DIGEST_FILE, canonical_json, digest_document, sha256_file
 from .reader import FolderPackage, Package, ZipPackage
 from .store import Collection
 from .wire import iter_stream
@@ -49,18 +55,104 @@ def export(snapshot: Path | str, collection: Path | str | None = None, *, wacz: 
     if dest is None or (wacz is not None and warc is not None):
         raise UsageError("export writes either a .wacz or a WARC file: give one destination")
     write = export_wacz if wacz is not None else export_warc
-    with Collection(collection).open(str(snapshot)) as package:
-        return write(package, dest, overwrite=overwrite)
+    store = Collection(collection)
+    with store.open(str(snapshot)) as package:
+        # a snapshot folder's dependencies are its neighbours: the collection holding it
+        home = Collection(package.path.parent) if package.path.is_dir() else store
+        return write(package, dest, overwrite=overwrite, home=home)
 
 
-def export_wacz(package: Package, dest: Path | str, *, overwrite: bool = False) -> Path:
-    """Write `package` as a .wacz at `dest`; return dest. Raise StorageError or DiskFull."""
+def export_wacz(package: Package, dest: Path | str, *, overwrite: bool = False,
+                home: Collection | None = None) -> Path:
+    """Write `package` as a .wacz at `dest`; return dest. Raise StorageError or DiskFull.
+
+    A snapshot whose revisits refer to other snapshots becomes a self-contained package: the
+    records referred to in `archive/deps-<id12>.warc.gz` (copied byte for byte, taken from
+    `home`, the collection), their index lines in `indexes/deps.cdx`, and the snapshot's own
+    datapackage files under `source/`, so the cited id is still checkable. Without
+    dependencies the package is the snapshot's files as they are, and its digest the id.
+    """
     dest = Path(dest)
-    with _atomic(dest, overwrite) as out:
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name in member_order(package.names()):
-                _add_member(zf, package, name)
+    deps = [] if package.has(SOURCE + DATAPACKAGE) else dependencies(package.metadata())
+    if not deps:
+        with _atomic(dest, overwrite) as out:
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name in member_order(package.names()):
+                    _add_member(zf, name, _size(package, name), functools.partial(package.member, name))
+        return dest
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        extra = _dependency_files(package, deps, home or Collection(package.path.parent), Path(tmp))
+        extra[SOURCE + DATAPACKAGE] = Path(tmp) / "datapackage.json"
+        extra[SOURCE + DATAPACKAGE].write_bytes(package.read(DATAPACKAGE))
+        extra[SOURCE + DIGEST_FILE] = Path(tmp) / "datapackage-digest.json"
+        extra[SOURCE + DIGEST_FILE].write_bytes(package.read(DIGEST_FILE))
+        whole = _whole_datapackage(package, extra)
+        own = [n for n in package.names() if n not in (DATAPACKAGE, DIGEST_FILE)]
+        with _atomic(dest, overwrite) as out:
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, data in whole.items():
+                    _add_member(zf, name, len(data), functools.partial(io.BytesIO, data))
+                for name in sorted([*own, *extra]):
+                    if name in extra:
+                        path = extra[name]
+                        _add_member(zf, name, path.stat().st_size, functools.partial(_read_file, path))
+                    else:
+                        _add_member(zf, name, _size(package, name), functools.partial(package.member, name))
     return dest
+
+
+def _read_file(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
+def _dependency_files(package: Package, deps: list[Dependency], home: Collection, tmp: Path) -> dict[str, Path]:
+    """Copy the records `deps` name into one WARC per snapshot depended on, and index them."""
+    files: dict[str, Path] = {}
+    lines = []
+    for dep in deps:
+        folder = find_snapshot(home, dep.snapshot)
+        if folder is None:
+            raise UsageError(f"cannot make snapshot {package.id[:12]} whole: snapshot {dep.snapshot[:12]}, "
+                             f"which its revisits refer to, is not in {home.root}")
+        name = f"{DEPS_PREFIX}{dep.snapshot[:12]}.warc.gz"
+        files[name] = tmp / name.rsplit("/", 1)[-1]
+        with Package.open(folder) as other, open(files[name], "wb") as out:
+            entries = {(e.filename, e.offset): e for e in other.index()}
+            for original in dep.records:
+                offset = out.tell()
+                with other.member(other.warc_path(original.filename)) as src:
+                    src.seek(original.offset)
+                    for block in iter_stream(src, original.length):
+                        out.write(block)
+                entry = entries.get((original.filename, original.offset))
+                if entry is None:
+                    raise UsageError(f"snapshot {dep.snapshot[:12]} has no index line for "
+                                     f"{original.filename}@{original.offset}")
+                fields = {**entry.fields, "filename": name.rsplit("/", 1)[-1], "offset": str(offset),
+                          "length": str(original.length)}
+                lines.append(f"{entry.urlkey} {entry.timestamp} {json.dumps(fields)}".encode("utf-8"))
+    files[DEPS_INDEX] = tmp / "deps.cdx"
+    files[DEPS_INDEX].write_bytes(b"".join(line + b"\n" for line in sorted(lines)))
+    return files
+
+
+def _whole_datapackage(package: Package, extra: dict[str, Path]) -> dict[str, bytes]:
+    """Return the datapackage files of a self-contained export: the snapshot's resources,
+    the added files, and where the snapshot's own datapackage.json is."""
+    source = package.datapackage()
+    added = []
+    for name, path in extra.items():
+        digest, size = sha256_file(path)
+        entry = {"name": name.rsplit("/", 1)[-1].lower(), "path": name, "hash": digest, "bytes": size}
+        if name.startswith(SOURCE):
+            # bytes whose hash is the citation, not data to parse: frictionless (`wacz validate`)
+            # would otherwise read the JSON as a nested data package with paths of its own
+            entry.update(format="bin", mediatype="application/octet-stream")
+        added.append(entry)
+    whole = {**source, "resources": sorted([*source.get("resources", []), *added], key=lambda r: r["path"]),
+             "snapshot": {"id": package.id, "datapackage": SOURCE + DATAPACKAGE}}
+    data = canonical_json(whole)
+    return {DATAPACKAGE: data, DIGEST_FILE: canonical_json(digest_document(hashlib.sha256(data).hexdigest()))}
 
 
 def member_order(names: list[str]) -> list[str]:
@@ -74,15 +166,16 @@ def member_order(names: list[str]) -> list[str]:
     return first + sorted(n for n in names if n not in first)
 
 
-def _add_member(zf: zipfile.ZipFile, package: Package, name: str) -> None:
+def _add_member(zf: zipfile.ZipFile, name: str, size: int,
+                opener: Callable[[], ContextManager[BinaryIO]]) -> None:
     info = zipfile.ZipInfo(name, ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_STORED
     info.create_system = UNIX
     info.external_attr = FILE_MODE << 16
     # zipfile decides on zip64 headers from the announced size before the first byte is
     # streamed; with the real size it uses them exactly when the member needs them.
-    info.file_size = _size(package, name)
-    with package.member(name) as src, zf.open(info, "w") as out:
+    info.file_size = size
+    with opener() as src, zf.open(info, "w") as out:
         for block in iter_stream(src):
             out.write(block)
 
@@ -96,11 +189,14 @@ def _size(package: Package, name: str) -> int:
         return f.seek(0, os.SEEK_END)
 
 
-def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False) -> Path:
+def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False,
+                home: Collection | None = None) -> Path:
     """Write every WARC record of `package`, in file order, to one .warc.gz (or .warc) file.
 
     A .warc.gz keeps one gzip member per record, so it stays a valid record-at-a-time WARC.
-    Return dest; raise UsageError for another suffix, StorageError or DiskFull.
+    The records its revisits refer to follow, copied from `home` (the collection), so the
+    file replays on its own. Return dest; raise UsageError for another suffix, StorageError
+    or DiskFull.
     """
     dest = Path(dest)
     if not dest.name.endswith((".warc.gz", ".warc")):
@@ -110,6 +206,18 @@ def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False) 
         for name in package.warc_names():
             with package.member(name) as src:
                 _copy_warc(src, name.endswith(".gz"), compressed, out)
+        deps = [] if package.has(SOURCE + DATAPACKAGE) else dependencies(package.metadata())
+        for dep in deps:
+            folder = find_snapshot(home or Collection(package.path.parent), dep.snapshot)
+            if folder is None:
+                raise UsageError(f"snapshot {dep.snapshot[:12]}, which revisits of {package.id[:12]} "
+                                 "refer to, is not in the collection")
+            with Package.open(folder) as other:
+                for original in dep.records:
+                    name = other.warc_path(original.filename)
+                    with other.member(name) as src:
+                        src.seek(original.offset)
+                        _copy_warc(io.BytesIO(src.read(original.length)), name.endswith(".gz"), compressed, out)
     return dest
 
 

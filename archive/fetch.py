@@ -12,7 +12,7 @@ import http.cookiejar
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 NO_BODY = (204, 304)
+Headers = Sequence[tuple[str, str]]
 
 
 def _adapter(options: CaptureOptions) -> HTTPAdapter:
@@ -101,18 +102,25 @@ class Fetcher:
             except OSError:
                 pass
 
-    def fetch(self, url: str, accept: str = "*/*") -> Exchange:
-        """Fetch `url` once; return the Exchange, or raise FetchError when no answer came."""
+    def fetch(self, url: str, accept: str = "*/*", extra: Headers = ()) -> Exchange:
+        """Fetch `url` once; return the Exchange, or raise FetchError when no answer came.
+
+        `extra` headers go with this request only (validators of a conditional request).
+        """
         try:
-            return self._attempt(url, accept)
+            return self._attempt(url, accept, extra)
         except FetchError as exc:
             if exc.kind != "connection-error" or self.stopping.is_set():
                 raise
             # A kept-alive connection the server had dropped: one more try on a fresh one.
             logger.info("%s: retrying once after %s", url, exc)
-            return self._attempt(url, accept)
+            return self._attempt(url, accept, extra)
 
-    def _attempt(self, url: str, accept: str) -> Exchange:
+    def previous(self, url: str) -> Exchange | None:
+        """Return an earlier capture's response a 304 for `url` stands for: none here."""
+        return None
+
+    def _attempt(self, url: str, accept: str, extra: Headers = ()) -> Exchange:
         if self.stopping.is_set():
             raise FetchError(url, "stopped", "the capture is stopping")
         spool = Spool(self.spool_dir, self.options, self.stopping)
@@ -121,7 +129,7 @@ class Fetcher:
         with self.lock:
             self.active.add(rec)
         try:
-            return self._exchange(url, accept, rec, self.clock())
+            return self._exchange(url, accept, rec, self.clock(), extra)
         except BaseException:
             spool.discard()
             raise
@@ -130,12 +138,13 @@ class Fetcher:
             with self.lock:
                 self.active.discard(rec)
 
-    def _prepare(self, url: str, accept: str) -> requests.PreparedRequest:
+    def _prepare(self, url: str, accept: str, extra: Headers = ()) -> requests.PreparedRequest:
         """Return the GET request for `url` (prepared directly: a tenth of Session's cost)."""
         headers = dict(self.session.headers)
         headers["Accept"] = accept
         if self.options.headers and host_of(url) in self.header_hosts:
             headers.update(self.options.headers)
+        headers.update(extra)
         request = requests.PreparedRequest()
         request.prepare(method="GET", url=url, headers=headers)
         if self.options.cookies:
@@ -143,10 +152,10 @@ class Fetcher:
             request.prepare_cookies(self.session.cookies)
         return request
 
-    def _exchange(self, url: str, accept: str, rec: Recorder, date: datetime) -> Exchange:
+    def _exchange(self, url: str, accept: str, rec: Recorder, date: datetime, extra: Headers = ()) -> Exchange:
         opts = self.options
         try:
-            request = self._prepare(url, accept)
+            request = self._prepare(url, accept, extra)
             # The adapter, not session.send: the session would read a redirect's body itself.
             resp = self.adapter.send(request, stream=True, proxies=self.proxies,
                                      timeout=(opts.connect_timeout, opts.read_timeout))

@@ -27,7 +27,8 @@ def cdxj_line(record: Record) -> str:
     >>> cdxj_line(r)
     'org,ex)/a 20260102030405 {"url": "http://ex.org/a", "mime": "text/html", "status": "200", "digest": "sha256:ab", "length": "20", "offset": "10", "filename": "f.warc.gz"}'
     """
-    fields = {"url": record.url, "mime": record.mime or "unk", "status": str(record.status),
+    mime = "warc/revisit" if record.original is not None else record.mime or "unk"
+    fields = {"url": record.url, "mime": mime, "status": str(record.status),
               "digest": record.payload_digest, "length": str(record.length),
               "offset": str(record.offset), "filename": record.filename}
     return f"{surt_key(record.url)} {timestamp14(record)} {json.dumps(fields)}"

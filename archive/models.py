@@ -82,6 +82,8 @@ class CaptureOptions:
     cookies: str | None = None                       # a Netscape cookies.txt file
     proxy: str | None = None                         # http://host:port
     retry_max_wait: float = 60.0                     # a longer Retry-After is not waited for
+    dedup: bool = True                               # a payload the collection holds: a revisit record
+    conditional: bool = False                        # If-None-Match / If-Modified-Since from the last capture
 
     def to_json(self) -> dict[str, object]:
         """Return the options as plain JSON values, for warcinfo and datapackage.json."""
@@ -114,6 +116,8 @@ class CaptureOptions:
             "headers": [name for name, _ in self.headers],
             "cookies": bool(self.cookies),
             "proxy": self.proxy,
+            "dedup": self.dedup,
+            "conditional": self.conditional,
         }
 
 
@@ -177,8 +181,26 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class Original:
+    """A response record of a finished snapshot that a revisit record may refer to."""
+
+    digest: str                  # its WARC-Payload-Digest, "sha256:<hex>"
+    uri: str                     # WARC-Target-URI
+    date: str                    # WARC-Date, as written
+    record_id: str               # WARC-Record-ID, "<urn:uuid:...>"
+    snapshot: str                # the id of the snapshot holding it
+    filename: str                # the WARC file (a name in the snapshot's archive/ folder)
+    offset: int
+    length: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"record": self.record_id, "uri": self.uri, "date": self.date, "digest": self.digest,
+                "filename": self.filename, "offset": self.offset, "length": self.length}
+
+
+@dataclass(frozen=True)
 class Record:
-    """Where a response landed in a WARC file: one future index line."""
+    """Where a response (or a revisit of one) landed in a WARC file: one future index line."""
 
     url: str
     date: datetime
@@ -188,6 +210,7 @@ class Record:
     filename: str
     offset: int
     length: int
+    original: Original | None = None   # set for a revisit record: the record it refers to
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .depends import dependencies, find_snapshot
 from .errors import ArchiveError
 from .reader import Package
 from .store import Collection, snapshot_id_of
@@ -51,6 +52,8 @@ class Entry:
     index: Path
     seeds: tuple[tuple[str, str], ...]   # (url, 14-digit timestamp) of each seed page
     created: str
+    deps_index: Path | None = None       # the index lines of the records its revisits refer to
+    deps_archives: tuple[Path, ...] = () # and the archive/ folders holding them
 
 
 def replay_url(base: str, snapshot_id: str, timestamp: str, url: str) -> str:
@@ -103,7 +106,33 @@ def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> E
             index.write_text("".join(line + "\n" for line in lines), "utf-8")
     seeds = tuple((str(p["url"]), _stamp14(str(p.get("ts", "")))) for p in package.pages())
     created = str(package.datapackage().get("created", ""))
-    return Entry(snapshot_id, folder, index, seeds, created)
+    deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
+    return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
+
+
+def _dependencies(package: Package, folder: Path, snapshot_id: str,
+                  workdir: Path) -> tuple[Path | None, tuple[Path, ...]]:
+    """Write the index of the records a snapshot's revisits refer to (pywb resolves a revisit
+    by looking its original up in the collection's indexes); return it with their folders."""
+    deps = dependencies(package.metadata())
+    if not deps:
+        return None, ()
+    home = Collection(folder.parent)
+    lines, archives = [], []
+    for dep in deps:
+        other = find_snapshot(home, dep.snapshot)
+        if other is None:
+            logger.warning("%s: snapshot %s, which its revisits refer to, is missing", folder.name, dep.snapshot[:12])
+            continue
+        wanted = {(o.filename, o.offset) for o in dep.records}
+        with Package.open(other) as source:
+            lines += [f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in source.index()
+                      if (e.filename, e.offset) in wanted]
+        archives.append(other / "archive")
+    path = workdir / "indexes" / f"{snapshot_id}.deps.cdx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines)))
+    return path, tuple(archives)
 
 
 def _stamp14(ts: str) -> str:
@@ -122,6 +151,9 @@ def write_config(workdir: Path, items: list[Entry]) -> Path:
     for e in items:
         colls[e.id] = {"index_paths": str(e.index.resolve()),
                        "archive_paths": str((e.path / "archive").resolve()) + "/"}
+        if e.deps_index is not None:
+            colls[e.id] = {"index_group": {"own": str(e.index.resolve()), "deps": str(e.deps_index.resolve())},
+                           "archive_paths": [str(p.resolve()) + "/" for p in (e.path / "archive", *e.deps_archives)]}
     if items:
         colls[ALL] = {"index_group": {e.id[:12]: str(e.index.resolve()) for e in items},
                       "archive_paths": [str((e.path / "archive").resolve()) + "/" for e in items]}

@@ -109,11 +109,12 @@ def _warcinfo(path: Path) -> tuple[list[str], dict[str, Any], datetime] | None:
                 options = json.loads(fields_.get("options", "{}"))
             except ValueError:
                 return None
-            return seeds, options, _date(record.rec_headers.get_header("WARC-Date"))
+            return seeds, options, warc_datetime(record.rec_headers.get_header("WARC-Date"))
     return None
 
 
-def _date(value: str | None) -> datetime:
+def warc_datetime(value: str | None) -> datetime:
+    """Return a WARC-Date value as a UTC datetime (now, when it is unreadable)."""
     text = (value or "").rstrip("Z")
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
         try:
@@ -138,7 +139,7 @@ def _responses(path: Path) -> dict[str, Held]:
             offset, length = iterator.get_record_offset(), iterator.get_record_length()
             mime = next((v for k, v in headers if k.lower() == "content-type"), "")
             url = h.get_header("WARC-Target-URI")
-            held[url] = Held(Record(url, _date(h.get_header("WARC-Date")), status,
+            held[url] = Held(Record(url, warc_datetime(h.get_header("WARC-Date")), status,
                                     mime.split(";")[0].strip().lower(), h.get_header("WARC-Payload-Digest"),
                                     path.name, offset, length),
                              h.get_header("WARC-IP-Address"), h.get_header("WARC-Block-Digest"),

@@ -123,6 +123,19 @@ class Collection:
             shutil.rmtree(folder, ignore_errors=True)
             self._tidy_partial()
 
+    def remove(self, folder: Path) -> None:
+        """Remove a finished snapshot: renamed out of the collection at once, then deleted."""
+        if folder.parent.resolve() != self.root.resolve() or not is_snapshot(folder):
+            raise StorageError(folder, "not a snapshot of this collection")
+        doomed = self.root / PARTIAL / f"{folder.name}.removing"
+        try:
+            doomed.parent.mkdir(exist_ok=True)
+            os.rename(folder, doomed)   # gone from every listing in one step
+        except OSError as exc:
+            raise StorageError(folder, exc.strerror or str(exc)) from None
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._tidy_partial()
+
     def snapshots(self) -> list[Path]:
         """Return the finished snapshot folders of the collection, oldest name first."""
         if not self.root.is_dir():
@@ -194,7 +207,7 @@ class Collection:
         base = self.root / PARTIAL
         if not base.is_dir():
             return []
-        return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.endswith(".spool"))
+        return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.endswith((".spool", ".removing")))
 
     def resolve(self, ref: str) -> Path:
         """Return the snapshot folder named by `ref`: a path, a full id or a unique id prefix."""

@@ -16,11 +16,12 @@ from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
 from .reader import Package
 from .store import Collection
 from .warc import DIGEST_CONVENTION
-from . import warccheck
+from . import depends, warccheck
 from .warccheck import GZIP_MAGIC, Problem
 from .wire import BLOCK
 
 HTTP_RECORDS = ("response", "request")
+SOURCE_FILES = (depends.SOURCE + DATAPACKAGE, depends.SOURCE + DIGEST_FILE)
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Report:
     records: int = 0
     bytes: int = 0
     convention: str = DIGEST_CONVENTION
+    dependencies: int = 0                 # records of other snapshots that revisits refer to, checked
+    package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
 
     @property
     def ok(self) -> bool:
@@ -45,6 +48,7 @@ class Report:
                 "files": self.files, "records": self.records, "bytes": self.bytes,
                 "problems": [{k: v for k, v in vars(p).items() if v is not None}
                              for p in self.problems],
+                "dependencies": self.dependencies, "package_digest": self.package_digest,
                 "digest_convention": self.convention}
 
 
@@ -63,6 +67,11 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         listed = _check_listing(package, ours, report)
         for rel, entry in listed.items():
             _check_file(package, rel, entry, report)
+        _check_source(package, listed, report)
+        # a snapshot folder's dependencies are its neighbours: the collection holding it
+        home = Collection(package.path.parent) if package.path.is_dir() else store
+        report.dependencies, problems = depends.check(package, home)
+        report.problems.extend(problems)
     if expect is not None:
         wanted = expect.lower().removeprefix("sha256:")
         if report.snapshot_id != wanted:
@@ -107,18 +116,18 @@ def _check_package(package: Package, report: Report) -> dict[str, Any]:
     return parsed
 
 
-def _check_digest_file(digest_doc: Any, report: Report) -> None:
+def _check_digest_file(digest_doc: Any, report: Report, name: str = DIGEST_FILE) -> None:
     if digest_doc is None:
         return
     if not isinstance(digest_doc, dict):
-        report.problems.append(Problem(DIGEST_FILE, "not a JSON object"))
+        report.problems.append(Problem(name, "not a JSON object"))
         return
     if digest_doc.get("path") != DATAPACKAGE:
-        report.problems.append(Problem(DIGEST_FILE, "digest names another file",
+        report.problems.append(Problem(name, "digest names another file",
                                        expected=DATAPACKAGE, found=str(digest_doc.get("path"))))
     claimed = digest_doc.get("hash")
     if claimed != f"sha256:{report.snapshot_id}":
-        report.problems.append(Problem(DIGEST_FILE, "package digest mismatch",
+        report.problems.append(Problem(name, "package digest mismatch",
                                        expected=str(claimed), found=f"sha256:{report.snapshot_id}"))
 
 
@@ -137,7 +146,7 @@ def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> 
         report.problems.append(Problem(rel, "listed file missing"))
     for rel in sorted(present):
         parts = rel.split("/")
-        if len(parts) != 2 or parts[0] not in FOLDERS:
+        if (len(parts) != 2 or parts[0] not in FOLDERS) and rel not in SOURCE_FILES:
             report.problems.append(Problem(rel, "file outside the package layout"))
     return {rel: e for rel, e in listed.items() if rel in present}
 
@@ -159,6 +168,28 @@ def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Repor
     if entry.get("bytes") != size:
         report.problems.append(Problem(rel, "file size mismatch", expected=str(entry.get("bytes")),
                                        found=str(size)))
+
+
+def _check_source(package: Package, listed: dict[str, dict[str, Any]], report: Report) -> None:
+    """A self-contained export carries the snapshot's own package files under source/: the
+    snapshot id is the digest of that datapackage.json, and every file it lists is here whole."""
+    if SOURCE_FILES[0] not in listed:
+        return
+    data = package.read(SOURCE_FILES[0])
+    report.package_digest = f"sha256:{report.snapshot_id}"
+    report.snapshot_id = hashlib.sha256(data).hexdigest()
+    if SOURCE_FILES[1] in listed:
+        _check_digest_file(_load_json(package, SOURCE_FILES[1], report, True), report, SOURCE_FILES[1])
+    source = _load_json(package, SOURCE_FILES[0], report, True)
+    entries = source.get("resources") if isinstance(source, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        rel = str(entry.get("path")) if isinstance(entry, dict) else ""
+        here = listed.get(rel)
+        if here is None:
+            report.problems.append(Problem(SOURCE_FILES[0], "file of the snapshot missing", found=str(rel)))
+        elif (here.get("hash"), here.get("bytes")) != (entry.get("hash"), entry.get("bytes")):
+            report.problems.append(Problem(rel, "file differs from the snapshot's",
+                                           expected=str(entry.get("hash")), found=str(here.get("hash"))))
 
 
 def _hash_stream(f: BinaryIO, algo: str = "sha256") -> tuple[str, int]:

@@ -28,7 +28,7 @@ from warcio.timeutils import datetime_to_iso_date
 
 from . import __version__
 from .errors import DiskFull, StorageError
-from .models import Exchange, Record
+from .models import Exchange, Original, Record
 from .wire import BLOCK
 
 _isal: Any
@@ -53,6 +53,8 @@ NewId = Callable[[], str]
 Headers = list[tuple[str, str]]
 REQUEST_TYPE = "application/http;msgtype=request"
 RESPONSE_TYPE = "application/http;msgtype=response"
+IDENTICAL_PAYLOAD = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
 
 
 def new_record_id() -> str:
@@ -188,9 +190,13 @@ class WarcWriter:
         self._file = None
 
     # -- records -------------------------------------------------------------------------
-    def write_exchange(self, exchange: Exchange) -> Record:
-        """Write the request and response records of `exchange`; return where the response is."""
-        if exchange.block.data is None:   # a large body: streamed from its spool file, in place
+    def write_exchange(self, exchange: Exchange, original: Original | None = None) -> Record:
+        """Write the request and response records of `exchange`; return where the response is.
+
+        With `original` (a stored record with the same payload), the response is written as
+        a revisit record: its HTTP head only, referring to the original for the body.
+        """
+        if exchange.block.data is None and original is None:   # a large body: streamed from its spool file
             with self.lock:
                 self._ready()
                 try:
@@ -200,11 +206,11 @@ class WarcWriter:
                     raise
         # A small one is compressed before taking the lock, so threads compress side by side.
         info = self.warcinfo_id
-        members = self._compress_pair(exchange, info)
+        members = self._compress_pair(exchange, info, original)
         with self.lock:
             self._ready()
             if self.warcinfo_id != info:   # the file rotated meanwhile: name the new warcinfo
-                members = self._compress_pair(exchange, self.warcinfo_id)
+                members = self._compress_pair(exchange, self.warcinfo_id, original)
             assert self._file is not None
             try:
                 self._file.write(members[0])
@@ -214,7 +220,7 @@ class WarcWriter:
             except OSError as exc:
                 self.closed = True   # a record half written: nothing more may follow it
                 raise _storage_error(self.files[-1], exc) from None
-            return self._record(exchange, offset, len(members[1]))
+            return self._record(exchange, offset, len(members[1]), original)
 
     def _ready(self) -> None:
         if self.closed:
@@ -226,32 +232,50 @@ class WarcWriter:
             self._close_file()
             self._open_next()
 
-    def _pair_headers(self, ex: Exchange, warcinfo_id: str) -> tuple[Headers, Headers]:
-        """Return the WARC headers of the (request, response) records of an exchange."""
+    def _pair_headers(self, ex: Exchange, warcinfo_id: str, original: Original | None = None,
+                      head: bytes = b"") -> tuple[Headers, Headers]:
+        """Return the WARC headers of the (request, response or revisit) records of an exchange."""
         date = warc_date(ex.date)
         response_id, request_id = self.new_id(), self.new_id()
         common = [("WARC-Date", date), ("WARC-Target-URI", ex.url), ("WARC-Warcinfo-ID", warcinfo_id)]
         if ex.ip:
             common.append(("WARC-IP-Address", ex.ip))
-        response = [("WARC-Type", "response"), ("WARC-Record-ID", response_id), *common,
-                    ("WARC-Concurrent-To", request_id),
-                    ("WARC-Block-Digest", ex.block_digest), ("WARC-Payload-Digest", ex.payload_digest)]
-        if ex.truncated:
-            response.append(("WARC-Truncated", ex.truncated))
+        if original is None:
+            response = [("WARC-Type", "response"), ("WARC-Record-ID", response_id), *common,
+                        ("WARC-Concurrent-To", request_id),
+                        ("WARC-Block-Digest", ex.block_digest), ("WARC-Payload-Digest", ex.payload_digest)]
+            if ex.truncated:
+                response.append(("WARC-Truncated", ex.truncated))
+        else:   # WARC 1.1 section 6.7: the block is the HTTP head alone
+            response = [("WARC-Type", "revisit"), ("WARC-Record-ID", response_id), *common,
+                        ("WARC-Concurrent-To", request_id),
+                        ("WARC-Profile", NOT_MODIFIED if ex.status == 304 else IDENTICAL_PAYLOAD),
+                        ("WARC-Refers-To", original.record_id),
+                        ("WARC-Refers-To-Target-URI", original.uri),
+                        ("WARC-Refers-To-Date", original.date), ("WARC-Block-Digest", _sha256(head))]
+            if ex.status != 304:   # a 304 has no payload: the stored one is the original's
+                response.append(("WARC-Payload-Digest", ex.payload_digest))
         request = [("WARC-Type", "request"), ("WARC-Record-ID", request_id), *common,
                    ("WARC-Concurrent-To", response_id),
                    ("WARC-Block-Digest", _sha256(ex.request)), ("WARC-Payload-Digest", EMPTY_SHA256)]
         return request, response
 
-    def _compress_pair(self, ex: Exchange, warcinfo_id: str) -> tuple[bytes, bytes]:
+    def _compress_pair(self, ex: Exchange, warcinfo_id: str,
+                       original: Original | None = None) -> tuple[bytes, bytes]:
         """Return the gzip members of the request and response records, made in memory."""
-        request, response = self._pair_headers(ex, warcinfo_id)
+        head = b""
+        if original is not None:
+            with ex.block.open() as block:
+                head = block.read(ex.header_length)
+        request, response = self._pair_headers(ex, warcinfo_id, original, head)
+        body, length = (ex.block.open(), ex.block_length) if original is None else (io.BytesIO(head), len(head))
         out = []
-        for headers, ctype, body, length in (
+        for headers, ctype, stream, size in (
                 (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
-                (response, RESPONSE_TYPE, ex.block.open(), ex.block_length)):
+                (response, RESPONSE_TYPE, body, length)):
             buffer = io.BytesIO()
-            _write(_MemberSink(buffer, self.level), headers, ctype, body, length)   # type: ignore[arg-type]
+            with stream:
+                _write(_MemberSink(buffer, self.level), headers, ctype, stream, size)   # type: ignore[arg-type]
             out.append(buffer.getvalue())
         return out[0], out[1]
 
@@ -268,10 +292,10 @@ class WarcWriter:
             raise _storage_error(self.files[-1], exc) from None
         return self._record(ex, offset, self._file.tell() - offset)
 
-    def _record(self, ex: Exchange, offset: int, length: int) -> Record:
+    def _record(self, ex: Exchange, offset: int, length: int, original: Original | None = None) -> Record:
         return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
                       payload_digest=ex.payload_digest, filename=self.files[-1].name,
-                      offset=offset, length=length)
+                      offset=offset, length=length, original=original)
 
     def _write(self, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:
         assert self._sink is not None

@@ -1,0 +1,479 @@
+"""Recurring captures: what is due, running it once, and what became of it.
+
+    <collection>/schedule.toml           the schedule, written by people (and `schedule add`)
+    <collection>/.state/schedule.json    run state, written by `schedule run` only
+    <collection>/.state/schedule.lock    held (flock) while a run works; a dead holder's lock is free
+
+`archive schedule run` is the command for crontab or a systemd timer: it runs what is due,
+once, and exits. A new entry is due at once; after a run the next due time is the previous
+one plus the interval, moved past now, so downtime never causes a burst of catch-up runs.
+A failed capture is tried again at a later run, after a backoff that doubles per failure.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ArchiveError, ScheduleBusy, StorageError, UsageError
+from .models import CaptureOptions, rfc3339
+from .store import PARTIAL, STATE, Collection
+
+SCHEDULE = "schedule.toml"
+STATE_FILE = "schedule.json"
+LOCK_FILE = "schedule.lock"
+AUDIT = "audit"                     # the pseudo-URL of a scheduled fixity check of the collection
+BACKOFF = timedelta(minutes=5)      # the first retry after a failure; doubled per failure after
+HEADER = """\
+# Recurring captures of this collection, run by `archive schedule run` (e.g. from cron).
+# Each [[capture]] is one seed. `every` is an interval (30m, 6h, 1d, 2w) or a cron
+# expression in UTC ("0 3 * * 1"). Any capture option may follow, as in `archive capture`
+# with dashes written as underscores: depth = 1, same_host = true, exclude = ["/login"].
+# An [[audit]] entry re-verifies every snapshot on its own schedule.
+"""
+_INTERVAL = re.compile(r"(\d+)\s*(m|min|h|d|w)")
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the schedule: a seed (or the audit) and when it recurs."""
+
+    url: str
+    every: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Due:
+    """One capture that is due."""
+
+    url: str
+    due: datetime                   # the due time this capture serves (UTC)
+    options: CaptureOptions
+    retry: int = 0                  # failures so far of this due time
+
+    @property
+    def capture_id(self) -> str:
+        """Return the capture id of this (seed, due time): a killed run's partial is resumed."""
+        return hashlib.sha256(f"{self.url} {rfc3339(self.due)}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What came of one due capture."""
+
+    url: str
+    due: datetime
+    ok: bool
+    snapshot: str | None
+    error: str | None
+    finished: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "due": rfc3339(self.due), "ok": self.ok, "snapshot": self.snapshot,
+                "error": self.error, "finished": rfc3339(self.finished)}
+
+
+# -- when ---------------------------------------------------------------------------------------
+def parse_every(text: str) -> timedelta | Cron:
+    """Return an interval or a cron expression; raise UsageError.
+
+    >>> parse_every("6h")
+    datetime.timedelta(seconds=21600)
+    >>> parse_every("0 3 * * 1").next_after(datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc))
+    datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.timezone.utc)
+    """
+    text = str(text).strip()
+    match = _INTERVAL.fullmatch(text)
+    if match:
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        if seconds < 60:
+            raise UsageError(f"interval {text!r} is shorter than a minute")
+        return timedelta(seconds=seconds)
+    if len(text.split()) == 5:
+        return Cron(text)
+    raise UsageError(f"{text!r} is neither an interval (30m, 6h, 1d, 1w) nor a cron expression")
+
+
+class Cron:
+    """A five-field cron expression (minute hour day-of-month month day-of-week), in UTC."""
+
+    LIMITS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+    def __init__(self, text: str):
+        self.text = text
+        parts = text.split()
+        self.sets = [self._field(p, lo, hi) for p, (lo, hi) in zip(parts, self.LIMITS)]
+        if 7 in self.sets[4]:
+            self.sets[4] = self.sets[4] | {0}   # Sunday is 0 or 7
+        self.any_day, self.any_weekday = parts[2] == "*", parts[4] == "*"
+
+    def _field(self, text: str, lo: int, hi: int) -> frozenset[int]:
+        values: set[int] = set()
+        for item in text.split(","):
+            rng, _, step_text = item.partition("/")
+            try:
+                step = int(step_text) if step_text else 1
+                if rng == "*":
+                    start, end = lo, hi
+                elif "-" in rng:
+                    start, end = (int(x) for x in rng.split("-", 1))
+                else:
+                    start = end = int(rng)
+                    if step_text:
+                        end = hi
+            except ValueError:
+                raise UsageError(f"cron field {text!r} in {self.text!r} is not understood") from None
+            if not (lo <= start <= end <= hi) or step < 1:
+                raise UsageError(f"cron field {text!r} in {self.text!r} is out of range {lo}-{hi}")
+            values.update(range(start, end + 1, step))
+        return frozenset(values)
+
+    def _day_matches(self, t: datetime) -> bool:
+        dom = t.day in self.sets[2]
+        dow = (t.isoweekday() % 7) in self.sets[4]
+        if self.any_day or self.any_weekday:
+            return dom and dow
+        return dom or dow   # as cron does when both are restricted
+
+    def next_after(self, moment: datetime) -> datetime:
+        """Return the first matching minute after `moment`."""
+        t = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = t + timedelta(days=366 * 5)
+        while t < limit:
+            if t.month not in self.sets[3] or not self._day_matches(t):
+                t = (t + timedelta(days=1)).replace(hour=0, minute=0)
+            elif t.hour not in self.sets[1]:
+                t = (t + timedelta(hours=1)).replace(minute=0)
+            elif t.minute not in self.sets[0]:
+                t += timedelta(minutes=1)
+            else:
+                return t
+        raise UsageError(f"cron expression {self.text!r} never matches")
+
+
+def next_due(every: str, due: datetime, now: datetime) -> datetime:
+    """Return the due time after `due`: one interval on, moved past `now` (no catch-up)."""
+    when = parse_every(every)
+    if isinstance(when, Cron):
+        return when.next_after(max(due, now))
+    following = due + when
+    if following <= now:   # runs were missed: skip them rather than run them all at once
+        following += when * ((now - following) // when + 1)
+    return following
+
+
+# -- the schedule and its state ------------------------------------------------------------------
+class Schedule:
+    """The schedule.toml of a collection and its run state."""
+
+    def __init__(self, collection: Path | str | None = None):
+        self.store = Collection(collection)
+        self.path = self.store.root / SCHEDULE
+        self.state_path = self.store.root / STATE / STATE_FILE
+
+    # the human-written file
+    def _document(self) -> Any:
+        import tomlkit   # loaded by the schedule commands only
+        try:
+            return tomlkit.parse(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            return tomlkit.parse(HEADER)
+        except (OSError, ValueError) as exc:   # tomlkit's parse errors are ValueErrors
+            raise UsageError(f"cannot read {self.path}: {' '.join(str(exc).split())}") from None
+
+    def entries(self) -> list[Entry]:
+        """Return the schedule's entries; raise UsageError for a malformed file."""
+        doc = self._document()
+        found = []
+        for kind in ("capture", AUDIT):
+            for table in doc.get(kind, []):
+                data = {k: _plain(v) for k, v in table.items()}
+                url = AUDIT if kind == AUDIT else data.pop("url", None)
+                every = data.pop("every", None)
+                if not isinstance(url, str) or not isinstance(every, str):
+                    raise UsageError(f"{self.path}: every [[{kind}]] needs url and every: {data}")
+                parse_every(every)
+                if kind == "capture":
+                    capture_options(data)   # fail on a misspelt option now, not at 3 a.m.
+                found.append(Entry(url, every, data))
+        return found
+
+    def add(self, url: str, every: str, options: dict[str, Any] | None = None) -> Entry:
+        """Add (or change) an entry, keeping the file's comments and layout; return it."""
+        import tomlkit
+        parse_every(every)
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        capture_options(options)
+        doc = self._document()
+        kind = AUDIT if url == AUDIT else "capture"
+        if kind not in doc:
+            doc.add(kind, tomlkit.aot())
+        table = next((t for t in doc[kind] if kind == AUDIT or t.get("url") == url), None)
+        if table is None:
+            table = tomlkit.table()
+            if kind == "capture":
+                table["url"] = url
+            doc[kind].append(table)
+        table["every"] = every
+        for key in [k for k in table if k not in ("url", "every") and k not in options]:
+            del table[key]   # the entry is now what was asked for, no more
+        for key, value in options.items():
+            table[key] = list(value) if isinstance(value, tuple) else value
+        if not tomlkit.dumps(table).endswith("\n\n"):
+            table.add(tomlkit.nl())   # a blank line after each entry
+        self._write_text(self.path, tomlkit.dumps(doc))
+        return Entry(url, every, options)
+
+    def remove(self, url: str) -> bool:
+        """Remove an entry (its run state goes too); return whether there was one."""
+        import tomlkit
+        doc = self._document()
+        kind = AUDIT if url == AUDIT else "capture"
+        tables = doc.get(kind, [])
+        keep = [t for t in tables if not (kind == AUDIT or t.get("url") == url)]
+        if len(keep) == len(tables):
+            return False
+        aot = tomlkit.aot()
+        for t in keep:
+            aot.append(t)
+        if keep:
+            doc[kind] = aot
+        else:
+            del doc[kind]
+        self._write_text(self.path, tomlkit.dumps(doc))
+        state = self.state()
+        if state.pop(url, None) is not None:
+            self._save_state(state)
+        return True
+
+    # the machine-written state
+    def state(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.state_path.read_text("utf-8"))
+            return data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StorageError(self.state_path, f"unreadable run state: {exc}") from None
+
+    def _save_state(self, state: dict[str, dict[str, Any]]) -> None:
+        self._write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+    def _write_text(self, path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, "utf-8")
+            os.replace(tmp, path)   # whole or not at all
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(path, exc.strerror or str(exc)) from None
+
+    # what is due
+    def due(self, now: datetime) -> list[Due]:
+        """Return what is due at `now`: each entry at most once, the oldest due first."""
+        state = self.state()
+        found = []
+        for entry in self.entries():
+            seen = state.get(entry.url, {})
+            when = _time(seen.get("next_due")) or now   # a new entry is due at once
+            retry_at = _time(seen.get("retry_at"))
+            last_due = _time(seen.get("last_due"))
+            failures = int(seen.get("failures", 0))
+            if retry_at is not None and last_due is not None and retry_at <= now and retry_at < when:
+                found.append(Due(entry.url, last_due, _options_of(entry), failures))
+            elif when <= now:
+                found.append(Due(entry.url, when, _options_of(entry)))
+        return sorted(found, key=lambda d: d.due)
+
+    def claim(self, item: Due, now: datetime) -> None:
+        """Mark `item` as handed out: the entry's next due time moves on past `now`."""
+        state = self.state()
+        entry = next((e for e in self.entries() if e.url == item.url), None)
+        seen = state.setdefault(item.url, {})
+        if item.retry == 0 and entry is not None:
+            seen["next_due"] = rfc3339(next_due(entry.every, item.due, now))
+            seen["failures"] = 0
+        seen["last_due"] = rfc3339(item.due)
+        seen["retry_at"] = None
+        seen["running_since"] = rfc3339(now)
+        self._save_state(state)
+
+    def record(self, result: Result) -> None:
+        """Note what came of a capture; a failure is tried again after a growing backoff."""
+        state = self.state()
+        seen = state.setdefault(result.url, {})
+        seen["last_result"] = result.to_json()
+        seen.pop("running_since", None)
+        if result.ok:
+            seen["failures"] = 0
+            seen["retry_at"] = None
+            seen["last_snapshot"] = result.snapshot
+        else:
+            failures = int(seen.get("failures", 0)) + 1
+            seen["failures"] = failures
+            seen["retry_at"] = rfc3339(result.finished + BACKOFF * 2 ** min(failures - 1, 10))
+        self._save_state(state)
+
+    def next_wake(self, now: datetime) -> datetime | None:
+        """Return when something falls due next (for --forever), or None with nothing scheduled."""
+        state = self.state()
+        times = []
+        for entry in self.entries():
+            seen = state.get(entry.url, {})
+            times.append(_time(seen.get("next_due")) or now)
+            if (retry := _time(seen.get("retry_at"))) is not None:
+                times.append(retry)
+        return min(times) if times else None
+
+
+def capture_options(values: dict[str, Any], base: CaptureOptions | None = None) -> CaptureOptions:
+    """Return CaptureOptions from a schedule entry's values; raise UsageError for unknown ones."""
+    known = {f.name: f for f in fields(CaptureOptions)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(f"unknown capture option(s) in the schedule: {', '.join(unknown)}")
+    converted: dict[str, Any] = {
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        for k, v in values.items()}
+    try:
+        return replace(base or CaptureOptions(), **converted)
+    except TypeError as exc:
+        raise UsageError(f"bad capture option in the schedule: {exc}") from None
+
+
+def _options_of(entry: Entry) -> CaptureOptions:
+    return capture_options(entry.options)
+
+
+def _plain(value: Any) -> Any:
+    """Return a tomlkit value as a plain Python one."""
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if unwrap is not None else value
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+# -- running ------------------------------------------------------------------------------------
+@contextmanager
+def locked(collection: Path | str | None = None) -> Iterator[str | None]:
+    """Hold the collection's schedule lock; yield a note when a dead run's lock was taken over.
+
+    The lock is an flock, so the kernel frees it when its holder dies however it dies; the
+    file keeps the holder's pid and host for the message. Raises ScheduleBusy.
+    """
+    path = Collection(collection).root / STATE / LOCK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(path, exc.strerror or str(exc)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScheduleBusy(path, os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown") from None
+        before = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        note = f"took over the lock of a run that died ({before})" if before else None
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {rfc3339(datetime.now(timezone.utc))}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        try:
+            yield note
+        finally:
+            os.ftruncate(fd, 0)   # an empty file: nobody holds it, nobody died holding it
+    finally:
+        os.close(fd)
+
+
+def capture_due(item: Due, collection: Path | str | None = None, *, limiter: Any = None,
+                dedup_index: Any = None, capture_id: str | None = None, resume: str | None = None,
+                clock: Callable[[], datetime] | None = None) -> Result:
+    """Run one due capture; return its Result (a failure is a Result, not an exception).
+
+    A partial capture left by an earlier try of the same (seed, due time) is resumed.
+    """
+    from .capture import capture
+
+    store = Collection(collection)
+    capture_id = capture_id or item.capture_id
+    if resume is None and (store.root / PARTIAL / capture_id).is_dir():
+        resume = capture_id
+    now = clock or (lambda: datetime.now(timezone.utc))
+    kwargs: dict[str, Any] = {"limiter": limiter, "dedup_index": dedup_index}
+    try:
+        if resume is not None:
+            snap = capture([], store.root, item.options, resume=resume, **kwargs)
+        else:
+            snap = capture(item.url, store.root, item.options, capture_id=capture_id, **kwargs)
+    except ArchiveError as exc:
+        return Result(item.url, item.due, False, None, " ".join(str(exc).split()), now())
+    return Result(item.url, item.due, True, snap.id, None, now())
+
+
+def run_due(collection: Path | str | None = None, now: datetime | None = None,
+            report: Callable[[str], None] | None = None) -> list[Result]:
+    """Run every capture (and audit) that is due, once, under the collection's lock.
+
+    Raises ScheduleBusy when another run holds the lock.
+    """
+    schedule = Schedule(collection)
+    results = []
+    with locked(collection) as note:
+        if note and report:
+            report(note)
+        now = now or datetime.now(timezone.utc)
+        for item in schedule.due(now):
+            schedule.claim(item, now)
+            if report:
+                report(f"running {item.url} (due {rfc3339(item.due)})")
+            result = _audit(item, collection) if item.url == AUDIT else capture_due(item, collection)
+            schedule.record(result)
+            results.append(result)
+    return results
+
+
+def _audit(item: Due, collection: Path | str | None) -> Result:
+    from .audit import audit
+
+    summary = audit(collection)
+    error = None if summary.ok else f"{summary.failed} snapshot(s) failed verification"
+    return Result(AUDIT, item.due, summary.ok, None, error, datetime.now(timezone.utc))
+
+
+def run_forever(collection: Path | str | None = None, report: Callable[[str], None] | None = None,
+                max_sleep: float = 60.0, stop: Callable[[], bool] = lambda: False) -> None:
+    """Run due captures whenever they fall due, until interrupted (or `stop()`).
+
+    The lock is held only while running, so a cron-started run may share the work.
+    """
+    schedule = Schedule(collection)
+    while not stop():
+        try:
+            run_due(collection, report=report)
+        except ScheduleBusy as exc:
+            if report:
+                report(str(exc))
+        now = datetime.now(timezone.utc)
+        wake = schedule.next_wake(now)
+        wait = max_sleep if wake is None else (wake - now).total_seconds()
+        time.sleep(min(max(wait, 1.0), max_sleep))   # wakes at least each minute: edits are seen
