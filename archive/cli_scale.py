@@ -9,8 +9,6 @@ from typing import Any
 
 from .errors import UsageError
 
-DEFAULT_BROKER_ENV = "ARCHIVE_BROKER"
-
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `worker`, and `schedule status` with `--broker`, to the command line."""
@@ -35,11 +33,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                       help="a dead worker's running job is taken over, and the host slots it held come "
                            "back, after this long (default: %(default)s)")
     work.set_defaults(run=_cmd_worker)
-    if "schedule" not in sub.choices:
-        sched = sub.add_parser("schedule", help="scheduled recaptures")
-        group = sched.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
-    else:   # pragma: no cover - wired once schedule's own command line is merged
-        group = _subparsers(sub.choices["schedule"])
+    group = _subparsers(sub.choices["schedule"])   # cli_upkeep's schedule command
+    run = group.choices["run"]
+    _broker(run, "send what is due to the workers sharing this Redis broker instead of capturing here")
+    upkeep_run = run.get_default("run")
+    run.set_defaults(run=lambda args: _cmd_schedule_run(args) if args.broker else upkeep_run(args))
     status = group.add_parser("status", parents=[common], help="queued, running, done and failed jobs per seed",
                               description="Show what the broker knows of the collection's jobs, per seed, "
                                           "with each failure's reason.")
@@ -55,18 +53,15 @@ def _subparsers(parser: argparse.ArgumentParser) -> Any:
     raise RuntimeError("the schedule command has no actions")
 
 
-def _broker(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", metavar="redis://HOST:PORT/N", default=None,
-                        help=f"the Redis broker the workers share (default: ${DEFAULT_BROKER_ENV})")
+def _broker(parser: argparse.ArgumentParser, text: str = "the Redis broker the workers share") -> None:
+    parser.add_argument("--broker", metavar="redis://HOST:PORT/N", default=None, help=text)
 
 
 def broker_url(value: str | None) -> str:
-    """Return the broker URL given or from the environment; raise UsageError."""
-    import os
-
-    url = value or os.environ.get(DEFAULT_BROKER_ENV)
+    """Return the broker URL given; raise UsageError."""
+    url = value
     if not url:
-        raise UsageError(f"no broker: give --broker redis://HOST:PORT/N (or set ${DEFAULT_BROKER_ENV})")
+        raise UsageError("no broker: give --broker redis://HOST:PORT/N")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(f"--broker takes a redis:// URL, not {url!r}")
     return url
@@ -104,3 +99,47 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for due, reason in s.failures:
             sys.stdout.write(f"  failed (due {due}): {reason}\n")
     return 0
+
+
+def _cmd_schedule_run(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime, timezone
+
+    from .cluster import ClusterSettings
+    from .dispatch import dispatch_due
+    from .errors import ScheduleBusy
+    from .models import rfc3339
+    from .schedule import Schedule
+
+    settings = ClusterSettings(broker_url(args.broker))
+    while True:
+        try:
+            done = dispatch_due(args.collection, settings)
+        except ScheduleBusy as exc:   # an overlapping cron start: the run under way does the work
+            sys.stderr.write(f"archive: {exc}\n")
+            done = None
+        if done is not None:
+            _report_dispatch(done, args.format)
+        if not args.forever:
+            return 0 if done is None or all(r.ok for r in done.audits) else 1
+        wake = Schedule(args.collection).next_wake(datetime.now(timezone.utc))
+        pause = 60.0 if wake is None else (wake - datetime.now(timezone.utc)).total_seconds()
+        sys.stderr.write(f"archive: next due {rfc3339(wake) if wake else 'never'}\n")
+        time.sleep(min(60.0, max(1.0, pause)))   # results are folded in at least once a minute
+
+
+def _report_dispatch(done: Any, fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"sent": [j.url for j in done.sent], "skipped": [j.url for j in done.skipped],
+                                     "folded": [r.to_json() for r in done.folded],
+                                     "audits": [r.to_json() for r in done.audits]}, indent=2) + "\n")
+        return
+    for r in done.folded:
+        sys.stdout.write(f"{'ok' if r.ok else 'FAILED'}  {r.url}  "
+                         + (str(r.snapshot or "")[:12] if r.ok else str(r.error)) + "\n")
+    for job in done.sent:
+        sys.stdout.write(f"queued  {job.url}  (due {job.due.isoformat()})\n")
+    for job in done.skipped:
+        sys.stdout.write(f"done already  {job.url}  (due {job.due.isoformat()})\n")
+    for r in done.audits:
+        sys.stdout.write(f"{'ok' if r.ok else 'FAILED'}  audit  {r.error or ''}\n")

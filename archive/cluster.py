@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError, BrokerError, LeaseLost
+from .errors import BrokerError, LeaseLost
 from .jobs import Job, JobStore, SeedStatus
 from .lease import Lease, RedisHostLimiter, connect
 from .store import PARTIAL, Collection, snapshot_id_of, snapshot_name
@@ -91,7 +91,7 @@ def run_job(job: Job, store: Collection, jobs: JobStore, settings: ClusterSettin
         result = _capture(job, store, FencedLimiter(lease, limiter), dedup)
         if lease.lost.is_set() or not lease.renew():
             return "lost"
-        if result["ok"] and dedup is not None:
+        if result["ok"] and dedup is not None and result["path"]:
             dedup.add(store.root / result["path"])
         jobs.finished(job, result)
         return "done" if result["ok"] else "failed"
@@ -109,39 +109,42 @@ def _capture(job: Job, store: Collection, limiter: FencedLimiter, dedup: Any) ->
     if partial.is_dir():
         logger.info("job %s: resuming the capture a lost worker left in %s", job.key, partial)
         result = _capture_once(job, store, limiter, dedup, resume=job.capture_id)
-        if result["ok"] or _lease_error(result):
+        if result["ok"] or limiter.lease.lost.is_set():
             return result
         logger.warning("job %s: could not resume (%s); starting again", job.key, result["error"])
         _discard(store, job)
     result = _capture_once(job, store, limiter, dedup, resume=None)
-    if not result["ok"] and not _lease_error(result):
-        _discard(store, job)   # a failed job leaves no partial behind; its next due time tries again
+    if not result["ok"] and not limiter.lease.lost.is_set():
+        _discard(store, job)   # a failed job leaves no partial behind; its retry starts afresh
     return result
-
-
-def _lease_error(result: dict[str, Any]) -> bool:
-    return str(result.get("error") or "").startswith("lease on capture")
 
 
 def _capture_once(job: Job, store: Collection, limiter: FencedLimiter, dedup: Any,
                   resume: str | None) -> dict[str, Any]:
-    from .capture import capture
+    from .schedule import capture_due
 
+    result = capture_due(job.to_due(), store.root, limiter=limiter, dedup_index=dedup,
+                         capture_id=job.capture_id, resume=resume)
+    path = _published(store, result.snapshot) if result.snapshot else None
+    return {**result.to_json(), "retry": job.retry, "path": path.name if path is not None else None}
+
+
+def _published(store: Collection, snapshot_id: str) -> Path | None:
+    """Return the folder of a snapshot just published (its name ends in its short id)."""
     try:
-        snap = capture([job.url], store.root, job.options, capture_id=job.capture_id,
-                       resume=resume, limiter=limiter)
-    except ArchiveError as exc:
-        return _result(job, False, None, str(exc))
-    return _result(job, True, snap.path, None)
+        names = [n for n in os.listdir(store.root) if n.endswith(f"-{snapshot_id[:12]}")]
+    except OSError:
+        return None
+    return next((store.root / n for n in names if store.holds(store.root / n)), None)
 
 
 def _result(job: Job, ok: bool, path: Path | None, error: str | None) -> dict[str, Any]:
     from .models import rfc3339, utcnow
 
-    return {"url": job.url, "due": job.due.isoformat(), "ok": ok,
+    return {"url": job.url, "due": rfc3339(job.due), "ok": ok,
             "snapshot": snapshot_id_of(path) if path is not None else None,
             "path": path.name if path is not None else None, "error": error,
-            "finished": rfc3339(utcnow())}
+            "finished": rfc3339(utcnow()), "retry": job.retry}
 
 
 def _discard(store: Collection, job: Job) -> None:
@@ -268,7 +271,11 @@ def _context(app: Any) -> _Context:
 
 
 def _dedup_index(client: Any, store: Collection, identity: str) -> Any:
-    return None   # wired in once the collection's dedup index exists
+    from .shared_index import RedisDedupIndex
+
+    index = RedisDedupIndex(client, store, identity)
+    index.seed()
+    return index
 
 
 def enqueue(jobs: list[Job], settings: ClusterSettings) -> list[Job]:

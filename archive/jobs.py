@@ -23,6 +23,7 @@ from typing import Any
 
 from .models import CaptureOptions, rfc3339
 from .resume import options_from
+from .schedule import Due
 
 RETAIN = 7 * 24 * 3600   # seconds a finished job's record and done marker are kept
 STATES = ("queued", "running", "done", "failed")
@@ -30,29 +31,43 @@ STATES = ("queued", "running", "done", "failed")
 
 @dataclass(frozen=True)
 class Job:
-    """One capture of `url` serving the due time `due`, for the collection with `collection` identity."""
+    """One capture of `url` serving the due time `due` (its `retry`-th retry), for a collection.
+
+    `collection` is the collection's identity (store.Collection.identity).
+    """
 
     collection: str
     url: str
     due: datetime
     options: CaptureOptions = field(default_factory=CaptureOptions)
+    retry: int = 0
+
+    @classmethod
+    def of(cls, identity: str, item: Due) -> Job:
+        return cls(identity, item.url, item.due, item.options, item.retry)
+
+    def to_due(self) -> Due:
+        return Due(self.url, self.due, self.options, self.retry)
 
     @property
     def key(self) -> str:
-        """Return the job's key: a digest of (collection, seed, due time)."""
-        text = f"{self.collection}\n{self.url}\n{self.due.astimezone(timezone.utc).isoformat()}"
+        """Return the job's key: a digest of (collection, seed, due time, retry)."""
+        text = f"{self.collection}\n{self.url}\n{self.due.astimezone(timezone.utc).isoformat()}\n{self.retry}"
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
     def capture_id(self) -> str:
-        """Return the id of the job's capture (its folder under .partial while under way)."""
-        return self.key
+        """Return the id of the job's capture (its folder under .partial while under way).
+
+        The embedded `schedule run` uses the same id, so either can resume what the other left.
+        """
+        return self.to_due().capture_id
 
     def to_message(self) -> dict[str, Any]:
         """Return the job as plain JSON values for a task message."""
         return {"collection": self.collection, "url": self.url, "due": self.due.isoformat(),
                 "options": self.options.to_json(), "headers": [list(h) for h in self.options.headers],
-                "cookies": self.options.cookies}
+                "cookies": self.options.cookies, "retry": self.retry}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Job:
@@ -63,7 +78,7 @@ class Job:
         if due.tzinfo is None:
             raise ValueError(f"due time without a zone: {message['due']!r}")
         return cls(str(message["collection"]), str(message["url"]), due,
-                   options_from(dict(message.get("options") or {}), base))
+                   options_from(dict(message.get("options") or {}), base), int(message.get("retry") or 0))
 
 
 @dataclass(frozen=True)
@@ -136,13 +151,14 @@ class JobStore:
         """Return how many of `jobs` have finished (done or failed)."""
         return int(self.client.exists(*(self._done(j) for j in jobs))) if jobs else 0
 
-    def take_results(self) -> list[dict[str, Any]]:
-        """Remove and return the finished results not yet folded into the schedule state."""
-        pipe = self.client.pipeline()   # MULTI: nothing pushed between the two is lost
-        pipe.lrange(self.prefix + "results", 0, -1)
-        pipe.delete(self.prefix + "results")
-        raw, _ = pipe.execute()
-        return [json.loads(item) for item in raw]
+    def results(self) -> list[dict[str, Any]]:
+        """Return the finished results not yet folded into the schedule state, oldest first."""
+        return [json.loads(item) for item in self.client.lrange(self.prefix + "results", 0, -1)]
+
+    def drop_results(self, count: int) -> None:
+        """Forget the oldest `count` results, once folded in (newer ones are kept)."""
+        if count:
+            self.client.ltrim(self.prefix + "results", count, -1)
 
     def status(self) -> list[SeedStatus]:
         """Return each seed's jobs by state, seeds in the order they were first due."""

@@ -20,7 +20,7 @@ from archive.cli import main
 from archive.cluster import ClusterSettings, FencedLimiter, enqueue, find_published, queue_name, refuse, \
     celery_app, run_job
 from archive.errors import LeaseLost
-from archive.jobs import Job, JobStore, jobs_for
+from archive.jobs import Job, JobStore
 from archive.lease import Lease, RedisHostLimiter, connect
 from archive.models import CaptureOptions
 from archive.store import PARTIAL, Collection
@@ -140,9 +140,12 @@ def test_job_identity_follows_seed_and_due_and_survives_the_message():
     options = CaptureOptions(depth=0, headers=(("Authorization", "x"),), exclude=("a",))
     job = Job("c0ffee", "http://127.0.0.1:1/a", DUE, options)
     again = Job.from_message(json.loads(json.dumps(job.to_message())))
-    assert again == job and again.key == job.key and job.capture_id == job.key
+    assert again == job and again.key == job.key
+    assert job.capture_id == job.to_due().capture_id   # the embedded run resumes what a worker left
     assert Job("c0ffee", "http://127.0.0.1:1/a", DUE.replace(hour=13)).key != job.key
     assert Job("other", "http://127.0.0.1:1/a", DUE).key != job.key
+    retried = Job("c0ffee", "http://127.0.0.1:1/a", DUE, options, retry=1)
+    assert retried.key != job.key and retried.capture_id == job.capture_id
 
 
 def test_a_worker_of_another_collection_hands_the_job_on_not_away(redis_server, tmp_path):
@@ -195,35 +198,77 @@ def test_worker_and_status_say_clearly_when_the_broker_is_away(capsys, tmp_path)
 
 
 # -- whole workers ------------------------------------------------------------------------------
-def test_fifty_seeds_over_three_workers_are_each_captured_once_within_the_host_limit(
+def test_fifty_scheduled_seeds_over_three_workers_are_each_captured_once_deduplicated_within_the_host_limit(
         redis_server, workers, tmp_path, capsys):
+    from archive.schedule import Schedule
+
     coll = tmp_path / "coll"
+    store = Collection(coll)
+    client = connect(redis_server.url)
     with ClusterSite(latency=0.01) as site:
+        urls = [f"{site.url}/page/{i}" for i in range(50)]
+        schedule = Schedule(coll)
+        for url in urls:
+            schedule.add(url, "1d", {"depth": 0})
         for name in ("w1", "w2", "w3"):
             workers.start(name, coll, "--host-slots", "2", "--concurrency", "2", *FAST)
-        store = Collection(coll)
-        jobs = jobs_for(store.identity(), [f"{site.url}/page/{i}" for i in range(50)], DUE,
-                        CaptureOptions(depth=0))
-        assert len(enqueue(jobs, ClusterSettings(redis_server.url))) == 50
-        wait_for("50 jobs done", finished(JobStore(connect(redis_server.url), store.identity()), jobs))
+        assert main(["schedule", "run", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
+        assert sorted(json.loads(capsys.readouterr().out)["sent"]) == sorted(urls)
+        jobstore = JobStore(client, store.identity())
+        wait_for("50 jobs done", lambda: sum(s.counts["done"] for s in jobstore.status()) == 50)
         assert site.max_running == 2   # six captures at once, never more than two requests
         assert all(site.hits[f"/page/{i}"] == 1 for i in range(50))
     snaps = store.snapshots()
     assert len(snaps) == 50 and not (coll / PARTIAL).exists()
-    seeds = sorted(json.loads((s / "datapackage.json").read_text())["mainPageURL"] for s in snaps)
-    assert seeds == sorted(j.url for j in jobs)
+    assert sorted(json.loads((s / "datapackage.json").read_text())["mainPageURL"] for s in snaps) == sorted(urls)
     assert all(verify(s).ok for s in snaps)
+    # the broker's status, then the results folded into the schedule state by the next run
     assert main(["schedule", "status", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert len(status) == 50 and all(s["done"] == 1 and s["failed"] == s["queued"] == 0 for s in status)
-    served = {json.loads(w)["worker"].split("/")[0] for w in _job_fields(redis_server, store, jobs, "worker")}
-    assert len(served) >= 2   # the work was shared
+    assert main(["schedule", "run", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["sent"] == [] and len(second["folded"]) == 50 and all(r["ok"] for r in second["folded"])
+    assert all(seen["last_result"]["ok"] for seen in Schedule(coll).state().values())
+    _deduplicated_across_workers(client, store, snaps)
 
 
-def _job_fields(server: RedisServer, store: Collection, jobs: list[Job], name: str) -> list[str]:
-    client = connect(server.url)
-    return [json.dumps({name: client.hget(f"archive:{store.identity()}:job:{j.key}", name).decode()})
-            for j in jobs]
+def _deduplicated_across_workers(client, store, snaps):  # type: ignore[no-untyped-def]
+    """The shared stylesheet is stored a few times at most; revisits refer to other workers' snapshots."""
+    worker_of = {}
+    for key in client.zrange(f"archive:{store.identity()}:jobs", 0, -1):
+        fields = client.hgetall(f"archive:{store.identity()}:job:{key.decode()}")
+        worker_of[fields[b"snapshot"].decode()] = fields[b"worker"].decode().split("/")[0]
+    assert len(set(worker_of.values())) >= 2   # the work was shared
+    stored, across = 0, 0
+    for snap in snaps:
+        meta = json.loads((snap / "datapackage.json").read_text())["archive"]
+        deps = [d["snapshot"] for d in meta.get("dependencies") or []]
+        stored += not deps
+        own = worker_of[json.loads((snap / "datapackage-digest.json").read_text())["hash"][7:]]
+        across += any(worker_of[d] != own for d in deps)
+    assert stored <= 10 and across >= 1
+    assert client.hlen(f"archive:{store.identity()}:dedup") >= 50   # pages, scripts, the stylesheet once
+
+
+def test_the_shared_dedup_index_refers_only_to_published_records_that_still_exist(redis_server, tmp_path):
+    import shutil
+
+    from archive.capture import capture
+    from archive.shared_index import RedisDedupIndex
+    from cluster_site import SHARED
+
+    store = Collection(tmp_path / "c")
+    index = RedisDedupIndex(connect(redis_server.url), store, store.identity())
+    with ClusterSite() as site:
+        snap = capture([site.url + "/page/1"], store.root, depth=0)
+    digest = "sha256:" + __import__("hashlib").sha256(SHARED).hexdigest()
+    assert index.lookup(digest) is None   # not published to the index yet
+    index.seed()
+    found = index.lookup(digest)
+    assert found is not None and found.snapshot == snap.id and found.uri.endswith("/shared.css")
+    shutil.rmtree(snap.path)
+    assert index.lookup(digest) is None
 
 
 def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
