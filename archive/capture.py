@@ -265,7 +265,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
             finished: datetime, deduper: Deduper | None = None) -> Snapshot:
     """Write index, pages and package files, then move the snapshot into place."""
     write_index(run.records, folder / "indexes" / "index.cdx")
-    run.counts["records"] = 2 * len(run.records) + len(warc.files)
+    run.counts["records"] = 2 * len(run.records) + len(warc.files) + warc.metadata_records
     revisits = sum(1 for r in run.records if r.original is not None)
     if revisits:
         run.counts["revisits"] = revisits

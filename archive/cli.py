@@ -27,7 +27,7 @@ from .verify import Report, verify
 
 logger = logging.getLogger("archive")
 # Modules with a `register(subparsers, common)` adding their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("cli_upkeep", "cli_scale")
+COMMAND_MODULES: tuple[str, ...] = ("cli_upkeep", "cli_proof", "cli_scale")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
                                                     "as the interruption message says); seeds and options "
                                                     "are its own, nothing it holds is fetched again")
     _capture_options(cap)
+    cap.add_argument("--sign", action="store_true", help="sign the snapshot (see `archive keys new`)")
+    cap.add_argument("--key", type=Path, metavar="PATH", help="the signing key (default: the config folder's)")
+    cap.add_argument("--tsa", action="append", default=[], metavar="URL",
+                     help="get an RFC 3161 timestamp of the snapshot from this TSA (repeatable)")
     cap.set_defaults(run=_cmd_capture)
 
     ver = sub.add_parser("verify", parents=[common], help="recompute every digest of a snapshot",
@@ -87,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     _format(ver)
     ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, .wacz, id or unique id prefix (6+ hex digits)")
     ver.add_argument("--expect", metavar="sha256:ID", help="also check that this is the package cited")
+    ver.add_argument("--trust", action="append", default=[], type=Path, metavar="KEYFILE",
+                     help="the signature must be by this key (public or private key file; repeatable)")
+    ver.add_argument("--tsa-cert", action="append", default=[], type=Path, metavar="FILE",
+                     help="timestamps must chain to a certificate in FILE (PEM; repeatable)")
     ver.set_defaults(run=_cmd_verify)
 
     cite = sub.add_parser("cite", parents=[common], help="print a citation of a snapshot",
@@ -201,6 +209,8 @@ def _capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
                                                        "only to its own domain)")
     cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
+    cap.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in this PEM file for https "
+                                                         "(default: the certifi bundle)")
     cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                      help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
@@ -224,6 +234,8 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and name != "delay"):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value}")
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
     return CaptureOptions(
         depth=args.depth, same_host=args.same_host, same_site=args.same_site,
         include=tuple(args.include), exclude=tuple(args.exclude), ignore_robots=args.ignore_robots,
@@ -234,6 +246,7 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         max_per_host=args.max_per_host, respect_noarchive=args.respect_noarchive, min_free=args.min_free,
         block_private=args.block_private, headers=tuple(_parse_header(h) for h in args.header),
         cookies=args.cookies, proxy=args.proxy, dedup=args.dedup, conditional=args.conditional,
+        ca_bundle=args.ca_bundle,
         resolve=tuple(_parse_resolve(r) for r in args.resolve))
 
 
@@ -286,26 +299,35 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
     if progress:
         progress.done()
+    proofs = None
+    if args.sign or args.tsa:   # signature and timestamps (cli_proof.py) go in before verification
+        from .cli_proof import prove
+        proofs = prove(snap, args.sign, args.key, args.tsa)
     report = verify(snap.path, record=True) if args.verify else None
-    return _emit_capture(snap, report, args.format)
+    return _emit_capture(snap, report, args.format, proofs)
 
 
-def _emit_capture(snap: Snapshot, report: Report | None, fmt: str) -> int:
+def _emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None) -> int:
     """Print a new snapshot (and its verification), as one JSON document in JSON mode."""
     if fmt == "json":
         data = _snapshot_json(snap)
+        if proofs is not None:
+            data["proofs"] = proofs
         if report is not None:
             data["verify"] = report.to_json()
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         _print_snapshot(snap, sys.stdout)
+        for proof in proofs or ():
+            sys.stdout.write(f"proof    {proof['summary']}\n")
         if report is not None:
             _print_report(report, "text", sys.stdout)
     return 0 if report is None or report.ok else 1
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(args.snapshot, args.collection, expect=args.expect, record=True)
+    report = verify(args.snapshot, args.collection, expect=args.expect, record=True,
+                    trust=args.trust, tsa_certs=args.tsa_cert)
     _print_report(report, args.format, sys.stdout)
     return 0 if report.ok else 1
 
@@ -485,9 +507,12 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {_human_bytes(report.bytes)} checked\n")
     if report.dependencies:
-        out.write(f"  {report.dependencies} records of other snapshots that revisits refer to, checked\n")
+        out.write(f"  {report.dependencies} revisit records: their originals checked\n")
     if report.package_digest:
         out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
+    for proof in report.proofs:
+        if proof.ok or not proof.checked:   # a failed proof is among the problems below
+            out.write(f"  {proof.summary}\n")
     for problem in report.problems:
         out.write(f"  {problem}\n")
 

@@ -140,10 +140,8 @@ class Deduper:
         return original
 
     def dependencies(self) -> list[dict[str, object]]:
-        """Return the snapshots and records this capture's revisits refer to, for its metadata."""
-        return [{"snapshot": snapshot,
-                 "records": [o.to_json() for o in sorted(records.values(), key=lambda o: (o.uri, o.date))]}
-                for snapshot, records in sorted(self.used.items())]
+        """Return the snapshots this capture's revisits refer to, for its metadata."""
+        return [{"snapshot": snapshot, "records": len(records)} for snapshot, records in sorted(self.used.items())]
 
 
 class ConditionalFetcher:

@@ -1,25 +1,26 @@
-"""The records a snapshot's revisits refer to: reading, finding and checking them.
+"""The records a snapshot's revisits refer to: finding and checking them.
 
 A snapshot written with deduplication names, in datapackage.json (metadata "archive" ->
-"dependencies"), every record of another snapshot its revisit records refer to, with the
-record's id, payload digest and place. The read side (verify, replay, export, rm) finds
-them through this module, in the collection or inside a self-contained export.
+"dependencies"), the snapshots its revisit records refer to. Each revisit record names its
+original (WARC-Refers-To, -Target-URI, -Date) and payload digest, and the WARC files are
+in the manifest, so the id commits to every reference. The read side (verify, replay,
+export, rm) finds the originals through this module, in the collection or inside a
+self-contained export.
 """
 from __future__ import annotations
 
 import gzip
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import ArchiveError, HasDependents, SnapshotNotFound
-from .models import Original
 from .package import DATAPACKAGE, DIGEST_FILE
-from .reader import Package
+from .reader import IndexEntry, Package
 from .store import Collection, snapshot_id_of
 from .warccheck import Problem
 
@@ -29,31 +30,10 @@ SOURCE = "source/"                 # in such an export: the snapshot's own packa
 REVISIT_MIME = "warc/revisit"
 
 
-@dataclass(frozen=True)
-class Dependency:
-    """A snapshot some revisits of another refer to, and the records they refer to."""
-
-    snapshot: str
-    records: tuple[Original, ...]
-
-
-def dependencies(metadata: dict[str, Any]) -> list[Dependency]:
-    """Return the dependencies a snapshot's metadata names (malformed entries are skipped)."""
-    found = []
-    for item in metadata.get("dependencies") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("snapshot"), str):
-            continue
-        records = []
-        for r in item.get("records") or []:
-            try:
-                records.append(Original(digest=str(r["digest"]), uri=str(r["uri"]), date=str(r["date"]),
-                                        record_id=str(r["record"]), snapshot=item["snapshot"],
-                                        filename=str(r["filename"]), offset=int(r["offset"]),
-                                        length=int(r["length"])))
-            except (KeyError, TypeError, ValueError):
-                continue
-        found.append(Dependency(item["snapshot"], tuple(records)))
-    return found
+def dependency_ids(metadata: dict[str, Any]) -> list[str]:
+    """Return the ids of the snapshots a snapshot's metadata says its revisits refer to."""
+    return [str(item["snapshot"]) for item in metadata.get("dependencies") or []
+            if isinstance(item, dict) and isinstance(item.get("snapshot"), str)]
 
 
 def source_metadata(package: Package) -> dict[str, Any]:
@@ -89,7 +69,7 @@ def dependents(store: Collection, snapshot_id: str) -> list[Path]:
     for folder in store.snapshots():
         try:
             with Package.open(folder) as package:
-                if any(d.snapshot == snapshot_id for d in dependencies(package.metadata())):
+                if snapshot_id in dependency_ids(package.metadata()):
                     found.append(folder)
         except ArchiveError:
             continue
@@ -116,60 +96,123 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
     return doomed
 
 
-def check(package: Package, store: Collection) -> tuple[int, list[Problem]]:
-    """Check that every record the package's revisits refer to exists with its digest.
+@dataclass
+class Resolution:
+    """Where the records a package's revisits refer to are, and what is wrong with them."""
 
-    Records are looked for in the package's own `archive/deps-*` files (a self-contained
-    export), else in the collection's snapshots. Return (records checked, problems).
+    originals: dict[str, list[IndexEntry]] = field(default_factory=dict)   # snapshot id -> index lines
+    problems: list[Problem] = field(default_factory=list)
+    checked: int = 0
+
+
+def resolve(package: Package, home: Collection) -> Resolution:
+    """Find the original of every revisit record the package's index names.
+
+    Originals are looked for in the package itself, then in its own `archive/deps-*` files
+    (a self-contained export) or in the snapshots of `home` its metadata names. Each must
+    exist with the revisit's payload digest; what does not is a problem with its place.
     """
-    deps = dependencies(source_metadata(package))
-    listed = {o.record_id: o for d in deps for o in d.records}
-    problems = _check_revisits(package, listed)
-    inside = _embedded(package)
-    checked = 0
-    for dep in deps:
-        place = f"dependency {dep.snapshot[:12]}"
-        if inside is not None:
-            for original in dep.records:
-                checked += 1
-                found = inside.get(original.record_id)
-                problems += _compare(place, original, found)
-            continue
-        folder = find_snapshot(store, dep.snapshot)
+    result = Resolution()
+    revisits = _revisits(package)
+    deps = dependency_ids(source_metadata(package))
+    if not revisits and not deps:
+        return result
+    embedded = _embedded(package)
+    sources: list[tuple[str, Package | None]] = [("", package)]
+    opened = []
+    for snapshot_id in deps if embedded is None else []:
+        folder = find_snapshot(home, snapshot_id)
         if folder is None:
-            problems.append(Problem(place, "dependency missing",
-                                    expected=f"snapshot {dep.snapshot} in {store.root}",
-                                    found="no such snapshot"))
+            result.problems.append(Problem(f"dependency {snapshot_id[:12]}", "dependency missing",
+                                           expected=f"snapshot {snapshot_id} in {home.root}",
+                                           found="no such snapshot"))
             continue
-        with Package.open(folder) as other:
-            for original in dep.records:
-                checked += 1
-                problems += _compare(place, original, _head_at(other, original))
-    return checked, problems
-
-
-def _compare(place: str, original: Original, found: dict[str, str] | None) -> list[Problem]:
-    if found is None or found.get("WARC-Record-ID") != original.record_id:
-        return [Problem(place, "dependency missing", uri=original.uri,
-                        expected=f"record {original.record_id} at {original.filename}@{original.offset}",
-                        found="no such record")]
-    if found.get("WARC-Payload-Digest") != original.digest:
-        return [Problem(place, "dependency digest differs", uri=original.uri, expected=original.digest,
-                        found=str(found.get("WARC-Payload-Digest")))]
-    return []
-
-
-def _head_at(package: Package, original: Original) -> dict[str, str] | None:
-    """Return the WARC headers of the record at the original's place, or None."""
+        other = Package.open(folder)
+        opened.append(other)
+        sources.append((snapshot_id, other))
     try:
-        with package.member(package.warc_path(original.filename)) as f:
-            f.seek(original.offset)
+        catalog = _Catalog(sources)
+        for place, offset, uri, heads in revisits:
+            result.checked += 1
+            target = heads.get("WARC-Refers-To", "")
+            found = embedded.get(target) if embedded is not None else None
+            original = None
+            if found is None:
+                original, found = catalog.find(heads)
+            if found is None:
+                if not any(p.file.startswith("dependency ") for p in result.problems):
+                    result.problems.append(Problem(place, "dependency missing", offset, uri,
+                                                   expected=f"record {target or '(no WARC-Refers-To)'}",
+                                                   found="no such record"))
+                continue
+            identical = heads.get("WARC-Profile", "").endswith("/identical-payload-digest")
+            if identical and found.get("WARC-Payload-Digest") != heads.get("WARC-Payload-Digest"):
+                result.problems.append(Problem(place, "dependency digest differs", offset, uri,
+                                               expected=heads.get("WARC-Payload-Digest"),
+                                               found=found.get("WARC-Payload-Digest")))
+            if original is not None and original[0]:
+                known = result.originals.setdefault(original[0], [])
+                if original[1] not in known:
+                    known.append(original[1])
+    finally:
+        for other in opened:
+            other.close()
+    return result
+
+
+class _Catalog:
+    """The response records of some packages, found by target URI and 14-digit date."""
+
+    def __init__(self, sources: list[tuple[str, Package | None]]):
+        self.sources = sources
+        self.entries: dict[tuple[str, str], list[tuple[str, Package, IndexEntry]]] = {}
+        for snapshot_id, package in sources:
+            if package is None:
+                continue
+            for entry in package.index():
+                if entry.mime != REVISIT_MIME:
+                    self.entries.setdefault((entry.url, entry.timestamp), []).append((snapshot_id, package, entry))
+
+    def find(self, revisit: dict[str, str]) -> tuple[tuple[str, IndexEntry] | None, dict[str, str] | None]:
+        """Return ((snapshot id, index line), WARC headers) of the original a revisit refers to."""
+        target = revisit.get("WARC-Refers-To", "")
+        key = (revisit.get("WARC-Refers-To-Target-URI", ""), _stamp14(revisit.get("WARC-Refers-To-Date", "")))
+        for snapshot_id, package, entry in self.entries.get(key, []):
+            heads = _head_at(package, entry.filename, entry.offset)
+            if heads is not None and heads.get("WARC-Record-ID") == target:
+                return (snapshot_id, entry), heads
+        return None, None
+
+
+def _stamp14(date: str) -> str:
+    """Return the 14-digit form of a WARC-Date.
+
+    >>> _stamp14("2026-11-26T14:00:19.131435Z")
+    '20261126140019'
+    """
+    return "".join(ch for ch in date if ch.isdigit())[:14]
+
+
+def _head_at(package: Package, filename: str, offset: int) -> dict[str, str] | None:
+    """Return the WARC headers of the record at a place, or None."""
+    try:
+        with package.member(package.warc_path(filename)) as f:
+            f.seek(offset)
             record = next(iter(ArchiveIterator(f, no_record_parse=True)))
             return dict(record.rec_headers.headers)
-    except (ArchiveError, OSError, StopIteration, ValueError, EOFError, gzip.BadGzipFile):
-        return None
     except Exception:   # warcio's parse errors have no common base: a damaged place is no record
         return None
+
+
+def _revisits(package: Package) -> list[tuple[str, int, str, dict[str, str]]]:
+    """Return (file, offset, uri, WARC headers) of each revisit record the index names."""
+    found = []
+    for entry in package.index():
+        if entry.mime == REVISIT_MIME:
+            heads = _head_at(package, entry.filename, entry.offset)
+            if heads is not None:   # a damaged record: the WARC check reports it with its place
+                found.append((package.warc_path(entry.filename), entry.offset, entry.url, heads))
+    return found
 
 
 def _embedded(package: Package) -> dict[str, dict[str, str]] | None:
@@ -193,30 +236,5 @@ def _heads(package: Package, name: str) -> Iterator[dict[str, str]]:
             return
 
 
-def _check_revisits(package: Package, listed: dict[str, Original]) -> list[Problem]:
-    """Check that each revisit record the index names refers to a listed dependency record."""
-    problems = []
-    for entry in package.index():
-        if entry.mime != REVISIT_MIME:
-            continue
-        place = package.warc_path(entry.filename)
-        try:
-            with package.record(entry.filename, entry.offset) as (response, _):
-                heads = response.warc_headers
-        except Exception:
-            continue   # the WARC check reports a damaged record with its place
-        target = heads.get("WARC-Refers-To", "")
-        original = listed.get(target)
-        if original is None:
-            problems.append(Problem(place, "revisit refers to a record not listed as a dependency",
-                                    entry.offset, entry.url, found=target or "no WARC-Refers-To"))
-        elif heads.get("WARC-Profile", "").endswith("/identical-payload-digest") \
-                and heads.get("WARC-Payload-Digest") != original.digest:
-            problems.append(Problem(place, "revisit digest differs from its original", entry.offset,
-                                    entry.url, expected=original.digest,
-                                    found=heads.get("WARC-Payload-Digest")))
-    return problems
-
-
-__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "SOURCE", "Dependency", "check", "dependencies",
-           "dependents", "find_snapshot", "source_metadata"]
+__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "SOURCE", "Resolution", "dependency_ids",
+           "dependents", "find_snapshot", "remove", "resolve", "source_metadata"]

@@ -13,6 +13,7 @@
     ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
     ├── HasDependents               a snapshot to remove holds records other snapshots refer to (exit 2)
     ├── ScheduleBusy                another `schedule run` holds the collection's schedule lock (exit 2)
+    ├── ProofError                  a signing key, trust file or TSA answer that cannot be used (exit 2)
     ├── BrokerError                 the Redis broker of a cluster cannot be reached or refused (exit 2)
     └── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
 
@@ -153,6 +154,15 @@ class ScheduleBusy(ArchiveError):
         self.lock = lock
         self.holder = holder
         super().__init__(f"another schedule run holds {lock} ({holder}); nothing was run")
+
+
+class ProofError(ArchiveError):
+    """A signing key, trust file or time-stamping authority that cannot be used."""
+
+    def __init__(self, what: str, why: str):
+        self.what = what
+        self.why = why
+        super().__init__(f"{what}: {why}")
 
 
 class BrokerError(ArchiveError):

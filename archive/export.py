@@ -32,10 +32,10 @@ from typing import BinaryIO, ContextManager
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import DiskFull, StorageError, UsageError
-from .depends import DEPS_INDEX, DEPS_PREFIX, SOURCE, Dependency, dependencies, find_snapshot
+from .depends import DEPS_INDEX, DEPS_PREFIX, SOURCE, find_snapshot, resolve
 from .package import DATAPACKAGE, DIGEST_FILE, canonical_json, digest_document, sha256_file
-from .reader import FolderPackage, Package, ZipPackage
-from .store import Collection
+from .reader import FolderPackage, IndexEntry, Package, ZipPackage
+from .store import Collection, snapshot_id_of
 from .wire import iter_stream
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip entry can hold: "no time"
@@ -73,7 +73,7 @@ def export_wacz(package: Package, dest: Path | str, *, overwrite: bool = False,
     dependencies the package is the snapshot's files as they are, and its digest the id.
     """
     dest = Path(dest)
-    deps = [] if package.has(SOURCE + DATAPACKAGE) else dependencies(package.metadata())
+    deps = _originals(package, home)
     if not deps:
         with _atomic(dest, overwrite) as out:
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -81,7 +81,7 @@ def export_wacz(package: Package, dest: Path | str, *, overwrite: bool = False,
                     _add_member(zf, name, _size(package, name), functools.partial(package.member, name))
         return dest
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
-        extra = _dependency_files(package, deps, home or Collection(package.path.parent), Path(tmp))
+        extra = _dependency_files(deps, Path(tmp))
         extra[SOURCE + DATAPACKAGE] = Path(tmp) / "datapackage.json"
         extra[SOURCE + DATAPACKAGE].write_bytes(package.read(DATAPACKAGE))
         extra[SOURCE + DIGEST_FILE] = Path(tmp) / "datapackage-digest.json"
@@ -105,31 +105,38 @@ def _read_file(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def _dependency_files(package: Package, deps: list[Dependency], home: Collection, tmp: Path) -> dict[str, Path]:
-    """Copy the records `deps` name into one WARC per snapshot depended on, and index them."""
+def _originals(package: Package, home: Collection | None) -> dict[Path, list[IndexEntry]]:
+    """Return the records (by snapshot folder) that the package's revisits refer to outside it;
+    raise UsageError when one cannot be found."""
+    if package.has(SOURCE + DATAPACKAGE):
+        return {}   # a self-contained export already
+    home = home or Collection(package.path.parent)
+    resolution = resolve(package, home)
+    if resolution.problems:
+        raise UsageError(f"cannot make snapshot {package.id[:12]} whole: {resolution.problems[0]}")
+    found = {}
+    for snapshot_id, entries in resolution.originals.items():
+        folder = find_snapshot(home, snapshot_id)
+        assert folder is not None   # resolve found records in it
+        found[folder] = entries
+    return found
+
+
+def _dependency_files(deps: dict[Path, list[IndexEntry]], tmp: Path) -> dict[str, Path]:
+    """Copy the records `deps` name, byte for byte, into one WARC per snapshot, and index them."""
     files: dict[str, Path] = {}
     lines = []
-    for dep in deps:
-        folder = find_snapshot(home, dep.snapshot)
-        if folder is None:
-            raise UsageError(f"cannot make snapshot {package.id[:12]} whole: snapshot {dep.snapshot[:12]}, "
-                             f"which its revisits refer to, is not in {home.root}")
-        name = f"{DEPS_PREFIX}{dep.snapshot[:12]}.warc.gz"
+    for folder, entries in deps.items():
+        name = f"{DEPS_PREFIX}{snapshot_id_of(folder)[:12]}.warc.gz"
         files[name] = tmp / name.rsplit("/", 1)[-1]
         with Package.open(folder) as other, open(files[name], "wb") as out:
-            entries = {(e.filename, e.offset): e for e in other.index()}
-            for original in dep.records:
+            for entry in entries:
                 offset = out.tell()
-                with other.member(other.warc_path(original.filename)) as src:
-                    src.seek(original.offset)
-                    for block in iter_stream(src, original.length):
+                with other.member(other.warc_path(entry.filename)) as src:
+                    src.seek(entry.offset)
+                    for block in iter_stream(src, entry.length):
                         out.write(block)
-                entry = entries.get((original.filename, original.offset))
-                if entry is None:
-                    raise UsageError(f"snapshot {dep.snapshot[:12]} has no index line for "
-                                     f"{original.filename}@{original.offset}")
-                fields = {**entry.fields, "filename": name.rsplit("/", 1)[-1], "offset": str(offset),
-                          "length": str(original.length)}
+                fields = {**entry.fields, "filename": name.rsplit("/", 1)[-1], "offset": str(offset)}
                 lines.append(f"{entry.urlkey} {entry.timestamp} {json.dumps(fields)}".encode("utf-8"))
     files[DEPS_INDEX] = tmp / "deps.cdx"
     files[DEPS_INDEX].write_bytes(b"".join(line + b"\n" for line in sorted(lines)))
@@ -202,29 +209,28 @@ def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False,
     if not dest.name.endswith((".warc.gz", ".warc")):
         raise UsageError(f"export_warc writes a .warc.gz or .warc file, not {dest.name!r}")
     compressed = dest.name.endswith(".gz")
+    originals = _originals(package, home)
     with _atomic(dest, overwrite) as out:
         for name in package.warc_names():
             with package.member(name) as src:
                 _copy_warc(src, name.endswith(".gz"), compressed, out)
-        deps = [] if package.has(SOURCE + DATAPACKAGE) else dependencies(package.metadata())
-        for dep in deps:
-            folder = find_snapshot(home or Collection(package.path.parent), dep.snapshot)
-            if folder is None:
-                raise UsageError(f"snapshot {dep.snapshot[:12]}, which revisits of {package.id[:12]} "
-                                 "refer to, is not in the collection")
+        for folder, entries in originals.items():
             with Package.open(folder) as other:
-                for original in dep.records:
-                    name = other.warc_path(original.filename)
+                for entry in entries:
+                    name = other.warc_path(entry.filename)
                     with other.member(name) as src:
-                        src.seek(original.offset)
-                        _copy_warc(io.BytesIO(src.read(original.length)), name.endswith(".gz"), compressed, out)
+                        src.seek(entry.offset)
+                        _copy_warc(src, name.endswith(".gz"), compressed, out, entry.length)
     return dest
 
 
-def _copy_warc(src: BinaryIO, src_gz: bool, dest_gz: bool, out: BinaryIO) -> None:
+def _copy_warc(src: BinaryIO, src_gz: bool, dest_gz: bool, out: BinaryIO, limit: int | None = None) -> None:
+    """Copy WARC records (`limit` bytes of them, or all) from `src` to `out`."""
+    if limit is not None and src_gz != dest_gz:
+        src = io.BytesIO(src.read(limit))   # one record, to convert: the rest stays unread
     if src_gz == dest_gz:
         # Concatenated gzip members are one valid multi-member gzip; plain WARCs just follow on.
-        blocks = iter_stream(src)
+        blocks = iter_stream(src, limit)
     elif src_gz:
         blocks = iter_stream(gzip.GzipFile(fileobj=src))  # type: ignore[arg-type]
     else:

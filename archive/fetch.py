@@ -158,7 +158,8 @@ class Fetcher:
             request = self._prepare(url, accept, extra)
             # The adapter, not session.send: the session would read a redirect's body itself.
             resp = self.adapter.send(request, stream=True, proxies=self.proxies,
-                                     timeout=(opts.connect_timeout, opts.read_timeout))
+                                     timeout=(opts.connect_timeout, opts.read_timeout),
+                                     verify=opts.ca_bundle or True)
         except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
             raise _fetch_error(url, exc) from None
         except Abort as exc:
@@ -195,7 +196,7 @@ class Fetcher:
             block=spool.finish(), block_length=spool.length,
             block_digest="sha256:" + rec.spool.sha.hexdigest(), payload_digest=payload,
             header_length=header_length, status=status, reason=reason, headers=headers,
-            chunked=chunked, truncated=truncated,
+            chunked=chunked, truncated=truncated, tls=rec.tls,
         )
 
 

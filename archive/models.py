@@ -84,6 +84,7 @@ class CaptureOptions:
     retry_max_wait: float = 60.0                     # a longer Retry-After is not waited for
     dedup: bool = True                               # a payload the collection holds: a revisit record
     conditional: bool = False                        # If-None-Match / If-Modified-Since from the last capture
+    ca_bundle: str | None = None                     # PEM file of CAs to trust for https (default: certifi's)
 
     def to_json(self) -> dict[str, object]:
         """Return the options as plain JSON values, for warcinfo and datapackage.json."""
@@ -118,6 +119,7 @@ class CaptureOptions:
             "proxy": self.proxy,
             "dedup": self.dedup,
             "conditional": self.conditional,
+            "ca_bundle": self.ca_bundle,
         }
 
 
@@ -147,6 +149,16 @@ class Body:
 
 
 @dataclass(frozen=True)
+class TlsInfo:
+    """The TLS connection an exchange went over: protocols, cipher, the server's certificates."""
+
+    protocols: tuple[str, ...]          # WARC-Protocol values, higher layer first: ("http/1.1", "tls/1.3")
+    cipher_suite: str | None            # the IANA name, as WARC-Cipher-Suite wants it; None if unknown
+    openssl_cipher: str                 # OpenSSL's name of the same suite
+    certificates: tuple[bytes, ...]     # DER, leaf first, as the server sent them
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One HTTP exchange as it went over the wire; the response block lives in a spool file."""
 
@@ -164,6 +176,7 @@ class Exchange:
     headers: tuple[tuple[str, str], ...]
     chunked: bool
     truncated: str | None = None  # WARC-Truncated reason: "length", "time", "disconnect"
+    tls: TlsInfo | None = None    # https only: what the TLS connection was (tls.py)
 
     def header(self, name: str) -> str | None:
         """Return the first value of a response header, case-insensitively, or None."""

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .depends import dependencies, find_snapshot
+from .depends import find_snapshot, resolve
 from .errors import ArchiveError
 from .reader import Package
 from .store import Collection, snapshot_id_of
@@ -114,21 +114,15 @@ def _dependencies(package: Package, folder: Path, snapshot_id: str,
                   workdir: Path) -> tuple[Path | None, tuple[Path, ...]]:
     """Write the index of the records a snapshot's revisits refer to (pywb resolves a revisit
     by looking its original up in the collection's indexes); return it with their folders."""
-    deps = dependencies(package.metadata())
-    if not deps:
+    resolution = resolve(package, Collection(folder.parent))
+    if not resolution.originals:
         return None, ()
-    home = Collection(folder.parent)
     lines, archives = [], []
-    for dep in deps:
-        other = find_snapshot(home, dep.snapshot)
-        if other is None:
-            logger.warning("%s: snapshot %s, which its revisits refer to, is missing", folder.name, dep.snapshot[:12])
-            continue
-        wanted = {(o.filename, o.offset) for o in dep.records}
-        with Package.open(other) as source:
-            lines += [f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in source.index()
-                      if (e.filename, e.offset) in wanted]
-        archives.append(other / "archive")
+    for dependency, entries in resolution.originals.items():
+        other = find_snapshot(Collection(folder.parent), dependency)
+        if other is not None:
+            lines += [f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in entries]
+            archives.append(other / "archive")
     path = workdir / "indexes" / f"{snapshot_id}.deps.cdx"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines)))

@@ -86,7 +86,8 @@ def repair(path: Path) -> int:
                     consumed += len(data)
                     break
                 end = base + consumed + len(data) - len(inflater.unused_data)
-                if b"WARC-Type: response" in head or b"WARC-Type: warcinfo" in head:
+                # a TLS metadata record follows its response: whole, it is kept with it
+                if any(b"WARC-Type: " + kind in head for kind in (b"response", b"warcinfo", b"metadata")):
                     good = end
                 base, consumed, head = end, 0, b""
                 data = inflater.unused_data

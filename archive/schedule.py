@@ -327,6 +327,16 @@ class Schedule:
             seen["retry_at"] = rfc3339(result.finished + BACKOFF * 2 ** min(failures - 1, 10))
         self._save_state(state)
 
+    def interrupted(self, now: datetime) -> list[str]:
+        """Count captures whose run died (marked running while nobody holds the lock) as
+        failed, so they are retried after the backoff; return their URLs."""
+        state = self.state()
+        died = [url for url, seen in state.items() if seen.get("running_since")]
+        for url in died:
+            due = _time(state[url].get("last_due")) or now
+            self.record(Result(url, due, False, None, "the run capturing it stopped before it finished", now))
+        return died
+
     def next_wake(self, now: datetime) -> datetime | None:
         """Return when something falls due next (for --forever), or None with nothing scheduled."""
         state = self.state()
@@ -438,26 +448,30 @@ def run_due(collection: Path | str | None = None, now: datetime | None = None,
     """
     schedule = Schedule(collection)
     results = []
+    # a given `now` stands still for the whole run (tests; a replayed schedule)
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))
     with locked(collection) as note:
         if note and report:
             report(note)
-        now = now or datetime.now(timezone.utc)
-        for item in schedule.due(now):
-            schedule.claim(item, now)
+        start = clock()
+        schedule.interrupted(start)
+        for item in schedule.due(start):
+            schedule.claim(item, start)
             if report:
                 report(f"running {item.url} (due {rfc3339(item.due)})")
-            result = _audit(item, collection) if item.url == AUDIT else capture_due(item, collection)
+            result = _audit(item, collection, clock) if item.url == AUDIT \
+                else capture_due(item, collection, clock=clock)
             schedule.record(result)
             results.append(result)
     return results
 
 
-def _audit(item: Due, collection: Path | str | None) -> Result:
+def _audit(item: Due, collection: Path | str | None, clock: Callable[[], datetime]) -> Result:
     from .audit import audit
 
     summary = audit(collection)
     error = None if summary.ok else f"{summary.failed} snapshot(s) failed verification"
-    return Result(AUDIT, item.due, summary.ok, None, error, datetime.now(timezone.utc))
+    return Result(AUDIT, item.due, summary.ok, None, error, clock())
 
 
 def run_forever(collection: Path | str | None = None, report: Callable[[str], None] | None = None,

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import DiskFull, StorageError
-from .models import Body, CaptureOptions
+from .models import Body, CaptureOptions, TlsInfo
+from .tls import tls_info
 from .wire import BLOCK
 
 MEMORY_SPOOL = 1 << 20   # response blocks up to this size wait in memory, larger ones on disk
@@ -153,6 +154,7 @@ class Recorder:
         self.sent = bytearray()
         self.ip: str | None = None
         self.sock: socket.socket | None = None
+        self.tls: TlsInfo | None = None
 
     def restart(self) -> None:
         # A retried request on a fresh connection starts the record over.
@@ -230,6 +232,9 @@ class _RecordingResponse(http.client.HTTPResponse):
         while 100 < self.status < 200 and self.status != 101:
             self.headers = self.msg = None  # type: ignore[assignment]
             super().begin()
+        rec = recorder()
+        if rec is not None and rec.sock is not None:
+            rec.tls = tls_info(rec.sock, self.version)   # None on a plain http connection
 
 
 class Blocked(OSError):

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
+from .proofs import Proof, check_proofs
 from .reader import Package
 from .store import Collection
 from .warc import DIGEST_CONVENTION
@@ -35,8 +37,9 @@ class Report:
     records: int = 0
     bytes: int = 0
     convention: str = DIGEST_CONVENTION
-    dependencies: int = 0                 # records of other snapshots that revisits refer to, checked
+    dependencies: int = 0                 # revisit records whose originals were checked
     package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
+    proofs: list[Proof] = field(default_factory=list)   # signature and timestamps, valid or not
 
     @property
     def ok(self) -> bool:
@@ -49,16 +52,20 @@ class Report:
                 "problems": [{k: v for k, v in vars(p).items() if v is not None}
                              for p in self.problems],
                 "dependencies": self.dependencies, "package_digest": self.package_digest,
-                "digest_convention": self.convention}
+                "digest_convention": self.convention,
+                "proofs": [p.to_json() for p in self.proofs]}
 
 
 def verify(snapshot: Path | str, collection: Path | str | None = None,
-           expect: str | None = None, record: bool = False) -> Report:
+           expect: str | None = None, record: bool = False, *,
+           trust: Sequence[Path | str] = (), tsa_certs: Sequence[Path | str] = ()) -> Report:
     """Verify a snapshot folder, a .wacz file, or an id (prefix) in `collection`.
 
     With `expect` ("sha256:<hex>" or a hex id), also check that the package is that one.
     With `record`, a snapshot of the collection gets the result noted in the collection's
-    state (shown by `archive list`). Raises NotASnapshot, SnapshotNotFound.
+    state (shown by `archive list`). Its signature and timestamps are checked too: against
+    the keys in `trust` and the TSA certificates in `tsa_certs` when given (proofs.py).
+    Raises NotASnapshot, SnapshotNotFound, ProofError (an unreadable trust file).
     """
     store = Collection(collection)
     with store.open(str(snapshot)) as package:
@@ -68,10 +75,13 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         for rel, entry in listed.items():
             _check_file(package, rel, entry, report)
         _check_source(package, listed, report)
+        # after _check_source: a self-contained export's proofs are over the snapshot it carries
+        check_proofs(package, report, trust=trust, tsa_certs=tsa_certs)
         # a snapshot folder's dependencies are its neighbours: the collection holding it
         home = Collection(package.path.parent) if package.path.is_dir() else store
-        report.dependencies, problems = depends.check(package, home)
-        report.problems.extend(problems)
+        resolution = depends.resolve(package, home)
+        report.dependencies = resolution.checked
+        report.problems.extend(resolution.problems)
     if expect is not None:
         wanted = expect.lower().removeprefix("sha256:")
         if report.snapshot_id != wanted:

@@ -29,6 +29,7 @@ from warcio.timeutils import datetime_to_iso_date
 from . import __version__
 from .errors import DiskFull, StorageError
 from .models import Exchange, Original, Record
+from .tls import warc_fields as tls_fields
 from .wire import BLOCK
 
 _isal: Any
@@ -55,6 +56,7 @@ REQUEST_TYPE = "application/http;msgtype=request"
 RESPONSE_TYPE = "application/http;msgtype=response"
 IDENTICAL_PAYLOAD = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+FIELDS_TYPE = "application/warc-fields"
 
 
 def new_record_id() -> str:
@@ -136,6 +138,7 @@ class WarcWriter:
         self._sink: _MemberSink | None = None
         self.warcinfo_id = ""
         self.closed = False
+        self.metadata_records = 0   # TLS metadata records written beside responses
         with self.lock:
             self._open_next()
 
@@ -216,6 +219,9 @@ class WarcWriter:
                 self._file.write(members[0])
                 offset = self._file.tell()
                 self._file.write(members[1])
+                for member in members[2:]:   # the TLS metadata record, after its response
+                    self._file.write(member)
+                    self.metadata_records += 1
                 self._file.flush()
             except OSError as exc:
                 self.closed = True   # a record half written: nothing more may follow it
@@ -255,29 +261,47 @@ class WarcWriter:
                         ("WARC-Refers-To-Date", original.date), ("WARC-Block-Digest", _sha256(head))]
             if ex.status != 304:   # a 304 has no payload: the stored one is the original's
                 response.append(("WARC-Payload-Digest", ex.payload_digest))
+        response += _tls_headers(ex)
         request = [("WARC-Type", "request"), ("WARC-Record-ID", request_id), *common,
                    ("WARC-Concurrent-To", response_id),
                    ("WARC-Block-Digest", _sha256(ex.request)), ("WARC-Payload-Digest", EMPTY_SHA256)]
         return request, response
 
     def _compress_pair(self, ex: Exchange, warcinfo_id: str,
-                       original: Original | None = None) -> tuple[bytes, bytes]:
-        """Return the gzip members of the request and response records, made in memory."""
+                       original: Original | None = None) -> tuple[bytes, ...]:
+        """Return the gzip members of the request and response (or revisit) records, and of
+        the TLS metadata record of an https exchange, made in memory."""
         head = b""
         if original is not None:
-            with ex.block.open() as block:
-                head = block.read(ex.header_length)
+            with ex.block.open() as stored:
+                head = stored.read(ex.header_length)
         request, response = self._pair_headers(ex, warcinfo_id, original, head)
         body, length = (ex.block.open(), ex.block_length) if original is None else (io.BytesIO(head), len(head))
+        records: list[tuple[Headers, str, BinaryIO, int]] = [
+            (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
+            (response, RESPONSE_TYPE, body, length)]
+        if ex.tls is not None:
+            headers, fields = self._tls_record(ex, response)
+            records.append((headers, FIELDS_TYPE, io.BytesIO(fields), len(fields)))
         out = []
-        for headers, ctype, stream, size in (
-                (request, REQUEST_TYPE, io.BytesIO(ex.request), len(ex.request)),
-                (response, RESPONSE_TYPE, body, length)):
+        for headers, ctype, stream, size in records:
             buffer = io.BytesIO()
             with stream:
                 _write(_MemberSink(buffer, self.level), headers, ctype, stream, size)   # type: ignore[arg-type]
             out.append(buffer.getvalue())
-        return out[0], out[1]
+        return tuple(out)
+
+    def _tls_record(self, ex: Exchange, response: Headers) -> tuple[Headers, bytes]:
+        """Return the headers and block of the metadata record holding an exchange's TLS facts."""
+        assert ex.tls is not None
+        block = tls_fields(ex.tls)
+        named = dict(response)
+        headers = [("WARC-Type", "metadata"), ("WARC-Record-ID", self.new_id()),
+                   ("WARC-Date", named["WARC-Date"]), ("WARC-Target-URI", ex.url),
+                   ("WARC-Warcinfo-ID", named["WARC-Warcinfo-ID"]),
+                   ("WARC-Concurrent-To", named["WARC-Record-ID"]), *_tls_headers(ex),
+                   ("WARC-Block-Digest", _sha256(block))]
+        return headers, block
 
     def _write_pair(self, ex: Exchange) -> Record:
         assert self._file is not None
@@ -286,11 +310,16 @@ class WarcWriter:
         offset = self._file.tell()
         with ex.block.open() as body:
             self._write(response, RESPONSE_TYPE, body, ex.block_length)
+        length = self._file.tell() - offset
+        if ex.tls is not None:
+            headers, block = self._tls_record(ex, response)
+            self._write(headers, FIELDS_TYPE, io.BytesIO(block), len(block))
+            self.metadata_records += 1
         try:
             self._file.flush()
         except OSError as exc:
             raise _storage_error(self.files[-1], exc) from None
-        return self._record(ex, offset, self._file.tell() - offset)
+        return self._record(ex, offset, length)
 
     def _record(self, ex: Exchange, offset: int, length: int, original: Original | None = None) -> Record:
         return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
@@ -328,6 +357,16 @@ def _write(sink: _MemberSink, headers: Headers, content_type: str, body: BinaryI
         raise StorageError(getattr(body, "name", "spool"), f"record body {left} bytes short")
     sink.write(b"\r\n\r\n")
     sink.flush()
+
+
+def _tls_headers(ex: Exchange) -> Headers:
+    """Return the IIPC extension fields of an https exchange: WARC-Protocol, WARC-Cipher-Suite."""
+    if ex.tls is None:
+        return []
+    headers = [("WARC-Protocol", p) for p in ex.tls.protocols]
+    if ex.tls.cipher_suite:
+        headers.append(("WARC-Cipher-Suite", ex.tls.cipher_suite))
+    return headers
 
 
 def _sha256(data: bytes) -> str:

@@ -1,8 +1,11 @@
 """Replay in pywb, seen in headless Chromium, with the live site gone and other hosts blocked."""
 from __future__ import annotations
 
+import email.utils
 import json
 import re
+import time
+from datetime import datetime, timezone
 import shutil
 import socket
 import urllib.request
@@ -160,3 +163,43 @@ def test_serve_binds_loopback_by_default():
     from archive.cli import _parser
     args = _parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
+
+
+def test_revisits_replay_with_the_original_body_from_the_snapshot_depended_on(tmp_path, wayback):
+    """pywb serves a revisit of the second snapshot with the first snapshot's body, through the
+    generated index of the records the revisits refer to; a byte-level comparison."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from recapture_site import RecaptureSite
+
+    root = tmp_path / "snapshots"
+    site = RecaptureSite(pages=3)
+    try:
+        first = capture([site.url + "/"], root, depth=1)
+        time.sleep(1.1)   # a second apart: the memento asked for is the revisit, not its original
+        second = capture([site.url + "/"], root, depth=1)
+    finally:
+        site.close()
+    url = site.url + "/p/1"
+    lines = {json.loads(l.split(" ", 2)[2])["url"]: l.split(" ", 2)
+             for l in (second.path / "indexes" / "index.cdx").read_text().splitlines()}
+    assert json.loads(lines[url][2])["mime"] == "warc/revisit"
+    stamp = lines[url][1]
+    with Replay(root, port=free_port(), wayback=wayback) as replay:
+        with urllib.request.urlopen(f"{replay.url}/{second.id}/{stamp}id_/{url}") as resp:
+            replayed_body = resp.read()
+            assert resp.status == 200, resp.headers
+            assert resp.headers["X-Archive-Orig-ETag"] == '"page-1"'
+            # the memento is the revisit of the second snapshot, its body the first's
+            assert 'collection="own"' in resp.headers["Link"]
+            assert resp.headers["Memento-Datetime"] == email.utils.format_datetime(
+                datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc), usegmt=True)
+    assert b"<title>Page 1</title>" in replayed_body
+    from archive.reader import Package
+    with Package.open(first.path) as pkg:
+        entry = next(e for e in pkg.index() if e.url == url)
+        assert replayed_body == pkg.body(entry)
+    # the generated index holds just the originals the revisits of the second snapshot need
+    deps = (root / ".replay" / "indexes" / f"{second.id}.deps.cdx").read_text().splitlines()
+    revisited = {u for u, parts in lines.items() if json.loads(parts[2])["mime"] == "warc/revisit"}
+    assert {json.loads(l.split(" ", 2)[2])["url"] for l in deps} == revisited

@@ -1,0 +1,104 @@
+"""The proof commands: `archive keys new|show`, `archive sign`, `archive timestamp`.
+
+Registered by cli.py through COMMAND_MODULES; like cli.py, each command unpacks its
+arguments, makes one library call and prints the result. Verification of proofs is part of
+`archive verify` (--trust, --tsa-cert).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .models import Snapshot
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the keys, sign and timestamp subcommands to the `archive` parser."""
+    from .cli import _format
+
+    keys = sub.add_parser("keys", parents=[common], help="make or show the signing key pair",
+                          description="Make or show the ECDSA P-384 key pair that signs snapshots. "
+                                      "It lives outside every collection: $XDG_CONFIG_HOME/archive/ "
+                                      "(or ~/.config/archive/) unless --key says where.")
+    _format(keys)
+    keys.add_argument("action", choices=("new", "show"))
+    keys.add_argument("--key", type=Path, metavar="PATH", help="the private key file (PATH.pub: the public key)")
+    keys.add_argument("--force", action="store_true", help="replace an existing key (its signatures stay "
+                                                           "valid but name the old key)")
+    keys.set_defaults(run=_cmd_keys)
+
+    sign = sub.add_parser("sign", parents=[common], help="sign a snapshot (WACZ signedData)",
+                          description="Sign a snapshot's package digest with your key; the signature "
+                                      "goes into its datapackage-digest.json. The id does not change.")
+    _format(sign)
+    sign.add_argument("snapshot", metavar="SNAPSHOT", help="folder, id or unique id prefix")
+    sign.add_argument("--key", type=Path, metavar="PATH", help="the private key (default: the config folder's)")
+    sign.set_defaults(run=_cmd_sign)
+
+    stamp = sub.add_parser("timestamp", parents=[common], help="get an RFC 3161 timestamp of a snapshot",
+                           description="Ask a time-stamping authority for a token over the snapshot id; "
+                                       "it goes into datapackage-digest.json with the TSA's certificates.")
+    _format(stamp)
+    stamp.add_argument("snapshot", metavar="SNAPSHOT", help="folder, id or unique id prefix")
+    stamp.add_argument("--tsa", action="append", required=True, metavar="URL",
+                       help="the time-stamping authority's URL (repeatable: one token from each)")
+    stamp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    stamp.set_defaults(run=_cmd_timestamp)
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .signing import key_info, new_key
+    from .store import Collection
+
+    if args.action == "new":
+        info = new_key(args.key, overwrite=args.force, collection=Collection(args.collection).root)
+    else:
+        info = key_info(args.key)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(info.to_json(), indent=2) + "\n")
+        return 0
+    sys.stdout.write(f"key         {info.path}\npublic key  {info.path}.pub\n"
+                     f"fingerprint {info.fingerprint}\npublicKey   {info.public_key}\n")
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from .signing import sign
+
+    signed = sign(args.snapshot, args.collection, key=args.key)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(signed.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(f"signed {signed.path} sha256:{signed.snapshot_id} with key {signed.fingerprint}\n")
+    return 0
+
+
+def _cmd_timestamp(args: argparse.Namespace) -> int:
+    from .timestamping import timestamp
+
+    stamps = timestamp(args.snapshot, args.collection, tsa=args.tsa, timeout=args.timeout)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([s.to_json() for s in stamps], indent=2) + "\n")
+        return 0
+    for s in stamps:
+        sys.stdout.write(f"timestamped {s.path} sha256:{s.snapshot_id}: {s.time} by {s.signer} ({s.tsa})\n")
+    return 0
+
+
+def prove(snap: Snapshot, sign: bool, key: Path | None, tsa: list[str]) -> list[dict[str, Any]]:
+    """Sign and/or timestamp a fresh capture (capture --sign/--tsa); return what was added."""
+    added: list[dict[str, Any]] = []
+    if sign:
+        from .signing import sign as sign_snapshot
+        signed = sign_snapshot(snap.path, key=key)
+        added.append({"kind": "signature", "fingerprint": signed.fingerprint,
+                      "summary": f"signed with key {signed.fingerprint}"})
+    if tsa:
+        from .timestamping import timestamp
+        for s in timestamp(snap.path, tsa=tsa):
+            added.append({"kind": "timestamp", "time": s.time, "tsa": s.tsa, "signer": s.signer,
+                          "summary": f"timestamped {s.time} by {s.signer} ({s.tsa})"})
+    return added

@@ -1,0 +1,336 @@
+"""Proof of capture: signing keys, WACZ signedData, RFC 3161 timestamps, checked by verify.
+
+Signatures are checked again with openssl and asn1crypto, and tokens with `openssl ts
+-verify`, so the tests do not only agree with themselves. The TSA is tests/tsa.py: openssl
+behind HTTP on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from asn1crypto.algos import DSASignature
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from archive import verify
+from archive.cli import main
+from archive.errors import ProofError, UsageError
+from archive.package import DIGEST_FILE
+from archive.signing import default_key_path, key_info, load_private_key, new_key, sign, signed_data
+from archive.timestamping import request_token, timestamp
+from archive.tsacheck import parse_token
+from tsa import TSA, make_ca
+
+
+@pytest.fixture(scope="module")
+def tsa():
+    server = TSA()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def snap(demo_snapshot, tmp_path) -> Path:
+    """A copy of the demo snapshot in a collection of its own, free to change."""
+    dest = tmp_path / "snapshots" / demo_snapshot.path.name
+    shutil.copytree(demo_snapshot.path, dest)
+    return dest
+
+
+@pytest.fixture
+def key(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return new_key().path
+
+
+def digest_doc(folder: Path) -> dict:
+    return json.loads((folder / DIGEST_FILE).read_text())
+
+
+def write_doc(folder: Path, doc: dict) -> None:
+    (folder / DIGEST_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def snapshot_id(folder: Path) -> str:
+    return hashlib.sha256((folder / "datapackage.json").read_bytes()).hexdigest()
+
+
+# -- keys --------------------------------------------------------------------------------------
+def test_new_key_lives_in_the_config_folder_private(key, tmp_path):
+    assert key == tmp_path / "config" / "archive" / "signing-key.pem" == default_key_path()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" in key.read_bytes()
+    pub = key.with_name(key.name + ".pub")
+    out = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(pub), "-noout", "-text"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "384 bit" in out and "P-384" in out
+    old = key_info(key).fingerprint
+    with pytest.raises(ProofError, match="exists there already"):
+        new_key()
+    assert key_info(key).fingerprint == old
+    assert new_key(overwrite=True).fingerprint != old
+
+
+def test_a_key_inside_the_collection_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="inside the collection"):
+        new_key(tmp_path / "snapshots" / "key.pem", collection=tmp_path / "snapshots")
+
+
+def test_cli_keys_new_and_show(tmp_path, capsys):
+    path = tmp_path / "k" / "my.pem"
+    assert main(["keys", "new", "--key", str(path), "-C", str(tmp_path / "c")]) == 0
+    made = capsys.readouterr().out
+    assert main(["keys", "show", "--key", str(path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["fingerprint"] in made and shown["fingerprint"].startswith("sha256:")
+    assert main(["keys", "new", "--key", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("archive: error: ")
+
+
+# -- signatures --------------------------------------------------------------------------------
+def test_signed_data_is_the_wacz_anonymous_form(snap, key, tmp_path):
+    before = snapshot_id(snap)
+    signed = sign(snap, key=key)
+    assert signed.snapshot_id == before == snapshot_id(snap)   # the id does not change
+    doc = digest_doc(snap)
+    data = doc["signedData"]
+    created = json.loads((snap / "datapackage.json").read_text())["created"]
+    assert doc["hash"] == data["hash"] == f"sha256:{before}"
+    assert data["created"] == created
+    assert set(data) == {"hash", "created", "software", "signature", "publicKey"}
+    raw = base64.b64decode(data["signature"])
+    assert len(raw) == 96                                       # raw r||s of P-384, not DER
+    # check it with openssl: the SPKI as a PEM key, r||s turned into DER by asn1crypto
+    pem = tmp_path / "pub.pem"
+    pem.write_text("-----BEGIN PUBLIC KEY-----\n" + data["publicKey"] + "\n-----END PUBLIC KEY-----\n")
+    (tmp_path / "sig.der").write_bytes(DSASignature.from_p1363(raw).dump())
+    (tmp_path / "msg").write_bytes(data["hash"].encode("utf-8"))
+    ok = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature",
+                         str(tmp_path / "sig.der"), str(tmp_path / "msg")], capture_output=True, text=True)
+    assert ok.returncode == 0 and "Verified OK" in ok.stdout
+    assert verify(snap).ok
+
+
+def test_verify_a_signature_untrusted_trusted_and_by_another_key(snap, key, tmp_path, capsys):
+    sign(snap, key=key)
+    fingerprint = key_info(key).fingerprint
+    assert main(["verify", str(snap)]) == 0
+    out = capsys.readouterr().out
+    assert f"signature valid, signer not trusted: key {fingerprint}" in out
+    assert main(["verify", str(snap), "--trust", str(key.with_name(key.name + ".pub"))]) == 0
+    assert f"signature valid, signer trusted: key {fingerprint}" in capsys.readouterr().out
+    other = new_key(tmp_path / "other.pem").path
+    assert main(["verify", str(snap), "--trust", str(other)]) == 1
+    assert "signed by a key not given with --trust" in capsys.readouterr().out
+
+
+def _resigned(signed: dict, key: Path, **changes: str) -> None:
+    """Sign other values with the right key: the signature holds, the binding does not."""
+    fresh = signed_data(changes.get("hash", signed["hash"]), changes.get("created", signed["created"]),
+                        load_private_key(key))
+    signed.update(fresh)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d, k: d.update(signature=base64.b64encode(bytes(96)).decode()), "bad signature"),
+    (lambda d, k: d.update(hash="sha256:" + "0" * 64), "bad signature"),
+    (lambda d, k: _resigned(d, k, hash="sha256:" + "0" * 64), "over another package"),
+    (lambda d, k: _resigned(d, k, created="2001-01-01T00:00:00Z"), "not datapackage.json's"),
+    (lambda d, k: d.update(publicKey="bm90IGEga2V5"), "unreadable publicKey"),
+])
+def test_a_damaged_signature_fails_verification(snap, key, damage, reason, capsys):
+    sign(snap, key=key)
+    doc = digest_doc(snap)
+    damage(doc["signedData"], key)
+    write_doc(snap, doc)
+    report = verify(snap)
+    assert not report.ok
+    assert any(reason in p.what for p in report.problems), report.problems
+    assert main(["verify", str(snap)]) == 1
+    assert reason in capsys.readouterr().out
+
+
+def test_trust_without_a_signature_fails(snap, key):
+    report = verify(snap, trust=[key])
+    assert [p.what for p in report.problems] == ["not signed, but --trust asks for a signature"]
+
+
+def test_sign_without_a_key_is_one_line_exit_2(snap, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing"))
+    assert main(["sign", str(snap)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "archive keys new" in err
+
+
+# -- timestamps --------------------------------------------------------------------------------
+def token_of(folder: Path, n: int = 0) -> bytes:
+    return base64.b64decode(digest_doc(folder)["timestamps"][n]["token"])
+
+
+def test_timestamp_token_verifies_here_and_with_openssl(snap, tsa, tmp_path, capsys):
+    assert main(["timestamp", str(snap), "--tsa", tsa.url]) == 0
+    assert "by CN=Test TSA" in capsys.readouterr().out
+    entry = digest_doc(snap)["timestamps"][0]
+    assert set(entry) == {"token", "certificates", "hash", "time", "tsa"}
+    sid = snapshot_id(snap)
+    assert entry["hash"] == f"sha256:{sid}" and entry["tsa"] == tsa.url
+    token = tmp_path / "token.der"
+    token.write_bytes(token_of(snap))
+    ok = subprocess.run(["openssl", "ts", "-verify", "-digest", sid, "-in", str(token), "-token_in",
+                         "-CAfile", str(tsa.ca_path)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stderr
+    assert main(["verify", str(snap)]) == 0
+    assert "timestamp valid, TSA not trusted (no --tsa-cert given): attested time " + entry["time"] \
+        in capsys.readouterr().out
+    assert main(["verify", str(snap), "--tsa-cert", str(tsa.ca_path)]) == 0
+    assert f"timestamp valid, TSA trusted: attested time {entry['time']}" in capsys.readouterr().out
+
+
+def test_an_untrusted_root_is_rejected(snap, tsa, tmp_path, capsys):
+    timestamp(snap, tsa=tsa.url)
+    other, _, _ = make_ca(tmp_path, "Another Root")
+    assert main(["verify", str(snap), "--tsa-cert", str(other)]) == 1
+    out = capsys.readouterr().out
+    assert "timestamp 0 not trusted: CN=Test Root CA is not among the TSA certificates given" in out
+    token = tmp_path / "token.der"
+    token.write_bytes(token_of(snap))
+    refused = subprocess.run(["openssl", "ts", "-verify", "-digest", snapshot_id(snap), "-in", str(token),
+                              "-token_in", "-CAfile", str(other)], capture_output=True, text=True)
+    assert refused.returncode != 0   # openssl agrees
+
+
+def test_a_token_over_another_digest_is_rejected(snap, tsa):
+    timestamp(snap, tsa=tsa.url)
+    doc = digest_doc(snap)
+    other = request_token(tsa.url, hashlib.sha256(b"another package").digest())
+    doc["timestamps"][0]["token"] = base64.b64encode(other).decode()
+    write_doc(snap, doc)
+    report = verify(snap, tsa_certs=[tsa.ca_path])
+    assert [p.what.split(" (")[0] for p in report.problems] == ["timestamp 0 invalid: the token is over another digest"]
+
+
+def _altered(token: bytes, where: str) -> bytes:
+    data = bytearray(token)
+    if where == "content":   # one digit of the attested time, inside the signed TSTInfo
+        gen = parse_token(token).tst_info["gen_time"].dump()   # tag, length, "YYYYmmddHHMMSSZ"
+        at = token.find(gen) + len(gen) - 2                    # the last digit of the seconds
+        data[at] = ord("1") if data[at] != ord("1") else ord("2")
+    else:                    # the last byte of the signature
+        data[-1] ^= 0x01
+    return bytes(data)
+
+
+@pytest.mark.parametrize("where, reason", [("content", "does not match the signed message digest"),
+                                           ("signature", "CMS signature does not verify")])
+def test_an_altered_token_is_rejected(snap, tsa, tmp_path, where, reason):
+    timestamp(snap, tsa=tsa.url)
+    doc = digest_doc(snap)
+    altered = _altered(token_of(snap), where)
+    doc["timestamps"][0]["token"] = base64.b64encode(altered).decode()
+    write_doc(snap, doc)
+    report = verify(snap, tsa_certs=[tsa.ca_path])
+    assert not report.ok and reason in report.problems[0].what, report.problems
+    (tmp_path / "t.der").write_bytes(altered)
+    refused = subprocess.run(["openssl", "ts", "-verify", "-digest", snapshot_id(snap), "-in",
+                              str(tmp_path / "t.der"), "-token_in", "-CAfile", str(tsa.ca_path)],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0   # openssl agrees
+
+
+def test_a_tsa_whose_key_usage_is_not_critical_gives_no_token(snap):
+    lax = TSA(eku_critical=False)   # openssl itself refuses to sign with it
+    try:
+        with pytest.raises(ProofError, match="the TSA answered HTTP 400"):
+            timestamp(snap, tsa=lax.url)
+    finally:
+        lax.close()
+    assert "timestamps" not in digest_doc(snap)   # nothing added
+
+
+@pytest.mark.parametrize("options", [{"eku_critical": False},
+                                     {"usage": (ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.CODE_SIGNING)},
+                                     {"usage": (ExtendedKeyUsageOID.CODE_SIGNING,)}])
+def test_a_signer_without_critical_timestamping_only_is_rejected(tmp_path, options):
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+
+    from archive.tsacheck import TokenError, _check_usage
+    from tsa import make_tsa_cert
+
+    _, ca_key, ca_cert = make_ca(tmp_path)
+    cert_path, _ = make_tsa_cert(tmp_path, ca_key, ca_cert, **options)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    with pytest.raises(TokenError, match="not critical timeStamping only"):
+        _check_usage(cert, datetime.now(timezone.utc))
+
+
+def test_an_unreachable_tsa_is_one_line_exit_2(snap, capsys):
+    assert main(["timestamp", str(snap), "--tsa", "http://127.0.0.1:9/tsa", "--timeout", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archive: error: http://127.0.0.1:9/tsa: no answer from the TSA")
+    assert "timestamps" not in digest_doc(snap)
+
+
+def test_tsa_cert_without_a_timestamp_fails(snap, tsa):
+    report = verify(snap, tsa_certs=[tsa.ca_path])
+    assert [p.what for p in report.problems] == ["no timestamp, but --tsa-cert asks for one"]
+
+
+# -- capture, export -------------------------------------------------------------------------------
+def test_capture_signs_and_timestamps(site, collection, key, tsa, capsys):
+    assert main(["capture", "-C", str(collection), "--depth", "0", "--sign", "--tsa", tsa.url,
+                 "--verify", "--json", site.main_url + "/about.html"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["kind"] for p in out["proofs"]] == ["signature", "timestamp"]
+    assert [(p["kind"], p["ok"]) for p in out["verify"]["proofs"]] == [("signature", True), ("timestamp", True)]
+    folder = Path(out["path"])
+    assert verify(folder, trust=[key], tsa_certs=[tsa.ca_path]).ok
+
+
+def test_a_signed_timestamped_export_is_reproducible_and_valid(snap, key, tsa, tmp_path):
+    sign(snap, key=key)
+    timestamp(snap, tsa=tsa.url)
+    first, second = tmp_path / "a.wacz", tmp_path / "b.wacz"
+    assert main(["export", str(snap), "--wacz", str(first)]) == 0
+    assert main(["export", str(snap), "--wacz", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    report = verify(first, trust=[key], tsa_certs=[tsa.ca_path])
+    assert report.ok and [p.trusted for p in report.proofs] == [True, True]
+    wacz = Path(__file__).resolve().parent.parent / ".venv-pywb" / "bin" / "wacz"
+    if not wacz.exists():
+        pytest.skip("py-wacz is installed by `make pywb`")
+    result = subprocess.run([wacz, "validate", "-f", first], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "is valid" in result.stdout, result.stdout + result.stderr
+    assert "Has signature" in result.stdout   # py-wacz saw signedData and its created matched
+
+
+def test_the_tsa_fixture_uses_critical_timestamping(tsa):
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(tsa.cert_path.read_bytes())
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+def test_the_library_api(snap, key, tsa):
+    import archive
+
+    assert archive.sign(snap, key=key).snapshot_id == snapshot_id(snap)
+    assert archive.timestamp(snap, tsa=[tsa.url, tsa.url])[1].tsa == tsa.url
+    report = archive.verify(snap, trust=[key], tsa_certs=[tsa.ca_path])
+    assert report.ok and [p.kind for p in report.proofs] == ["signature", "timestamp", "timestamp"]
+
+
+def test_a_domain_certificate_signature_is_reported_not_checked(snap, capsys):
+    doc = digest_doc(snap)   # the spec's other mode, as authsign writes it: not ours to judge
+    doc["signedData"] = {"hash": doc["hash"], "signature": "AA==", "domain": "example.org",
+                         "domainCert": "-----BEGIN CERTIFICATE-----\n...", "created": "x"}
+    write_doc(snap, doc)
+    assert main(["verify", str(snap)]) == 0
+    assert "signature by the domain certificate of example.org: not checked here" in capsys.readouterr().out
