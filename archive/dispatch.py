@@ -54,7 +54,7 @@ def dispatch_due(collection: Path | str | None, settings: ClusterSettings,
         audits = []
         for item in (i for i in items if i.url == AUDIT):
             schedule.claim(item, now)
-            audits.append(_audit(item, store.root))
+            audits.append(_audit(item, store.root, lambda: datetime.now(timezone.utc)))
             schedule.record(audits[-1])
         jobs = [Job.of(identity, item) for item in items if item.url != AUDIT]
         sent = enqueue(jobs, settings)
