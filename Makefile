@@ -28,11 +28,15 @@ $(PYWB_STAMP):
 	$(PYWB_VENV)/bin/python -m pip install -q 'pywb>=2.8' 'wacz>=0.5'
 	touch $(PYWB_STAMP)
 
-# Debian packages the tests drive: Chromium (replay in a real browser) and wget (a WARC made by
-# another tool). Installed only where missing; never a browser download.
+# Debian packages the tests drive: Chromium (replay in a real browser), wget (a WARC made by
+# another tool) and redis-server (the broker of `archive worker`). Installed only where missing;
+# never a browser download.
 $(SYSTEM_STAMP): $(STAMP)
 	@if ! command -v chromium >/dev/null || ! command -v wget >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wget fonts-dejavu-core; \
+	fi
+	@if ! command -v redis-server >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	fi
 	touch $(SYSTEM_STAMP)
 

@@ -27,7 +27,7 @@ from .verify import Report, verify
 
 logger = logging.getLogger("archive")
 # Modules with a `register(subparsers, common)` adding their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("cli_upkeep", "cli_proof")
+COMMAND_MODULES: tuple[str, ...] = ("cli_upkeep", "cli_proof", "cli_scale")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,9 @@
     ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
     ├── HasDependents               a snapshot to remove holds records other snapshots refer to (exit 2)
     ├── ScheduleBusy                another `schedule run` holds the collection's schedule lock (exit 2)
-    └── ProofError                  a signing key, trust file or TSA answer that cannot be used (exit 2)
+    ├── ProofError                  a signing key, trust file or TSA answer that cannot be used (exit 2)
+    ├── BrokerError                 the Redis broker of a cluster cannot be reached or refused (exit 2)
+    └── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
 
     FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
 
@@ -161,6 +163,26 @@ class ProofError(ArchiveError):
         self.what = what
         self.why = why
         super().__init__(f"{what}: {why}")
+
+
+class BrokerError(ArchiveError):
+    """The Redis broker that workers share cannot be reached, or answered with an error."""
+
+    def __init__(self, url: str, why: str):
+        self.url = url
+        self.why = why
+        super().__init__(f"cannot reach broker {url}: {why}")
+
+
+class LeaseLost(ArchiveError):
+    """A worker's lease on a scheduled capture lapsed (another worker may have taken it over)."""
+
+    exit_code = 4
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"lease on capture {key} lost (Redis unreachable too long?); "
+                         "capture stopped, its partial folder left to the worker that took over")
 
 
 class FetchError(Exception):

@@ -152,6 +152,99 @@ def case_verify(label: str, snapshot: Path, reps: int) -> dict[str, object]:
             "ours_cpu": statistics.median(m[1] for m in mine)}
 
 
+def case_cluster(pages: int, delay: float, reps: int) -> dict[str, object]:
+    """Captures per minute of `pages` seeds (depth 0) by 1, 2 and 3 workers sharing a local Redis."""
+    from datetime import datetime, timezone
+
+    from archive.cluster import ClusterSettings, enqueue
+    from archive.jobs import JobStore, jobs_for
+    from archive.lease import connect
+    from archive.models import CaptureOptions
+    from archive.store import Collection
+
+    site = Site(pages, delay, 1)
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-", dir=os.environ.get("BENCH_TMP")))
+    redis = Redis(work / "redis")
+    rates: dict[str, float] = {}
+    try:
+        client = connect(redis.url)
+        for n in (1, 2, 3):
+            walls = []
+            for rep in range(reps):
+                coll = work / f"coll-{n}-{rep}"
+                workers = [Worker(redis.url, coll, f"w{i}", work) for i in range(n)]
+                try:
+                    for w in workers:
+                        w.wait_ready()
+                    store = Collection(coll)
+                    jobs = jobs_for(store.identity(), [f"{site.url}/p{i}.html" for i in range(pages)],
+                                    datetime.now(timezone.utc), CaptureOptions(depth=0))
+                    start = time.perf_counter()
+                    enqueue(jobs, ClusterSettings(redis.url))
+                    done = JobStore(client, store.identity())
+                    while done.count_done(jobs) < len(jobs):
+                        time.sleep(0.02)
+                    walls.append(time.perf_counter() - start)
+                finally:
+                    for w in workers:
+                        w.stop()
+            rates[str(n)] = pages / statistics.median(walls) * 60
+    finally:
+        redis.stop()
+        site.stop()
+    return {"case": f"cluster, {delay * 1000:.0f} ms delay", "seeds": pages, "captures_per_min": rates}
+
+
+class Redis:
+    """A throw-away redis-server on a free loopback port."""
+
+    def __init__(self, folder: Path):
+        import socket
+
+        folder.mkdir(parents=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("bench: redis-server did not start") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Worker:
+    """One `archive worker` (one capture at a time), started at once, ready after wait_ready()."""
+
+    def __init__(self, broker: str, coll: Path, name: str, work: Path):
+        self.log = work / f"{coll.name}-{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([*ARCHIVE, "worker", "--broker", broker, "-C", str(coll), "--name", name,
+                                          "--concurrency", "1", "--host-slots", "64", "-v"],
+                                         stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while b" ready." not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"bench: worker failed: {self.log.read_text(errors='replace')[-500:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
 def table(results: list[dict[str, object]]) -> str:
     rows = [f"{'case':34} {'ours':>10} {'theirs':>10} {'ratio':>7}  note"]
     for r in results:
@@ -167,6 +260,14 @@ def table(results: list[dict[str, object]]) -> str:
             ratio = float(r["ours_mb_per_s"]) / float(r["wget_mb_per_s"])  # type: ignore[arg-type]
             rows.append(f"{r['case']:34} {r['ours_mb_per_s']:>10.1f} {r['wget_mb_per_s']:>10.1f} {ratio:>7.2f}  "
                         f"MB/s; peak RSS {r['ours_rss_mb']:.0f} MB vs {r['wget_rss_mb']:.0f} MB")
+        elif "captures_per_min" in r:
+            rates: dict[str, float] = r["captures_per_min"]  # type: ignore[assignment]
+            one = rates["1"]
+            rows.append(f"{r['case']:34} {one:>10.0f} {'':>10} {'':>7}  captures/min of {r['seeds']} seeds by "
+                        + ", ".join(f"{n} worker{'s' if n != '1' else ''} {v:.0f} ({v / one:.2f}x)"
+                                    for n, v in rates.items())
+                        + f"; workers on one {os.cpu_count()}-core machine: across machines each adds its "
+                          "own cores, until Redis, the shared folder or the per-host limit binds")
         else:
             ratio = float(r["ours_mb_per_s"]) / float(r["warcio_mb_per_s"])  # type: ignore[arg-type]
             rows.append(f"{r['case']:34} {r['ours_mb_per_s']:>10.1f} {r['warcio_mb_per_s']:>10.1f} {ratio:>7.2f}  "
@@ -188,6 +289,10 @@ def main() -> int:
     large = case_big(big, reps)
     results = [small, fast, large, case_verify("small files", Path(str(small["snapshot"])), reps),
                case_verify("large body", Path(str(large["snapshot"])), reps)]
+    if shutil.which("redis-server"):
+        results.append(case_cluster(12 if args.quick else 120, 0.02, reps))
+    else:
+        print("bench: no redis-server, so no cluster case (make bench installs it)", file=sys.stderr)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {reps}")
     print(table(results))

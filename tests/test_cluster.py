@@ -1,0 +1,297 @@
+"""Captures spread over workers sharing a Redis broker: real redis-server, real worker processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cluster_site import ClusterSite
+from redis_server import RedisServer
+
+from archive.cli import main
+from archive.cluster import ClusterSettings, FencedLimiter, enqueue, find_published, queue_name, refuse, \
+    celery_app, run_job
+from archive.errors import LeaseLost
+from archive.jobs import Job, JobStore
+from archive.lease import Lease, RedisHostLimiter, connect
+from archive.models import CaptureOptions
+from archive.store import PARTIAL, Collection
+from archive.verify import verify
+
+DUE = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+FAST = ["--visibility-timeout", "3", "--lease-ttl", "2"]
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
+    """Poll `check` until it returns something true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+class Workers:
+    """`archive worker` processes, each in a process group of its own (killed whole)."""
+
+    def __init__(self, broker: str, logs: Path):
+        self.broker, self.logs = broker, logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, collection: Path, *extra: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "archive", "worker", "--broker", self.broker, "-C", str(collection),
+             "--name", name, "-v", *extra], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs.pop(name).wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def workers(redis_server: RedisServer, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(redis_server.url, tmp_path)
+    yield w
+    w.stop()
+
+
+def finished(store: JobStore, jobs: list[Job]) -> Callable[[], bool]:
+    return lambda: all(store.done(j) for j in jobs)
+
+
+# -- the parts, against a real redis-server --------------------------------------------------
+def test_lease_is_taken_once_renewed_while_held_and_freed_when_its_holder_dies(redis_server):
+    client = connect(redis_server.url)
+    first, second = Lease(client, "t:lease", 0.6, "a"), Lease(client, "t:lease", 0.6, "b")
+    assert first.acquire() and not second.acquire()
+    time.sleep(1.0)   # longer than the TTL: only the heartbeat keeps it
+    assert first.holder() == first.token and not second.acquire()
+    first._beat.stop()   # type: ignore[union-attr]  # the holder dies: no more heartbeats
+    wait_for("the lease to lapse", lambda: first.holder() is None, 3)
+    assert second.acquire()
+    assert not first.renew() and first.lost.is_set()
+    first.release()   # not ours any more: must not free the new holder's claim
+    assert second.holder() == second.token
+    second.release()
+    assert second.holder() is None
+
+
+def test_host_limiter_shares_slots_and_a_dead_holders_slots_come_back(redis_server):
+    client = connect(redis_server.url)
+    one, two = RedisHostLimiter(client, 2, ttl=0.6), RedisHostLimiter(client, 2, ttl=0.6)
+    assert one.try_acquire("h:1") and two.try_acquire("h:1")
+    assert not one.try_acquire("h:1") and not two.try_acquire("h:1")
+    assert two.try_acquire("h:2")   # hosts are counted apart
+    time.sleep(1.0)
+    assert one.in_use("h:1") == 2   # renewed while held
+    one.release("h:1")
+    assert one.in_use("h:1") == 1 and two.try_acquire("h:1")
+    two.close()   # "dies": its slots are no longer renewed
+    wait_for("dead slots to expire", lambda: one.in_use("h:1") == 0, 3)
+    one.close()
+
+
+def test_a_capture_stops_when_its_lease_is_lost(redis_server):
+    client = connect(redis_server.url)
+    lease = Lease(client, "t:fence", 5, "a")
+    assert lease.acquire()
+    fenced = FencedLimiter(lease)
+    assert fenced.try_acquire("h")
+    client.set("t:fence", "someone else")
+    assert not lease.renew()
+    with pytest.raises(LeaseLost):
+        fenced.try_acquire("h")
+    lease.release()
+
+
+def test_job_identity_follows_seed_and_due_and_survives_the_message():
+    options = CaptureOptions(depth=0, headers=(("Authorization", "x"),), exclude=("a",))
+    job = Job("c0ffee", "http://127.0.0.1:1/a", DUE, options)
+    again = Job.from_message(json.loads(json.dumps(job.to_message())))
+    assert again == job and again.key == job.key
+    assert job.capture_id == job.to_due().capture_id   # the embedded run resumes what a worker left
+    assert Job("c0ffee", "http://127.0.0.1:1/a", DUE.replace(hour=13)).key != job.key
+    assert Job("other", "http://127.0.0.1:1/a", DUE).key != job.key
+    retried = Job("c0ffee", "http://127.0.0.1:1/a", DUE, options, retry=1)
+    assert retried.key != job.key and retried.capture_id == job.capture_id
+
+
+def test_a_worker_of_another_collection_hands_the_job_on_not_away(redis_server, tmp_path):
+    app = celery_app(ClusterSettings(redis_server.url))
+    job = Job("collection-b", "http://127.0.0.1:1/", DUE)
+    client = connect(redis_server.url)
+    before = client.llen(queue_name("collection-b"))
+    assert refuse(app, job, "collection-a") == "refused"
+    assert client.llen(queue_name("collection-b")) == before + 1
+    body = json.loads(client.lindex(queue_name("collection-b"), 0))
+    app.close()
+    assert body["headers"]["task"] == "archive.capture"
+
+
+def test_a_job_already_done_or_running_elsewhere_is_not_captured(redis_server, tmp_path):
+    client = connect(redis_server.url)
+    store, settings = Collection(tmp_path / "c"), ClusterSettings(redis_server.url)
+    jobs = JobStore(client, store.identity())
+    job = Job(store.identity(), "http://127.0.0.1:9/", DUE, CaptureOptions(depth=0))
+    other = Lease(client, jobs.lease_key(job), 5, "elsewhere")
+    assert other.acquire()
+    assert run_job(job, store, jobs, settings) == "busy"
+    other.release()
+    jobs.finished(job, {"url": job.url, "ok": True, "snapshot": "x"})
+    assert run_job(job, store, jobs, settings) == "already done"
+    assert not jobs.queued(job)   # and it is not sent again
+
+
+def test_a_snapshot_published_before_its_worker_died_is_found(redis_server, tmp_path):
+    from archive.capture import capture
+
+    store = Collection(tmp_path / "c")
+    with ClusterSite() as site:
+        job = Job(store.identity(), site.url + "/page/1", DUE, CaptureOptions(depth=0))
+        assert find_published(store, job) is None
+        snap = capture([job.url], store.root, job.options, capture_id=job.capture_id)
+        other = capture([site.url + "/page/2"], store.root, job.options)
+    assert find_published(store, job) == snap.path != other.path
+
+
+def test_worker_and_status_say_clearly_when_the_broker_is_away(capsys, tmp_path):
+    from redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["worker", "--broker", url, "-C", str(tmp_path)]) == 2
+    assert main(["schedule", "status", "--broker", url, "-C", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(e.startswith(f"archive: error: cannot reach broker {url}: ") for e in err)
+    assert main(["worker", "--broker", "http://x", "-C", str(tmp_path)]) == 2
+
+
+# -- whole workers ------------------------------------------------------------------------------
+def test_fifty_scheduled_seeds_over_three_workers_are_each_captured_once_deduplicated_within_the_host_limit(
+        redis_server, workers, tmp_path, capsys):
+    from archive.schedule import Schedule
+
+    coll = tmp_path / "coll"
+    store = Collection(coll)
+    client = connect(redis_server.url)
+    with ClusterSite(latency=0.01) as site:
+        urls = [f"{site.url}/page/{i}" for i in range(50)]
+        schedule = Schedule(coll)
+        for url in urls:
+            schedule.add(url, "1d", {"depth": 0})
+        for name in ("w1", "w2", "w3"):
+            workers.start(name, coll, "--host-slots", "2", "--concurrency", "2", *FAST)
+        assert main(["schedule", "run", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
+        assert sorted(json.loads(capsys.readouterr().out)["sent"]) == sorted(urls)
+        jobstore = JobStore(client, store.identity())
+        wait_for("50 jobs done", lambda: sum(s.counts["done"] for s in jobstore.status()) == 50)
+        assert site.max_running == 2   # six captures at once, never more than two requests
+        assert all(site.hits[f"/page/{i}"] == 1 for i in range(50))
+    snaps = store.snapshots()
+    assert len(snaps) == 50 and not (coll / PARTIAL).exists()
+    assert sorted(json.loads((s / "datapackage.json").read_text())["mainPageURL"] for s in snaps) == sorted(urls)
+    assert all(verify(s).ok for s in snaps)
+    # the broker's status, then the results folded into the schedule state by the next run
+    assert main(["schedule", "status", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert len(status) == 50 and all(s["done"] == 1 and s["failed"] == s["queued"] == 0 for s in status)
+    assert main(["schedule", "run", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["sent"] == [] and len(second["folded"]) == 50 and all(r["ok"] for r in second["folded"])
+    assert all(seen["last_result"]["ok"] for seen in Schedule(coll).state().values())
+    _deduplicated_across_workers(client, store, snaps)
+
+
+def _deduplicated_across_workers(client, store, snaps):  # type: ignore[no-untyped-def]
+    """The shared stylesheet is stored a few times at most; revisits refer to other workers' snapshots."""
+    worker_of = {}
+    for key in client.zrange(f"archive:{store.identity()}:jobs", 0, -1):
+        fields = client.hgetall(f"archive:{store.identity()}:job:{key.decode()}")
+        worker_of[fields[b"snapshot"].decode()] = fields[b"worker"].decode().split("/")[0]
+    assert len(set(worker_of.values())) >= 2   # the work was shared
+    stored, across = 0, 0
+    for snap in snaps:
+        meta = json.loads((snap / "datapackage.json").read_text())["archive"]
+        deps = [d["snapshot"] for d in meta.get("dependencies") or []]
+        stored += not deps
+        own = worker_of[json.loads((snap / "datapackage-digest.json").read_text())["hash"][7:]]
+        across += any(worker_of[d] != own for d in deps)
+    assert stored <= 10 and across >= 1
+    assert client.hlen(f"archive:{store.identity()}:dedup") >= 50   # pages, scripts, the stylesheet once
+
+
+def test_the_shared_dedup_index_refers_only_to_published_records_that_still_exist(redis_server, tmp_path):
+    import shutil
+
+    from archive.capture import capture
+    from archive.shared_index import RedisDedupIndex
+    from cluster_site import SHARED
+
+    store = Collection(tmp_path / "c")
+    index = RedisDedupIndex(connect(redis_server.url), store, store.identity())
+    with ClusterSite() as site:
+        snap = capture([site.url + "/page/1"], store.root, depth=0)
+    digest = "sha256:" + __import__("hashlib").sha256(SHARED).hexdigest()
+    assert index.lookup(digest) is None   # not published to the index yet
+    index.seed()
+    found = index.lookup(digest)
+    assert found is not None and found.snapshot == snap.id and found.uri.endswith("/shared.css")
+    shutil.rmtree(snap.path)
+    assert index.lookup(digest) is None
+
+
+def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
+        redis_server, workers, tmp_path):
+    coll = tmp_path / "coll"
+    store = Collection(coll)
+    client = connect(redis_server.url)
+    jobstore = JobStore(client, store.identity())
+    with ClusterSite(slow=0.4, slow_parts=8) as site:
+        job = Job(store.identity(), site.url + "/slow/page", DUE, CaptureOptions(depth=0))
+        workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
+        assert enqueue([job], ClusterSettings(redis_server.url)) == [job]
+        log = coll / PARTIAL / job.capture_id / "logs" / "capture.jsonl"
+        wait_for("the capture to be half done",
+                 lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, 30)
+        workers.start("b", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
+        workers.kill("a")
+        assert not store.snapshots() and (coll / PARTIAL / job.capture_id).is_dir()
+        wait_for("the job to be taken over and done", lambda: jobstore.done(job), 60)
+        assert site.hits["/slow/page"] == 1   # resumed: the page it held was not fetched again
+    snaps = store.snapshots()
+    assert len(snaps) == 1 and verify(snaps[0]).ok
+    assert client.hget(f"archive:{store.identity()}:job:{job.key}", "worker").startswith(b"b/")
+    assert int(client.hget(f"archive:{store.identity()}:job:{job.key}", "attempts")) == 2
+    assert not (coll / PARTIAL).exists()
+    assert "resuming the capture" in workers.log("b")
