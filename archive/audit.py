@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ArchiveError, StorageError
 from .models import rfc3339
-from .store import STATE, Collection, snapshot_id_of
+from .store import STATE, Collection
 from .verify import verify
 
 AUDIT_LOG = "audit.jsonl"
@@ -94,20 +94,13 @@ def audit(collection: Path | str | None = None, *, workers: int = 2,
             progress(result)
         return result
 
-    todo = [f for f in store.snapshots() if _id(f) not in done]
+    todo = [f for f in store.snapshots() if f.name not in done]   # by folder: a damaged one's id varies
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="audit") as pool:
         list(pool.map(check, todo))
     summary.finished = rfc3339(datetime.now(timezone.utc))
     _append(log, {"audit": audit_id, "finished": summary.finished, "checked": len(summary.results),
                   "failed": summary.failed})
     return summary
-
-
-def _id(folder: Path) -> str:
-    try:
-        return snapshot_id_of(folder)
-    except ArchiveError:
-        return folder.name
 
 
 def _unfinished(log: Path) -> tuple[str, str, dict[str, Checked]] | None:
@@ -131,7 +124,7 @@ def _unfinished(log: Path) -> tuple[str, str, dict[str, Checked]] | None:
         elif "finished" in entry:
             current = None
         elif current is not None and entry.get("audit") == current[0] and "snapshot" in entry:
-            current[2][str(entry["snapshot"])] = Checked(str(entry["snapshot"]), str(entry.get("path", "")),
+            current[2][str(entry.get("path", ""))] = Checked(str(entry["snapshot"]), str(entry.get("path", "")),
                                                          bool(entry.get("ok")), tuple(entry.get("problems") or ()))
     return current
 

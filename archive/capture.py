@@ -170,6 +170,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         if options.conditional and local is not None:
             fetcher = ConditionalFetcher(fetcher, local, spool)
         deduper = Deduper(index, fetcher.not_modified if options.conditional else None)
+        if held is not None:
+            _keep_dependencies(held, deduper, dedup_index or local or LocalIndex(store))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
             run = _Run(log, progress)
@@ -225,6 +227,19 @@ class HeldFetcher:
 
     def close(self) -> None:
         self.fetcher.close()
+
+
+def _keep_dependencies(held: HeldCapture, deduper: Deduper, index: DedupIndex) -> None:
+    """The revisits an interrupted capture wrote stay in its WARC: their originals stay
+    dependencies of the snapshot, even where the resumed capture writes the URL again."""
+    for digest, record_id in held.revisits:
+        if not digest:
+            continue   # a 304's revisit: the resumed capture asks again
+        original = index.lookup(digest)
+        if original is not None and original.record_id == record_id:
+            deduper.refer(original)
+        else:
+            logger.warning("a revisit of the interrupted capture refers to %s, no longer found", record_id)
 
 
 def _os_error(exc: OSError, folder: Path) -> StorageError:

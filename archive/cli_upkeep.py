@@ -163,6 +163,8 @@ def _cmd_cron_line(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {args.workers}")
     summary = audit(args.collection, workers=args.workers)
     if args.format == "json":
         sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")

@@ -21,7 +21,7 @@ from .errors import ArchiveError
 from .models import Exchange, Original, Record
 from .reader import IndexEntry, Package, Response
 from .resume import Held, exchange as held_exchange, warc_datetime
-from .store import Collection, snapshot_id_of
+from .store import Collection, last_verifications, snapshot_id_of
 
 MIN_SIZE = 1024          # a revisit record with its request costs about a kilobyte: smaller bodies are kept
 REVISIT_MIME = "warc/revisit"
@@ -56,8 +56,11 @@ class LocalIndex:
         self.where: dict[str, Place] = {}    # payload digest -> its oldest response record
         self.latest: dict[str, Place] = {}   # URL -> its newest 200 response record
         self.folders: dict[str, Path] = {}   # snapshot id -> folder
+        failed = {i for i, v in last_verifications(collection).items() if v.get("ok") is False}
         for folder in collection.snapshots():   # oldest name first
             try:
+                if snapshot_id_of(folder) in failed:
+                    continue   # its last verification failed: nothing in it is referred to
                 snapshot_id = snapshot_id_of(folder)
                 self.folders[snapshot_id] = folder
                 with Package.open(folder) as package:
@@ -102,11 +105,13 @@ def _resolve(place: Place) -> tuple[Original | None, Response | None]:
                 heads = response.warc_headers
     except Exception:   # damaged since it was indexed: the body is kept rather than referred to
         return None, None
-    if not heads.get("WARC-Record-ID"):
-        return None, None
+    if not heads.get("WARC-Record-ID") or heads.get("WARC-Type") != "response" \
+            or heads.get("WARC-Payload-Digest") != entry.digest:
+        return None, None   # the index does not describe the record it points at: never refer to it
     original = Original(digest=entry.digest, uri=entry.url, date=heads.get("WARC-Date", ""),
                         record_id=heads["WARC-Record-ID"], snapshot=snapshot_id,
-                        filename=entry.filename, offset=entry.offset, length=entry.length)
+                        filename=entry.filename, offset=entry.offset, length=entry.length,
+                        chunked=response.chunked)
     return original, response
 
 
@@ -126,13 +131,18 @@ class Deduper:
         """Return the stored record `exchange` can refer to instead of keeping its body."""
         if exchange.status == 304:   # our conditional request was answered "not modified"
             original = self.not_modified(exchange.url) if self.not_modified else None
-            return self._use(original, 0)
+            return self.refer(original)
         body = exchange.block_length - exchange.header_length
         if self.index is None or exchange.truncated or body < self.min_size or exchange.status == 206:
             return None   # a part or a cut body is never the payload it claims to be
-        return self._use(self.index.lookup(exchange.payload_digest), body)
+        original = self.index.lookup(exchange.payload_digest)
+        if original is not None and original.chunked != exchange.chunked:
+            # replay serves the original's stored bytes under the new head: framing must agree
+            return None
+        return self.refer(original, body)
 
-    def _use(self, original: Original | None, saved: int) -> Original | None:
+    def refer(self, original: Original | None, saved: int = 0) -> Original | None:
+        """Note that this capture refers to `original` (a dependency); return it."""
         if original is not None:
             with self.lock:
                 self.used.setdefault(original.snapshot, {})[original.record_id] = original

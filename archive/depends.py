@@ -70,6 +70,8 @@ def dependents(store: Collection, snapshot_id: str) -> list[Path]:
     for folder in store.snapshots():
         try:
             with Package.open(folder) as package:
+                if package.has(SOURCE + DATAPACKAGE):
+                    continue   # a self-contained package holds what it refers to
                 if snapshot_id in dependency_ids(package.metadata()):
                     found.append(folder)
         except ArchiveError:

@@ -22,7 +22,7 @@ from .cluster import ClusterSettings, enqueue
 from .errors import ScheduleBusy
 from .jobs import Job, JobStore
 from .lease import Lease, connect
-from .schedule import AUDIT, Result, Schedule, _audit
+from .schedule import AUDIT, Result, Schedule, run_audit
 from .store import Collection
 
 
@@ -54,7 +54,7 @@ def dispatch_due(collection: Path | str | None, settings: ClusterSettings,
         audits = []
         for item in (i for i in items if i.url == AUDIT):
             schedule.claim(item, now)
-            audits.append(_audit(item, store.root, lambda: datetime.now(timezone.utc)))
+            audits.append(run_audit(item, store.root, lambda: datetime.now(timezone.utc)))
             schedule.record(audits[-1])
         jobs = [Job.of(identity, item) for item in items if item.url != AUDIT]
         sent = enqueue(jobs, settings)

@@ -143,8 +143,9 @@ class HasDependents(ArchiveError):
         self.dependents = tuple(dependents)
         names = ", ".join(p.name for p in self.dependents)
         super().__init__(f"snapshot {snapshot_id[:12]} is not removed: {len(self.dependents)} snapshot(s) "
-                         f"refer to its records ({names}); make them whole first with "
-                         f"`archive export DEPENDENT --wacz FILE`, or remove them too with --with-dependents")
+                         f"refer to its records ({names}); to keep them, export each first "
+                         f"(`archive export DEPENDENT --wacz FILE` writes a package holding what it refers "
+                         f"to), then remove them with it: --with-dependents")
 
 
 class ScheduleBusy(ArchiveError):

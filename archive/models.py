@@ -205,6 +205,7 @@ class Original:
     filename: str                # the WARC file (a name in the snapshot's archive/ folder)
     offset: int
     length: int
+    chunked: bool = False        # its body is stored with chunk framing (replay keeps framing as stored)
 
     def to_json(self) -> dict[str, object]:
         return {"record": self.record_id, "uri": self.uri, "date": self.date, "digest": self.digest,

@@ -46,6 +46,7 @@ class HeldCapture:
     started: datetime
     files: list[Path]
     held: dict[str, Held]
+    revisits: tuple[tuple[str, str], ...] = ()   # (payload digest, WARC-Refers-To) of revisits written
 
 
 def load(folder: Path) -> HeldCapture:
@@ -58,10 +59,13 @@ def load(folder: Path) -> HeldCapture:
     if info is None:
         raise UsageError(f"{folder} holds no readable warcinfo record: nothing to resume from")
     held: dict[str, Held] = {}
+    revisits: list[tuple[str, str]] = []
     for path in files:
-        held.update(_responses(path))
+        responses, refs = _responses(path)
+        held.update(responses)
+        revisits += refs
     seeds, options, started = info
-    return HeldCapture(folder, seeds, options, started, files, held)
+    return HeldCapture(folder, seeds, options, started, files, held, tuple(revisits))
 
 
 def repair(path: Path) -> int:
@@ -87,7 +91,8 @@ def repair(path: Path) -> int:
                     break
                 end = base + consumed + len(data) - len(inflater.unused_data)
                 # a TLS metadata record follows its response: whole, it is kept with it
-                if any(b"WARC-Type: " + kind in head for kind in (b"response", b"warcinfo", b"metadata")):
+                if any(b"WARC-Type: " + kind in head
+                       for kind in (b"response", b"revisit", b"warcinfo", b"metadata")):
                     good = end
                 base, consumed, head = end, 0, b""
                 data = inflater.unused_data
@@ -125,11 +130,19 @@ def warc_datetime(value: str | None) -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _responses(path: Path) -> dict[str, Held]:
+def _responses(path: Path) -> tuple[dict[str, Held], list[tuple[str, str]]]:
+    """Return the responses a WARC file holds, by URL, and (digest, refers-to) of its revisits.
+
+    A revisit's URL is fetched again (its links are in another snapshot's record), but the
+    record it refers to stays a dependency of the capture."""
     held = {}
+    revisits = []
     with open(path, "rb") as f:
         iterator = ArchiveIterator(f, no_record_parse=True)
         for record in iterator:
+            if record.rec_type == "revisit":
+                h = record.rec_headers
+                revisits.append((h.get_header("WARC-Payload-Digest") or "", h.get_header("WARC-Refers-To") or ""))
             if record.rec_type != "response":
                 continue
             h = record.rec_headers
@@ -145,7 +158,7 @@ def _responses(path: Path) -> dict[str, Held]:
                                     path.name, offset, length),
                              h.get_header("WARC-IP-Address"), h.get_header("WARC-Block-Digest"),
                              h.get_header("WARC-Truncated"))
-    return held
+    return held, revisits
 
 
 def exchange(folder: Path, held: Held, spool_dir: Path) -> Exchange:

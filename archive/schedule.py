@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError, ScheduleBusy, StorageError, UsageError
+from .errors import ArchiveError, Interrupted, ScheduleBusy, StorageError, UsageError
 from .models import CaptureOptions, rfc3339
 from .store import PARTIAL, STATE, Collection
 
@@ -34,6 +34,7 @@ STATE_FILE = "schedule.json"
 LOCK_FILE = "schedule.lock"
 AUDIT = "audit"                     # the pseudo-URL of a scheduled fixity check of the collection
 BACKOFF = timedelta(minutes=5)      # the first retry after a failure; doubled per failure after
+MAX_INTERVAL = 10 * 366 * 86400
 HEADER = """\
 # Recurring captures of this collection, run by `archive schedule run` (e.g. from cron).
 # Each [[capture]] is one seed. `every` is an interval (30m, 6h, 1d, 2w) or a cron
@@ -98,8 +99,8 @@ def parse_every(text: str) -> timedelta | Cron:
     match = _INTERVAL.fullmatch(text)
     if match:
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
-        if seconds < 60:
-            raise UsageError(f"interval {text!r} is shorter than a minute")
+        if not 60 <= seconds <= MAX_INTERVAL:
+            raise UsageError(f"interval {text!r} is not between a minute and ten years")
         return timedelta(seconds=seconds)
     if len(text.split()) == 5:
         return Cron(text)
@@ -117,7 +118,9 @@ class Cron:
         self.sets = [self._field(p, lo, hi) for p, (lo, hi) in zip(parts, self.LIMITS)]
         if 7 in self.sets[4]:
             self.sets[4] = self.sets[4] | {0}   # Sunday is 0 or 7
-        self.any_day, self.any_weekday = parts[2] == "*", parts[4] == "*"
+        # as cron: a day field starting with "*" (also "*/2") does not restrict the other one
+        self.any_day, self.any_weekday = parts[2].startswith("*"), parts[4].startswith("*")
+        self.next_after(datetime(2000, 1, 1, tzinfo=timezone.utc))   # "0 0 31 4 *" fails here, now
 
     def _field(self, text: str, lo: int, hi: int) -> frozenset[int]:
         values: set[int] = set()
@@ -196,17 +199,30 @@ class Schedule:
     def entries(self) -> list[Entry]:
         """Return the schedule's entries; raise UsageError for a malformed file."""
         doc = self._document()
-        found = []
+        unknown = sorted(k for k in doc if k not in ("capture", AUDIT))
+        if unknown:
+            raise UsageError(f"{self.path}: unknown table(s) {', '.join(unknown)}; "
+                             "entries are [[capture]] and [[audit]]")
+        found: list[Entry] = []
         for kind in ("capture", AUDIT):
-            for table in doc.get(kind, []):
-                data = {k: _plain(v) for k, v in table.items()}
+            tables = _plain(doc.get(kind, []))
+            if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+                raise UsageError(f"{self.path}: {kind} must be written [[{kind}]], one table per entry")
+            for data in tables:
+                data = dict(data)
                 url = AUDIT if kind == AUDIT else data.pop("url", None)
                 every = data.pop("every", None)
                 if not isinstance(url, str) or not isinstance(every, str):
                     raise UsageError(f"{self.path}: every [[{kind}]] needs url and every: {data}")
                 parse_every(every)
-                if kind == "capture":
-                    capture_options(data)   # fail on a misspelt option now, not at 3 a.m.
+                if kind == AUDIT and data:
+                    raise UsageError(f"{self.path}: [[audit]] takes only every, not {', '.join(sorted(data))}")
+                try:
+                    capture_options(data)   # a misspelt or mistyped option fails now, not at 3 a.m.
+                except UsageError as exc:
+                    raise UsageError(f"{self.path}, {url}: {exc}") from None
+                if any(e.url == url for e in found):
+                    raise UsageError(f"{self.path}: {url} is scheduled twice")
                 found.append(Entry(url, every, data))
         return found
 
@@ -214,13 +230,15 @@ class Schedule:
         """Add (or change) an entry, keeping the file's comments and layout; return it."""
         import tomlkit
         parse_every(every)
-        options = {k: v for k, v in (options or {}).items() if v is not None}
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in (options or {}).items() if v is not None}
         capture_options(options)
+        self.entries()   # a file that does not read is not written over
         doc = self._document()
         kind = AUDIT if url == AUDIT else "capture"
         if kind not in doc:
             doc.add(kind, tomlkit.aot())
-        table = next((t for t in doc[kind] if kind == AUDIT or t.get("url") == url), None)
+        table = next((t for t in doc[kind] if kind == AUDIT or _same_url(t.get("url"), url)), None)
+        before = table.get("every") if table is not None else None
         if table is None:
             table = tomlkit.table()
             if kind == "capture":
@@ -229,12 +247,25 @@ class Schedule:
         table["every"] = every
         for key in [k for k in table if k not in ("url", "every") and k not in options]:
             del table[key]   # the entry is now what was asked for, no more
+        body = table.value.body
+        body[:] = [(k, v) for k, v in body if not isinstance(v, tomlkit.items.Whitespace)]
         for key, value in options.items():
-            table[key] = list(value) if isinstance(value, tuple) else value
-        if not tomlkit.dumps(table).endswith("\n\n"):
-            table.add(tomlkit.nl())   # a blank line after each entry
+            table[key] = value
+        table.add(tomlkit.nl())   # a blank line after each entry
         self._write_text(self.path, tomlkit.dumps(doc))
+        if before is not None and before != every:
+            self._reschedule(str(table.get("url", url)), every)
         return Entry(url, every, options)
+
+    def _reschedule(self, url: str, every: str) -> None:
+        """After an entry's `every` changed: its next due time follows the new rule."""
+        state = self.state()
+        seen = state.get(url)
+        last = _time(seen.get("last_due")) if seen else None
+        if seen is not None and last is not None:
+            now = datetime.now(timezone.utc)
+            seen["next_due"] = rfc3339(next_due(every, last, now))
+            self._save_state(state)
 
     def remove(self, url: str) -> bool:
         """Remove an entry (its run state goes too); return whether there was one."""
@@ -242,7 +273,7 @@ class Schedule:
         doc = self._document()
         kind = AUDIT if url == AUDIT else "capture"
         tables = doc.get(kind, [])
-        keep = [t for t in tables if not (kind == AUDIT or t.get("url") == url)]
+        keep = [t for t in tables if not (kind == AUDIT or _same_url(t.get("url"), url))]
         if len(keep) == len(tables):
             return False
         aot = tomlkit.aot()
@@ -260,13 +291,17 @@ class Schedule:
 
     # the machine-written state
     def state(self) -> dict[str, dict[str, Any]]:
+        """Return the run state by URL (an entry that is not an object counts as none)."""
         try:
             data = json.loads(self.state_path.read_text("utf-8"))
-            return data if isinstance(data, dict) else {}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise StorageError(self.state_path, f"unreadable run state: {exc}") from None
+            raise UsageError(f"cannot read the run state {self.state_path} ({' '.join(str(exc).split())}); "
+                             "move it away to start the schedule afresh") from None
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): v for k, v in data.items() if isinstance(v, dict)}
 
     def _save_state(self, state: dict[str, dict[str, Any]]) -> None:
         self._write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -291,11 +326,12 @@ class Schedule:
             when = _time(seen.get("next_due")) or now   # a new entry is due at once
             retry_at = _time(seen.get("retry_at"))
             last_due = _time(seen.get("last_due"))
-            failures = int(seen.get("failures", 0))
+            failures = int(seen["failures"]) if isinstance(seen.get("failures"), int) else 0
+            options = capture_options(entry.options) if entry.url != AUDIT else CaptureOptions()
             if retry_at is not None and last_due is not None and retry_at <= now and retry_at < when:
-                found.append(Due(entry.url, last_due, _options_of(entry), failures))
+                found.append(Due(entry.url, last_due, options, failures))
             elif when <= now:
-                found.append(Due(entry.url, when, _options_of(entry)))
+                found.append(Due(entry.url, when, options))
         return sorted(found, key=lambda d: d.due)
 
     def claim(self, item: Due, now: datetime) -> None:
@@ -355,6 +391,8 @@ def capture_options(values: dict[str, Any], base: CaptureOptions | None = None) 
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise UsageError(f"unknown capture option(s) in the schedule: {', '.join(unknown)}")
+    for name, value in values.items():
+        _check_type(name, value, getattr(CaptureOptions(), name))
     converted: dict[str, Any] = {
         k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
         for k, v in values.items()}
@@ -364,8 +402,34 @@ def capture_options(values: dict[str, Any], base: CaptureOptions | None = None) 
         raise UsageError(f"bad capture option in the schedule: {exc}") from None
 
 
-def _options_of(entry: Entry) -> CaptureOptions:
-    return capture_options(entry.options)
+def _same_url(written: Any, url: str) -> bool:
+    """Return whether a URL written in the schedule is `url` (given in canonical form)."""
+    from .urls import InvalidURL, canonicalize
+    if not isinstance(written, str):
+        return False
+    try:
+        return written == url or canonicalize(written) == url
+    except InvalidURL:
+        return False
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Raise UsageError unless a schedule's option value has the type the option takes."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and (isinstance(value, int) or isinstance(default, float)) and value >= 0
+    elif isinstance(default, tuple):
+        pairs = {"headers": 2, "resolve": 3}.get(name)
+        ok = isinstance(value, list) and all(
+            isinstance(v, list) and len(v) == pairs and all(isinstance(x, (str, int)) for x in v)
+            if pairs else isinstance(v, str) for v in value)
+    else:   # a string, or None by default
+        ok = isinstance(value, str)
+    if not ok:
+        raise UsageError(f"option {name} = {value!r} is not of the type it takes "
+                         f"(like {_plain(default)!r})")
 
 
 def _plain(value: Any) -> Any:
@@ -431,12 +495,23 @@ def capture_due(item: Due, collection: Path | str | None = None, *, limiter: Any
     now = clock or (lambda: datetime.now(timezone.utc))
     kwargs: dict[str, Any] = {"limiter": limiter, "dedup_index": dedup_index}
     try:
+        snap = None
         if resume is not None:
-            snap = capture([], store.root, item.options, resume=resume, **kwargs)
-        else:
+            try:
+                snap = capture([], store.root, item.options, resume=resume, **kwargs)
+            except UsageError:
+                if resume != capture_id:
+                    raise
+                # killed before its first record: nothing to resume from, so start afresh
+                store.discard(store.root / PARTIAL / capture_id)
+        if snap is None:
             snap = capture(item.url, store.root, item.options, capture_id=capture_id, **kwargs)
+    except Interrupted:
+        raise   # Ctrl-C stops the whole run, not just this capture
     except ArchiveError as exc:
         return Result(item.url, item.due, False, None, " ".join(str(exc).split()), now())
+    except Exception as exc:   # a schedule entry no capture can run with: this entry fails, not the run
+        return Result(item.url, item.due, False, None, f"internal error: {type(exc).__name__}: {exc}", now())
     return Result(item.url, item.due, True, snap.id, None, now())
 
 
@@ -447,6 +522,8 @@ def run_due(collection: Path | str | None = None, now: datetime | None = None,
     Raises ScheduleBusy when another run holds the lock.
     """
     schedule = Schedule(collection)
+    if not schedule.store.root.is_dir():
+        raise UsageError(f"no collection at {schedule.store.root} (schedule add creates it)")
     results = []
     # a given `now` stands still for the whole run (tests; a replayed schedule)
     clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))
@@ -459,14 +536,19 @@ def run_due(collection: Path | str | None = None, now: datetime | None = None,
             schedule.claim(item, start)
             if report:
                 report(f"running {item.url} (due {rfc3339(item.due)})")
-            result = _audit(item, collection, clock) if item.url == AUDIT \
-                else capture_due(item, collection, clock=clock)
+            try:
+                result = run_audit(item, collection, clock) if item.url == AUDIT \
+                    else capture_due(item, collection, clock=clock)
+            except Interrupted:
+                schedule.record(Result(item.url, item.due, False, None, "interrupted", clock()))
+                raise
             schedule.record(result)
             results.append(result)
     return results
 
 
-def _audit(item: Due, collection: Path | str | None, clock: Callable[[], datetime]) -> Result:
+def run_audit(item: Due, collection: Path | str | None, clock: Callable[[], datetime]) -> Result:
+    """Run a scheduled audit of the collection; return its Result."""
     from .audit import audit
 
     summary = audit(collection)

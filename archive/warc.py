@@ -322,8 +322,10 @@ class WarcWriter:
         return self._record(ex, offset, length)
 
     def _record(self, ex: Exchange, offset: int, length: int, original: Original | None = None) -> Record:
+        # a 304 revisit stands for the original's payload: its index line carries that digest
+        digest = original.digest if original is not None and ex.status == 304 else ex.payload_digest
         return Record(url=ex.url, date=ex.date, status=ex.status, mime=ex.mime,
-                      payload_digest=ex.payload_digest, filename=self.files[-1].name,
+                      payload_digest=digest, filename=self.files[-1].name,
                       offset=offset, length=length, original=original)
 
     def _write(self, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:

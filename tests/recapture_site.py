@@ -48,13 +48,19 @@ class RecaptureSite:
                 with site.lock:
                     site.requests.append((self.path, dict(self.headers.items())))
                 status, body, headers = site.answer(self.path, self.headers)
+                chunked = ("Transfer-Encoding", "chunked") in headers
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
-                if status != 304:
+                if status != 304 and not chunked:
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if status != 304:
+                if chunked:
+                    for start in range(0, len(body), 1000):
+                        part = body[start:start + 1000]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                elif status != 304:
                     self.wfile.write(body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -77,11 +83,14 @@ class RecaptureSite:
                 + page_text(10_000, 2000), html
         if path == "/small":
             return 200, b"<!doctype html><title>Small</title><p>tiny</p>", html
+        if path.startswith("/chunked/"):   # the same body as /p/<n>, sent chunked
+            status, body, headers = self.answer(path.removeprefix("/chunked"), {})
+            return status, body, [h for h in headers if h[0] != "ETag"] + [("Transfer-Encoding", "chunked")]
         if path.startswith("/p/") and path[3:].isdigit() and int(path[3:]) in self.bodies:
             n = int(path[3:])
             etag = f'"page-{n}"'
             validators = [("ETag", etag), ("Last-Modified", LAST_MODIFIED)]
-            get = getattr(headers, "get")
+            get = getattr(headers, "get")   # a message, or a dict
             if self.conditional and (get("If-None-Match") == etag or get("If-Modified-Since") == LAST_MODIFIED):
                 return 304, b"", validators
             body = b"<!doctype html><title>Page %d</title><p>" % n + self.bodies[n] + b'</p><a href="/">home</a>'

@@ -221,6 +221,13 @@ def test_conditional_requests_get_304_revisits_and_follow_the_stored_links(site:
     assert report.ok, report.problems
     with Package.open(second.path) as pkg:
         assert any(p["url"] == site.url + "/p/1" for p in pkg.pages())
+        entry = next(e for e in pkg.index() if e.url == site.url + "/p/1")
+    with Package.open(first.path) as pkg:
+        assert entry.digest == next(e for e in pkg.index() if e.url == site.url + "/p/1").digest
+    # so the page is unchanged for diff and the TimeMap
+    from archive.diff import compare
+    changes = {c.url: c.state for c in compare(first.id, second.id, collection).changes}
+    assert changes[site.url + "/p/1"] == "unchanged"
 
 
 def test_a_server_ignoring_validators_still_gets_digest_revisits(collection: Path):
@@ -291,12 +298,80 @@ def test_a_self_contained_export_imports_elsewhere_as_the_snapshot_it_carries(
         site: RecaptureSite, collection: Path, tmp_path: Path):
     from archive.cite import cite
     from archive.ingest import import_archive
-    capture(site.url + "/", collection, depth=1)
+    first = capture(site.url + "/", collection, depth=1)
     second = capture(site.url + "/", collection, depth=1)
     wacz = export(second.id, collection, wacz=tmp_path / "second.wacz")
     elsewhere = tmp_path / "elsewhere"
     imported = import_archive(wacz, elsewhere)
     assert imported.id == second.id
+    assert dependents(Collection(elsewhere), first.id) == []   # it holds what it refers to
     report = verify(second.id[:12], elsewhere)
     assert report.ok and report.snapshot_id == second.id and report.dependencies > 0
     assert f"sha256:{second.id}" in cite(second.id[:12], elsewhere)
+
+
+def test_a_body_is_only_referred_to_where_the_chunk_framing_agrees(site: RecaptureSite, collection: Path):
+    # pywb serves a revisit with its original's stored bytes: a chunked original under a head
+    # without chunking would replay its framing as content
+    chunked = capture(site.url + "/chunked/p/0", collection, depth=0)
+    heads = {uri: h for kind, uri, h in records(chunked.path) if kind == "response"}
+    with Package.open(chunked.path) as pkg:
+        entry = next(e for e in pkg.index() if e.url == site.url + "/chunked/p/0")
+        with pkg.record(entry.filename, entry.offset) as (response, _):
+            assert response.chunked
+    assert site.url + "/chunked/p/0" in heads
+    plain = capture(site.url + "/p/0", collection, depth=0)
+    kinds = {uri: kind for kind, uri, _ in records(plain.path)}
+    assert kinds[site.url + "/p/0"] == "response"   # same payload digest, other framing: kept
+    again = capture(site.url + "/chunked/p/0", collection, depth=0)
+    kinds = {uri: kind for kind, uri, _ in records(again.path)}
+    assert kinds[site.url + "/chunked/p/0"] == "revisit"
+    assert verify(again.path).ok
+
+
+def test_an_index_line_that_lies_is_never_referred_to(site: RecaptureSite, collection: Path):
+    first = capture([site.url + "/p/0", site.url + "/p/1"], collection, depth=0)
+    # the first snapshot's index now points /p/0's line at the record of /p/1
+    index = first.path / "indexes" / "index.cdx"
+    lines = index.read_text().splitlines()
+    fields = {json.loads(l.split(" ", 2)[2])["url"]: json.loads(l.split(" ", 2)[2]) for l in lines}
+    p0, p1 = fields[site.url + "/p/0"], fields[site.url + "/p/1"]
+    index.write_text("\n".join(l.replace(f'"offset": "{p0["offset"]}"', f'"offset": "{p1["offset"]}"')
+                               for l in lines) + "\n")
+    again = capture(site.url + "/p/0", collection, depth=0)
+    kinds = {uri: kind for kind, uri, _ in records(again.path)}
+    assert kinds[site.url + "/p/0"] == "response"
+
+
+def test_a_resumed_capture_keeps_the_dependencies_of_the_revisits_it_wrote(collection: Path):
+    import signal
+    import time
+    slow = RecaptureSite(pages=30)
+    original = slow.answer
+
+    def slowly(path, headers):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        return original(path, headers)
+    try:
+        first = capture(slow.url + "/", collection, depth=1)
+        slow.answer = slowly   # type: ignore[method-assign]
+        before = len(slow.requests)
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), "--per-host", "1",
+                                 "-q", slow.url + "/"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(slow.requests) - before < 12:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = Collection(collection).partials()[0]
+        resumed = capture([], collection, resume=partial.name)
+    finally:
+        slow.close()
+    with Package.open(resumed.path) as pkg:
+        deps = pkg.metadata()["dependencies"]
+    assert [d["snapshot"] for d in deps] == [first.id]
+    written = [h["WARC-Refers-To"] for kind, _, h in records(resumed.path) if kind == "revisit"]
+    assert deps[0]["records"] == len(set(written))
+    assert verify(resumed.path).ok
+    with pytest.raises(HasDependents):
+        remove(first.id, collection)

@@ -41,7 +41,10 @@ def test_intervals_and_cron_expressions():
     assert Cron("0 0 1 * *").next_after(T0) == datetime(2026, 12, 1, tzinfo=timezone.utc)
     # day of month and day of week both given: either matches, as in cron
     assert Cron("0 6 13 * 5").next_after(T0) == datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc)
-    for bad in ("5x", "10s", "61 * * * *", "* * *", "a b c d e"):
+    # as in cron, a day field starting with "*" makes both day fields count together (AND):
+    # odd days that are Mondays; Monday 30 November is even, so 7 December
+    assert Cron("0 0 */2 * 1").next_after(T0) == datetime(2026, 12, 7, 0, 0, tzinfo=timezone.utc)
+    for bad in ("5x", "10s", "61 * * * *", "* * *", "a b c d e", "0 0 31 4 *", "99999999999w"):
         with pytest.raises(UsageError):
             parse_every(bad)
 
@@ -200,7 +203,8 @@ def test_audit_checks_every_snapshot_reports_damage_and_resumes(site: RecaptureS
                                  "problems": []}) + "\n")
     resumed = audit(collection)
     assert resumed.audit == "cut" and resumed.resumed == 1
-    assert {r.snapshot: r.ok for r in resumed.results} == {a.id: False, b.id: True}
+    assert len(resumed.results) == 2   # the damaged one once, though its id reads otherwise now
+    assert {r.path: r.ok for r in resumed.results} == {a.path.name: False, b.path.name: True}
     assert json.loads(log.read_text().splitlines()[-1])["finished"]
 
 
@@ -214,3 +218,80 @@ def test_a_scheduled_audit_runs_with_the_captures(site: RecaptureSite, collectio
     assert all(r.ok for r in results)
     assert (collection / ".state" / "audit.jsonl").is_file()
     assert os.path.getsize(collection / ".state" / "audit.jsonl") > 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[capture]\nurl = "http://x.test/"\nevery = "1d"\n', "must be written [[capture]]"),
+    ('capture = "x"\n', "must be written [[capture]]"),
+    ('[[capture]]\nurl = "http://x.test/"\nevery = "1d"\nheaders = ["X"]\n', "headers"),
+    ('[[capture]]\nurl = "http://x.test/"\nevery = "1d"\ndepth = "two"\n', "depth"),
+    ('[[capture]]\nurl = "http://x.test/"\nevery = "0 0 31 4 *"\n', "never matches"),
+    ('[[audit]]\nevery = "1w"\nworkers = 4\n', "takes only every"),
+    ('[[capture]]\nurl = "http://x.test/"\nevery = "1d"\n[[capture]]\nurl = "http://x.test/"\nevery = "2d"\n',
+     "scheduled twice"),
+    ('[[capture]\n', "cannot read"),
+    ('[captures]\n', "unknown table"),
+])
+def test_a_bad_schedule_file_is_one_line_and_exit_2(collection: Path, text: str, message: str):
+    collection.mkdir(parents=True, exist_ok=True)
+    (collection / "schedule.toml").write_text(text)
+    for command in ("list", "run"):
+        out = archive_cli("schedule", command, "-C", str(collection))
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("archive: error: ") and out.stderr.count("\n") == 1, out.stderr
+        assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_garbage_in_the_run_state_is_said_plainly(collection: Path):
+    Schedule(collection).add("http://127.0.0.1:9/", "1d")
+    (collection / ".state").mkdir(exist_ok=True)
+    (collection / ".state" / "schedule.json").write_text('{"http://127.0.0.1:9/": 5}')
+    assert Schedule(collection).state() == {}   # an entry that is not an object counts as none
+    (collection / ".state" / "schedule.json").write_text("{not json")
+    out = archive_cli("schedule", "list", "-C", str(collection))
+    assert out.returncode == 2 and "cannot read the run state" in out.stderr
+
+
+def test_ctrl_c_stops_the_whole_run(collection: Path, monkeypatch: pytest.MonkeyPatch):
+    from archive.errors import Interrupted
+    capture_module = sys.modules["archive.capture"]   # `archive.capture` is the function
+    sched = Schedule(collection)
+    for n in range(3):
+        sched.add(f"http://127.0.0.1:9/{n}", "1d")
+    calls = []
+
+    def interrupted(url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(url)
+        raise Interrupted(collection / ".partial" / "x")
+    monkeypatch.setattr(capture_module, "capture", interrupted)
+    with pytest.raises(Interrupted):
+        run_due(collection, now=T0)
+    assert len(calls) == 1   # the other two were not started
+    state = sched.state()
+    assert [u for u, v in state.items() if v.get("last_result", {}).get("error") == "interrupted"] == [calls[0]]
+    assert not any("running_since" in v for v in state.values())
+
+
+def test_a_partial_killed_before_its_first_record_is_started_afresh(site: RecaptureSite, collection: Path):
+    from archive.schedule import capture_due
+    sched = Schedule(collection)
+    sched.add(site.url + "/", "1d", {"depth": 0})
+    item = sched.due(T0)[0]
+    Collection(collection).new_partial(item.capture_id)   # what a kill at once leaves
+    result = capture_due(item, collection)
+    assert result.ok, result.error
+    assert Collection(collection).partials() == []
+
+
+def test_changing_every_moves_the_next_due_time(collection: Path):
+    sched = Schedule(collection)
+    sched.add("http://127.0.0.1:1/", "1w")
+    item = sched.due(T0)[0]
+    sched.claim(item, T0)
+    assert sched.state()["http://127.0.0.1:1/"]["next_due"] == "2026-12-03T12:00:00Z"
+    sched.add("http://127.0.0.1:1/", "1d", {"depth": 0})
+    next_due_after = sched.state()["http://127.0.0.1:1/"]["next_due"]
+    assert next_due_after < "2026-12-03T12:00:00Z"
+    text = (collection / "schedule.toml").read_text()
+    entry = text[text.index("[[capture]]"):]
+    assert "\n\n" not in entry.strip()   # no blank line inside the entry
