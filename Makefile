@@ -29,11 +29,12 @@ $(PYWB_STAMP):
 	touch $(PYWB_STAMP)
 
 # Debian packages the tests drive: Chromium (replay in a real browser), wget (a WARC made by
-# another tool) and redis-server (the broker of `archive worker`). Installed only where missing;
-# never a browser download.
+# another tool), openssl (a time-stamping authority and an independent check of our proofs) and
+# redis-server (the broker of `archive worker`). Installed only where missing; never a browser
+# download.
 $(SYSTEM_STAMP): $(STAMP)
-	@if ! command -v chromium >/dev/null || ! command -v wget >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wget fonts-dejavu-core; \
+	@if ! command -v chromium >/dev/null || ! command -v wget >/dev/null || ! command -v openssl >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wget openssl fonts-dejavu-core; \
 	fi
 	@if ! command -v redis-server >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
