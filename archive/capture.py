@@ -235,8 +235,9 @@ def _keep_dependencies(held: HeldCapture, deduper: Deduper, index: DedupIndex) -
     for digest, record_id in held.revisits:
         if not digest:
             continue   # a 304's revisit: the resumed capture asks again
-        original = index.lookup(digest)
-        if original is not None and original.record_id == record_id:
+        found = (index.lookup(digest, framed) for framed in (False, True))
+        original = next((o for o in found if o is not None and o.record_id == record_id), None)
+        if original is not None:
             deduper.refer(original)
         else:
             logger.warning("a revisit of the interrupted capture refers to %s, no longer found", record_id)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .depends import REVISIT_MIME
 from .errors import ArchiveError
 from .models import Exchange, Original, Record
 from .reader import IndexEntry, Package, Response
@@ -24,14 +25,15 @@ from .resume import Held, exchange as held_exchange, warc_datetime
 from .store import Collection, last_verifications, snapshot_id_of
 
 MIN_SIZE = 1024          # a revisit record with its request costs about a kilobyte: smaller bodies are kept
-REVISIT_MIME = "warc/revisit"
+MAX_CANDIDATES = 8       # records of one digest tried for one with the right chunk framing
 
 
 class DedupIndex(Protocol):
     """Where a payload digest is stored already."""
 
-    def lookup(self, digest: str) -> Original | None:
-        """Return a stored response record with this payload digest, or None."""
+    def lookup(self, digest: str, chunked: bool = False) -> Original | None:
+        """Return a stored response record with this payload digest, stored with chunk framing
+        or without as `chunked` says, or None."""
 
 
 def originals(snapshot: Path) -> Iterator[Original]:
@@ -53,35 +55,40 @@ class LocalIndex:
     """
 
     def __init__(self, collection: Collection):
-        self.where: dict[str, Place] = {}    # payload digest -> its oldest response record
+        self.where: dict[str, list[Place]] = {}   # payload digest -> its response records, oldest first
         self.latest: dict[str, Place] = {}   # URL -> its newest 200 response record
         self.folders: dict[str, Path] = {}   # snapshot id -> folder
         failed = {i for i, v in last_verifications(collection).items() if v.get("ok") is False}
         for folder in collection.snapshots():   # oldest name first
             try:
-                if snapshot_id_of(folder) in failed:
-                    continue   # its last verification failed: nothing in it is referred to
                 snapshot_id = snapshot_id_of(folder)
+                if snapshot_id in failed:
+                    continue   # its last verification failed: nothing in it is referred to
                 self.folders[snapshot_id] = folder
                 with Package.open(folder) as package:
                     for entry in package.index():
                         if entry.mime != REVISIT_MIME and entry.digest:
-                            self.where.setdefault(entry.digest, (folder, snapshot_id, entry))
+                            self.where.setdefault(entry.digest, []).append((folder, snapshot_id, entry))
                             if entry.status == "200":
                                 self.latest[entry.url] = (folder, snapshot_id, entry)
             except ArchiveError:
                 continue   # an unreadable snapshot is never referred to; verify reports it
-        self.resolved: dict[str, Original | None] = {}
+        self.resolved: dict[tuple[str, bool], Original | None] = {}
         self.lock = threading.Lock()
 
-    def lookup(self, digest: str) -> Original | None:
+    def lookup(self, digest: str, chunked: bool = False) -> Original | None:
+        key = (digest, chunked)
         with self.lock:
-            if digest in self.resolved:
-                return self.resolved[digest]
-        found = self.where.get(digest)
-        original = _resolve(found)[0] if found is not None else None
+            if key in self.resolved:
+                return self.resolved[key]
+        original = None
+        for place in self.where.get(digest, [])[:MAX_CANDIDATES]:
+            found = _resolve(place)[0]
+            if found is not None and found.chunked == chunked:
+                original = found
+                break
         with self.lock:
-            self.resolved[digest] = original
+            self.resolved[key] = original
         return original
 
     def last_capture(self, url: str) -> tuple[Original, Response] | None:
@@ -135,9 +142,9 @@ class Deduper:
         body = exchange.block_length - exchange.header_length
         if self.index is None or exchange.truncated or body < self.min_size or exchange.status == 206:
             return None   # a part or a cut body is never the payload it claims to be
-        original = self.index.lookup(exchange.payload_digest)
+        # replay serves the original's stored bytes under the new head: the framing must agree
+        original = self.index.lookup(exchange.payload_digest, exchange.chunked)
         if original is not None and original.chunked != exchange.chunked:
-            # replay serves the original's stored bytes under the new head: framing must agree
             return None
         return self.refer(original, body)
 

@@ -32,8 +32,9 @@ class RedisDedupIndex:
         self.key = f"archive:{identity}:dedup"
         self.seeded_key = f"archive:{identity}:dedup-seeded"
 
-    def lookup(self, digest: str) -> Original | None:
-        """Return the published record with this payload digest, or None."""
+    def lookup(self, digest: str, chunked: bool = False) -> Original | None:
+        """Return the published record with this payload digest and chunk framing, or None
+        (one record is kept per digest: the first published)."""
         try:
             raw = self.client.hget(self.key, digest)
         except Exception as exc:   # no revisit is always safe: the body is kept
@@ -46,7 +47,8 @@ class RedisDedupIndex:
         if not (self.store.root / folder / "archive" / entry["filename"]).is_file():
             self.client.hdel(self.key, digest)   # its snapshot was removed
             return None
-        return Original(**entry)
+        original = Original(**entry)
+        return original if original.chunked == chunked else None
 
     def add(self, snapshot: Path) -> int:
         """Add a published snapshot's records (the first holder of a digest wins); return how many."""
