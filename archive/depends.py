@@ -112,21 +112,32 @@ def payload_of(package: Package, entry: IndexEntry,
     heads = _head_at(package, entry.filename, entry.offset) or {}
     if home is None and package.path.is_dir():
         home = Collection(package.path.parent)
-    sources: list[tuple[str, Package | None]] = [("", package)]
-    for snapshot_id in dependency_ids(source_metadata(package)) if home is not None else []:
-        folder = find_snapshot(home, snapshot_id)   # type: ignore[arg-type]
-        if folder is not None:
-            sources.append((snapshot_id, Package.open(folder)))
-    try:
+    ids = dependency_ids(source_metadata(package)) if home is not None else []
+    with _with_dependencies(package, ids, home or Collection(package.path.parent)) as (sources, _):
         found, _ = _Catalog(sources).find(heads)
         if found is None:
             raise NotASnapshot(package.path, f"the original of the revisit record of {entry.url} is missing")
-        holder = next(p for sid, p in sources if sid == found[0] and p is not None)
-        yield holder, found[1]
+        yield next(p for sid, p in sources if sid == found[0]), found[1]
+
+
+@contextmanager
+def _with_dependencies(package: Package, ids: list[str],
+                       home: Collection) -> Iterator[tuple[list[tuple[str, Package]], list[str]]]:
+    """Yield ([(snapshot id, package)]: the package itself as "" and each snapshot of `ids`
+    found in `home`, open; [the ids not found]); close what was opened."""
+    sources: list[tuple[str, Package]] = [("", package)]
+    missing = []
+    try:
+        for snapshot_id in ids:
+            folder = find_snapshot(home, snapshot_id)
+            if folder is None:
+                missing.append(snapshot_id)
+            else:
+                sources.append((snapshot_id, Package.open(folder)))
+        yield sources, missing
     finally:
         for _, other in sources[1:]:
-            if other is not None:
-                other.close()
+            other.close()
 
 
 @dataclass
@@ -151,19 +162,11 @@ def resolve(package: Package, home: Collection) -> Resolution:
     if not revisits and not deps:
         return result
     embedded = _embedded(package)
-    sources: list[tuple[str, Package | None]] = [("", package)]
-    opened = []
-    for snapshot_id in deps if embedded is None else []:
-        folder = find_snapshot(home, snapshot_id)
-        if folder is None:
+    with _with_dependencies(package, deps if embedded is None else [], home) as (sources, missing):
+        for snapshot_id in missing:
             result.problems.append(Problem(f"dependency {snapshot_id[:12]}", "dependency missing",
                                            expected=f"snapshot {snapshot_id} in {home.root}",
                                            found="no such snapshot"))
-            continue
-        other = Package.open(folder)
-        opened.append(other)
-        sources.append((snapshot_id, other))
-    try:
         catalog = _Catalog(sources)
         for place, offset, uri, heads in revisits:
             result.checked += 1
@@ -187,21 +190,15 @@ def resolve(package: Package, home: Collection) -> Resolution:
                 known = result.originals.setdefault(original[0], [])
                 if original[1] not in known:
                     known.append(original[1])
-    finally:
-        for other in opened:
-            other.close()
     return result
 
 
 class _Catalog:
     """The response records of some packages, found by target URI and 14-digit date."""
 
-    def __init__(self, sources: list[tuple[str, Package | None]]):
-        self.sources = sources
+    def __init__(self, sources: list[tuple[str, Package]]):
         self.entries: dict[tuple[str, str], list[tuple[str, Package, IndexEntry]]] = {}
         for snapshot_id, package in sources:
-            if package is None:
-                continue
             for entry in package.index():
                 if entry.mime != REVISIT_MIME:
                     self.entries.setdefault((entry.url, entry.timestamp), []).append((snapshot_id, package, entry))
