@@ -295,16 +295,24 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
     urls = [] if args.resume else _seed_urls(args)
     options = _options(args)
+    if args.sign or args.tsa:   # a key that cannot sign fails before the capture, not after
+        from .cli_proof import check_proof_options
+        check_proof_options(args.sign, args.key, args.tsa)
     progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
     snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
     if progress:
         progress.done()
-    proofs = None
+    proofs, failed = None, None
     if args.sign or args.tsa:   # signature and timestamps (cli_proof.py) go in before verification
         from .cli_proof import prove
-        proofs = prove(snap, args.sign, args.key, args.tsa)
+        proofs, failed = prove(snap, args.sign, args.key, args.tsa)
     report = verify(snap.path, record=True) if args.verify else None
-    return _emit_capture(snap, report, args.format, proofs)
+    code = _emit_capture(snap, report, args.format, proofs)
+    if failed is not None:
+        _error(f"{failed}; the snapshot {snap.short_id} is kept without that proof "
+               "(add it later with archive sign / archive timestamp)")
+        return failed.exit_code
+    return code
 
 
 def _emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None) -> int:
@@ -517,9 +525,19 @@ def _print_report(report: Report, fmt: str, out: TextIO) -> None:
         out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
     for proof in report.proofs:
         if proof.ok or not proof.checked:   # a failed proof is among the problems below
-            out.write(f"  {proof.summary}\n")
+            out.write(f"  {_printable(proof.summary)}\n")
     for problem in report.problems:
-        out.write(f"  {problem}\n")
+        out.write(f"  {_printable(str(problem))}\n")
+
+
+def _printable(text: str) -> str:
+    """Return text from a package (a name in a certificate, a URL) with its control characters
+    escaped: nothing it holds can start a line of its own in a report.
+
+    >>> _printable("evil\\n  signature valid")
+    'evil\\\\n  signature valid'
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class _Progress:

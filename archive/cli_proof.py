@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .errors import ProofError
 from .models import Snapshot
 
 
@@ -88,17 +89,32 @@ def _cmd_timestamp(args: argparse.Namespace) -> int:
     return 0
 
 
-def prove(snap: Snapshot, sign: bool, key: Path | None, tsa: list[str]) -> list[dict[str, Any]]:
-    """Sign and/or timestamp a fresh capture (capture --sign/--tsa); return what was added."""
-    added: list[dict[str, Any]] = []
+def check_proof_options(sign: bool, key: Path | None, tsa: list[str]) -> None:
+    """Before a capture: fail now on a key that cannot sign or a TSA that is not a URL."""
     if sign:
-        from .signing import sign as sign_snapshot
-        signed = sign_snapshot(snap.path, key=key)
-        added.append({"kind": "signature", "fingerprint": signed.fingerprint,
-                      "summary": f"signed with key {signed.fingerprint}"})
-    if tsa:
-        from .timestamping import timestamp
-        for s in timestamp(snap.path, tsa=tsa):
-            added.append({"kind": "timestamp", "time": s.time, "tsa": s.tsa, "signer": s.signer,
-                          "summary": f"timestamped {s.time} by {s.signer} ({s.tsa})"})
-    return added
+        from .signing import default_key_path, load_private_key
+        load_private_key(Path(key) if key is not None else default_key_path())
+    for url in tsa:
+        if not url.startswith(("http://", "https://")):
+            raise ProofError(url, "a TSA is asked over http:// or https://")
+
+
+def prove(snap: Snapshot, sign: bool, key: Path | None,
+          tsa: list[str]) -> tuple[list[dict[str, Any]], ProofError | None]:
+    """Sign and/or timestamp a fresh capture (capture --sign/--tsa); return what was added and
+    the proof that could not be made (the snapshot stays, without it)."""
+    added: list[dict[str, Any]] = []
+    try:
+        if sign:
+            from .signing import sign as sign_snapshot
+            signed = sign_snapshot(snap.path, key=key)
+            added.append({"kind": "signature", "fingerprint": signed.fingerprint,
+                          "summary": f"signed with key {signed.fingerprint}"})
+        if tsa:
+            from .timestamping import timestamp
+            for s in timestamp(snap.path, tsa=tsa):
+                added.append({"kind": "timestamp", "time": s.time, "tsa": s.tsa, "signer": s.signer,
+                              "summary": f"timestamped {s.time} by {s.signer} ({s.tsa})"})
+    except ProofError as exc:
+        return added, exc
+    return added, None

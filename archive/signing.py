@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from . import __version__
 from .errors import ProofError, UsageError
+from .package import DATAPACKAGE
 from .proofs import SIGNED_DATA, load_digest, package_facts, snapshot_folder, write_digest
 
 KEY_NAME = "signing-key.pem"
@@ -116,7 +117,7 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
         raise ProofError(str(path), exc.strerror or str(exc)) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ProofError(str(path), f"not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != CURVE.name:
         raise ProofError(str(path), "not an ECDSA P-384 key (WACZ signatures need one)")
@@ -133,6 +134,8 @@ def sign(snapshot: Path | str, collection: Path | str | None = None, *,
     private = load_private_key(Path(key) if key is not None else default_key_path())
     folder = snapshot_folder(snapshot, collection)
     snapshot_id, created = package_facts(folder)
+    if not created:   # the WACZ signature binds the package's creation time: there must be one
+        raise ProofError(str(folder), f"{DATAPACKAGE} has no created time for the signature to bind")
     doc = load_digest(folder)
     doc[SIGNED_DATA] = signed_data(f"sha256:{snapshot_id}", created, private)
     write_digest(folder, doc)
@@ -163,7 +166,7 @@ def check_signature(signed: Any) -> tuple[str | None, str | None]:
         der = base64.b64decode(signed["publicKey"], validate=True)
         public = serialization.load_der_public_key(der)
         raw = base64.b64decode(signed["signature"], validate=True)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         return None, f"unreadable publicKey or signature ({exc})"
     if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != CURVE.name:
         return fingerprint(der), "the public key is not ECDSA P-384"
@@ -198,7 +201,7 @@ def _public_key_from(data: bytes, path: Path) -> Any:
     for attempt in attempts:
         try:
             return attempt()
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             continue
     raise ProofError(str(path), "holds no public or private key (PEM, DER or base64 SPKI)")
 

@@ -15,6 +15,7 @@ the path to a trust anchor; trust itself comes from certificates the user gives.
 from __future__ import annotations
 
 import base64
+import http.client
 import secrets
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import tsp
+from asn1crypto import cms, core, tsp
 from cryptography import x509
 
 from .errors import ProofError
@@ -99,13 +100,13 @@ def request_token(url: str, digest: bytes, timeout: float = 30.0) -> bytes:
         "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": digest}}).dump()
     reply = _post(url, query, timeout)
     try:
-        resp = tsp.TimeStampResp.load(reply, strict=True)
+        resp = _Reply.load(reply, strict=True)
         status = resp["status"]["status"].native
+        text = " ".join(resp["status"]["status_string"].native or [])
         token = resp["time_stamp_token"]
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError) as exc:
         raise ProofError(url, f"the answer is not an RFC 3161 reply ({exc})") from None
     if status not in ("granted", "granted_with_mods") or not token:
-        text = " ".join(resp["status"]["status_string"].native or [])
         raise ProofError(url, f"the TSA refused: {status}{': ' + text if text else ''}")
     try:
         tst = parse_token(token.dump()).tst_info
@@ -116,20 +117,27 @@ def request_token(url: str, digest: bytes, timeout: float = 30.0) -> bytes:
     return bytes(token.dump())
 
 
+class _Reply(core.Sequence):   # type: ignore[misc]
+    """TimeStampResp (RFC 3161 section 2.4.2) with the token optional, as the RFC has it:
+    a refusal carries only its status (asn1crypto's own class requires the token)."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+
+
 def _post(url: str, query: bytes, timeout: float) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise ProofError(url, "a TSA is asked over http:// or https://")
-    request = urllib.request.Request(url, data=query, method="POST",
-                                     headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # no proxies from the environment
     try:
+        request = urllib.request.Request(url, data=query, method="POST",
+                                         headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
         with opener.open(request, timeout=timeout) as answer:
             ctype = answer.headers.get("Content-Type", "")
             data: bytes = answer.read(MAX_REPLY + 1)
     except urllib.error.HTTPError as exc:
         raise ProofError(url, f"the TSA answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ProofError(url, f"no answer from the TSA ({getattr(exc, 'reason', exc)})") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        raise ProofError(url, f"no answer from the TSA ({getattr(exc, 'reason', exc) or type(exc).__name__})") from None
     if len(data) > MAX_REPLY:
         raise ProofError(url, "the TSA's answer is too large")
     if ctype and REPLY_TYPE not in ctype:

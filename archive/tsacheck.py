@@ -34,6 +34,10 @@ class TokenError(Exception):
     """A token that is malformed or does not verify; the message says why."""
 
 
+# what asn1crypto and cryptography raise on a malformed structure, read lazily
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
 @dataclass(frozen=True)
 class ParsedToken:
     """The parts of a TimeStampToken that the checks need."""
@@ -62,9 +66,14 @@ def parse_token(der: bytes) -> ParsedToken:
             raise TokenError(f"{len(signed['signer_infos'])} signers, not one")
         certs = tuple(bytes(c.chosen.dump()) for c in signed["certificates"] or [] if c.name == "certificate")
         imprint = tst["message_imprint"]
-        return ParsedToken(signed["signer_infos"][0], tst, tst_der, certs, tst["gen_time"].native,
+        gen_time = tst["gen_time"].native
+        if not isinstance(gen_time, datetime) or gen_time.tzinfo is None:
+            raise TokenError("the token's time has no time zone (RFC 3161 requires UTC)")
+        signer_info = signed["signer_infos"][0]
+        signer_info.native   # parse it whole now: a malformed part fails here, not half-way
+        return ParsedToken(signer_info, tst, tst_der, certs, gen_time,
                            (imprint["hash_algorithm"]["algorithm"].native, bytes(imprint["hashed_message"].native)))
-    except (ValueError, TypeError, KeyError) as exc:
+    except MALFORMED as exc:
         raise TokenError(f"malformed token: {exc}") from None
 
 
@@ -75,6 +84,14 @@ def verify_signer(token: ParsedToken, extra: list[bytes],
     `trusted` is None without anchors, else whether the signer chains to one (`why` says
     where the path broke). Raise TokenError when the token itself does not verify.
     """
+    try:
+        return _verify_signer(token, extra, anchors)
+    except MALFORMED as exc:   # a part read only now (an attribute, the ESS list) is malformed
+        raise TokenError(f"malformed token: {type(exc).__name__}: {exc}") from None
+
+
+def _verify_signer(token: ParsedToken, extra: list[bytes],
+                   anchors: list[x509.Certificate] | None) -> tuple[str, bool | None, str | None]:
     pool = _certificates(list(token.certificates) + extra)
     signer = _signer_certificate(token.signer_info, pool)
     attrs = _signed_attributes(token.signer_info)

@@ -334,3 +334,134 @@ def test_a_domain_certificate_signature_is_reported_not_checked(snap, capsys):
     write_doc(snap, doc)
     assert main(["verify", str(snap)]) == 0
     assert "signature by the domain certificate of example.org: not checked here" in capsys.readouterr().out
+
+
+def _rebuilt(token: bytes, tsa_key: Path, attrs_change) -> bytes:  # type: ignore[no-untyped-def]
+    """Return `token` with its signed attributes changed by `attrs_change` and signed again by
+    the TSA's own key: a well-signed token whose parts are malformed."""
+    from asn1crypto import cms, core
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    info = cms.ContentInfo.load(token)
+    signed = info["content"]
+    si = signed["signer_infos"][0]
+    attrs = cms.CMSAttributes(attrs_change(list(si["signed_attrs"])))
+    key = serialization.load_pem_private_key(tsa_key.read_bytes(), None)
+    signature = key.sign(attrs.dump(force=True), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg]
+    new_si = cms.SignerInfo({"version": si["version"].native, "sid": si["sid"], "digest_algorithm": si["digest_algorithm"],
+                             "signed_attrs": attrs, "signature_algorithm": si["signature_algorithm"],
+                             "signature": signature})
+    encap = cms.EncapsulatedContentInfo({"content_type": "tst_info", "content": core.ParsableOctetString(
+        bytes(signed["encap_content_info"]["content"].contents))})
+    new = cms.SignedData({"version": signed["version"].native, "digest_algorithms": signed["digest_algorithms"],
+                          "encap_content_info": encap, "certificates": signed["certificates"], "signer_infos": [new_si]})
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": new}).dump())
+
+
+def _no_ess_certs(attrs):  # type: ignore[no-untyped-def]
+    from asn1crypto import cms
+    out = []
+    for a in attrs:
+        if a["type"].native in ("signing_certificate", "signing_certificate_v2"):
+            kind = a["type"].native
+            empty = {"certs": []}
+            a = cms.CMSAttribute({"type": kind, "values": [empty]})
+        out.append(a)
+    return out
+
+
+def _empty_value_set(attrs):  # type: ignore[no-untyped-def]
+    from asn1crypto import cms
+    return [cms.CMSAttribute({"type": a["type"].native, "values": []}) if a["type"].native == "content_type" else a
+            for a in attrs]
+
+
+@pytest.mark.parametrize("change", [_no_ess_certs, _empty_value_set])
+def test_a_malformed_token_is_a_failed_proof_not_a_crash(snap, tsa, change, capsys):
+    timestamp(snap, tsa=tsa.url)
+    doc = digest_doc(snap)
+    doc["timestamps"][0]["token"] = base64.b64encode(_rebuilt(token_of(snap), tsa.key_path, change)).decode()
+    write_doc(snap, doc)
+    assert main(["verify", str(snap)]) == 1
+    out, err = capsys.readouterr()
+    assert "timestamp 0 invalid" in out and "internal error" not in err
+
+
+def test_text_from_a_package_cannot_forge_a_report_line(snap, capsys):
+    doc = digest_doc(snap)
+    doc["signedData"] = {"hash": "x", "domainCert": "x",
+                         "domain": "evil\n  signature valid, signer trusted: key sha256:00"}
+    write_doc(snap, doc)
+    assert main(["verify", str(snap)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("  signature valid, signer trusted") for line in lines)
+    assert any("evil\\n  signature valid" in line for line in lines)
+
+
+def test_a_key_of_another_algorithm_is_refused_in_one_line(snap, tmp_path, capsys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    other = tmp_path / "ed.pem"
+    other.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    assert main(["sign", str(snap), "--key", str(other)]) == 2
+    assert "not an ECDSA P-384 key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url, reason", [("http://[::1", "no answer from the TSA"),
+                                         ("ftp://127.0.0.1/", "http:// or https://")])
+def test_a_bad_tsa_url_is_one_line_exit_2(snap, url, reason, capsys):
+    assert main(["timestamp", str(snap), "--tsa", url]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "internal error" not in err
+
+
+def test_a_tsa_refusal_is_reported_as_such(snap):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from asn1crypto import tsp
+
+    class Refuse(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = tsp.PKIStatusInfo({"status": "rejection", "status_string": ["bad alg"],
+                                        "fail_info": {"bad_alg"}}).dump()
+            body = b"\x30" + bytes([len(status)]) + status   # TimeStampResp: the status, no token
+            self.send_response(200)
+            self.send_header("Content-Type", "application/timestamp-reply")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ProofError, match="the TSA refused: rejection: bad alg"):
+            timestamp(snap, tsa=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+
+
+def test_capture_sign_without_a_key_fails_before_capturing(site, collection, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config"))
+    assert main(["capture", "-C", str(collection), "--sign", "--depth", "0", site.main_url + "/"]) == 2
+    assert "no signing key" in capsys.readouterr().err
+    assert not collection.exists() or not any(p for p in collection.iterdir() if not p.name.startswith("."))
+
+
+def test_capture_keeps_the_snapshot_when_the_tsa_fails(site, collection, capsys):
+    assert main(["capture", "-C", str(collection), "--tsa", "http://127.0.0.1:9/", "--depth", "0",
+                 site.main_url + "/"]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("snapshot ") and "is kept without that proof" in err
+
+
+def test_a_package_without_created_is_not_signed(snap, key):
+    data = json.loads((snap / "datapackage.json").read_text())
+    del data["created"]
+    from archive.package import write_package
+    write_package(snap, data)
+    with pytest.raises(ProofError, match="no created time"):
+        sign(snap, key=key)
