@@ -37,7 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     run = group.choices["run"]
     _broker(run, "send what is due to the workers sharing this Redis broker instead of capturing here")
     upkeep_run = run.get_default("run")
-    run.set_defaults(run=lambda args: _cmd_schedule_run(args) if args.broker else upkeep_run(args))
+    run.set_defaults(run=lambda args: _cmd_schedule_run(args) if args.broker is not None else upkeep_run(args))
     status = group.add_parser("status", parents=[common], help="queued, running, done and failed jobs per seed",
                               description="Show what the broker knows of the collection's jobs, per seed, "
                                           "with each failure's reason.")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BrokerError, LeaseLost
+from .errors import BrokerError, LeaseLost, UsageError
 from .jobs import Job, JobStore, SeedStatus
 from .lease import Lease, RedisHostLimiter, connect
 from .store import PARTIAL, Collection, snapshot_id_of, snapshot_name
@@ -44,6 +44,15 @@ class ClusterSettings:
     visibility_timeout: float = 30.0   # unacknowledged this long: the message is handed out again
     lease_ttl: float = 15.0            # a dead worker's job lease and host slots lapse after this long
     host_slots: int = 4                # requests at once to one host, across every worker
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lease_ttl < self.visibility_timeout:
+            # a message handed out again before a dead worker's lease lapses is only put back,
+            # again and again: the visibility timeout must be the longer
+            raise UsageError(f"the lease TTL ({self.lease_ttl} s) must be positive and shorter than "
+                             f"the visibility timeout ({self.visibility_timeout} s)")
+        if self.host_slots < 1:
+            raise UsageError(f"host slots must be 1 or more, not {self.host_slots}")
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -77,7 +86,8 @@ def run_job(job: Job, store: Collection, jobs: JobStore, settings: ClusterSettin
     """Capture `job` unless it is done or running elsewhere; return what happened.
 
     Returns "done" or "failed" (a result recorded), "already done", "busy" (another worker holds
-    the lease: try again later) or "lost" (the lease lapsed under us; the taker-over finishes).
+    the lease: try again later) or "lost" (the lease lapsed under us: try again later, when
+    whoever took it over has finished, or nobody did).
     """
     if jobs.done(job):
         return "already done"
@@ -87,16 +97,23 @@ def run_job(job: Job, store: Collection, jobs: JobStore, settings: ClusterSettin
     try:
         if jobs.done(job):   # finished between the check and the lease
             return "already done"
+        if jobs.attempts(job) >= MAX_ATTEMPTS:   # its workers died under it (OOM, a crash) each time
+            jobs.finished(job, _result(job, False, None, f"gave up after {MAX_ATTEMPTS} attempts "
+                                                           "whose worker died"))
+            return "failed"
         jobs.running(job, worker)
         result = _capture(job, store, FencedLimiter(lease, limiter), dedup)
         if lease.lost.is_set() or not lease.renew():
             return "lost"
-        if result["ok"] and dedup is not None and result["path"]:
-            dedup.add(store.root / result["path"])
         jobs.finished(job, result)
-        return "done" if result["ok"] else "failed"
     finally:
         lease.release()
+    if result["ok"] and dedup is not None and result["path"]:
+        try:   # best effort: a snapshot missing from the shared index is only not referred to
+            dedup.add(store.root / result["path"])
+        except Exception as exc:
+            logger.warning("job %s: snapshot not added to the dedup index: %s", job.key, exc)
+    return "done" if result["ok"] else "failed"
 
 
 def _capture(job: Job, store: Collection, limiter: FencedLimiter, dedup: Any) -> dict[str, Any]:
@@ -211,7 +228,7 @@ def _task(self: Any, message: dict[str, Any]) -> str:
     except Exception as exc:
         return _unexpected(job, ctx, exc)
     logger.info("job %s (%s): %s", job.key, job.url, outcome)
-    if outcome == "busy":   # running elsewhere: look again once its lease would have lapsed
+    if outcome in ("busy", "lost"):   # running elsewhere, or taken from us: look again later
         raise self.retry(countdown=max(1.0, ctx.settings.lease_ttl / 2))
     return outcome
 
@@ -297,15 +314,20 @@ def enqueue(jobs: list[Job], settings: ClusterSettings) -> list[Job]:
 
 def status(collection: Path | str | None, broker: str) -> list[SeedStatus]:
     """Return what the broker knows of the collection's jobs, per seed."""
+    from .dispatch import existing
+
+    store = existing(collection)
     client = connect(broker)
-    return JobStore(client, Collection(collection).identity()).status()
+    return JobStore(client, store.identity()).status()
 
 
 def run_worker(collection: Path | str | None, settings: ClusterSettings, *, concurrency: int = 2,
                name: str | None = None, loglevel: str = "WARNING") -> int:
     """Run a Celery worker capturing the collection's jobs until it is stopped; return its exit code."""
+    from .dispatch import existing
+
+    store = existing(collection)
     connect(settings.broker)   # a clear error now, not Celery's retries
-    store = Collection(collection)
     identity = store.identity()
     app = celery_app(settings, store.root.resolve())
     app.conf.archive_worker_name = name

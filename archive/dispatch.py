@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .cluster import ClusterSettings, enqueue
-from .errors import ScheduleBusy
+from .errors import ScheduleBusy, UsageError
 from .jobs import Job, JobStore
 from .lease import Lease, connect
-from .schedule import AUDIT, Result, Schedule, run_audit
+from .schedule import AUDIT, Result, Schedule, locked, run_audit
 from .store import Collection
 
 
@@ -39,41 +39,49 @@ class Dispatched:
 def dispatch_due(collection: Path | str | None, settings: ClusterSettings,
                  now: datetime | None = None) -> Dispatched:
     """Fold finished results in and send what is due to the workers; raise ScheduleBusy, BrokerError."""
-    store = Collection(collection)
-    identity = store.identity()
+    store = existing(collection)
     client = connect(settings.broker)
+    identity = store.identity()
     key = f"archive:{identity}:schedule-lock"
     lock = Lease(client, key, settings.lease_ttl, holder=f"pid {os.getpid()} on {socket.gethostname()}")
     if not lock.acquire():
         raise ScheduleBusy(Path(f"{settings.broker} {key}"), (lock.holder() or "unknown").split("/")[0])
     try:
-        schedule = Schedule(store.root)
-        folded = _fold(schedule, JobStore(client, identity))
-        now = now or datetime.now(timezone.utc)
-        items = schedule.due(now)
-        audits = []
-        for item in (i for i in items if i.url == AUDIT):
-            schedule.claim(item, now)
-            audits.append(run_audit(item, store.root, lambda: datetime.now(timezone.utc)))
-            schedule.record(audits[-1])
-        jobs = [Job.of(identity, item) for item in items if item.url != AUDIT]
-        sent = enqueue(jobs, settings)
-        for item in items:
-            if item.url != AUDIT:
+        # the file lock too: a plain `schedule run` on this machine must not write the state meanwhile
+        with locked(store.root):
+            schedule = Schedule(store.root)
+            folded = _fold(schedule, JobStore(client, identity))
+            now = now or datetime.now(timezone.utc)
+            schedule.pin(now)   # a run that dies after sending sends the same (seed, due time) again
+            items = schedule.due(now)
+            audits = []
+            for item in (i for i in items if i.url == AUDIT):
                 schedule.claim(item, now)
+                audits.append(run_audit(item, store.root, lambda: datetime.now(timezone.utc)))
+                schedule.record(audits[-1])
+            captures = [item for item in items if item.url != AUDIT]
+            jobs = [Job.of(identity, item) for item in captures]
+            sent = enqueue(jobs, settings)
+            schedule.claim_all(captures, now, dispatched=True)
     finally:
         lock.release()
     return Dispatched(tuple(folded), tuple(sent), tuple(j for j in jobs if j not in sent), tuple(audits))
 
 
+def existing(collection: Path | str | None) -> Collection:
+    """Return the collection, which must exist: a worker or a run on a mistyped path would
+    otherwise make an empty one and wait on a queue nobody feeds. Raise UsageError."""
+    store = Collection(collection)
+    if not store.root.is_dir():
+        raise UsageError(f"no collection at {store.root}")
+    return store
+
+
 def _fold(schedule: Schedule, jobs: JobStore) -> list[Result]:
     pending = jobs.results()
-    folded = []
-    for raw in pending:
-        result = Result(raw["url"], _time(raw["due"]), bool(raw["ok"]), raw.get("snapshot"), raw.get("error"),
-                        _time(raw["finished"]))
-        schedule.record(result)
-        folded.append(result)
+    folded = [Result(raw["url"], _time(raw["due"]), bool(raw["ok"]), raw.get("snapshot"), raw.get("error"),
+                     _time(raw["finished"])) for raw in pending]
+    schedule.record_all(folded)   # one write, then the results are dropped
     jobs.drop_results(len(pending))
     return folded
 

@@ -103,7 +103,12 @@ class JobStore:
         self.prefix = f"archive:{identity}:"
 
     def lease_key(self, job: Job) -> str:
-        return f"{self.prefix}lease:{job.key}"
+        """Return the key of the job's lease: one per (seed, due time), retries included, as
+        they share one capture id and so one partial folder."""
+        return self._lease(job.url, rfc3339(job.due))
+
+    def _lease(self, url: str, due: str) -> str:
+        return f"{self.prefix}lease:{hashlib.sha256(f'{url} {due}'.encode()).hexdigest()[:24]}"
 
     def queued(self, job: Job) -> bool:
         """Record `job` as queued; return False when it has finished already (do not send it)."""
@@ -166,11 +171,12 @@ class JobStore:
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(f"{self.prefix}job:{key}")
-            pipe.exists(f"{self.prefix}lease:{key}")
-        replies = pipe.execute()
+        jobs = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+        for job in jobs:
+            pipe.exists(self._lease(job.get("url", ""), job.get("due", "")))
+        replies = [x for pair in zip(jobs, pipe.execute()) for x in pair]
         seeds: dict[str, dict[str, Any]] = {}
-        for raw, leased in zip(replies[::2], replies[1::2]):
-            job = {k.decode(): v.decode() for k, v in raw.items()}
+        for job, leased in zip(replies[::2], replies[1::2]):
             if "url" not in job:
                 continue   # expired
             entry = seeds.setdefault(job["url"], {"counts": dict.fromkeys(STATES, 0), "failures": [],

@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
@@ -334,33 +334,57 @@ class Schedule:
                 found.append(Due(entry.url, when, options))
         return sorted(found, key=lambda d: d.due)
 
-    def claim(self, item: Due, now: datetime) -> None:
-        """Mark `item` as handed out: the entry's next due time moves on past `now`."""
+    def pin(self, now: datetime) -> None:
+        """Write down `now` as the first due time of entries that have none, so that a run
+        which dies after handing them out hands out the same (seed, due time) again."""
         state = self.state()
-        entry = next((e for e in self.entries() if e.url == item.url), None)
-        seen = state.setdefault(item.url, {})
-        if item.retry == 0 and entry is not None:
-            seen["next_due"] = rfc3339(next_due(entry.every, item.due, now))
-            seen["failures"] = 0
-        seen["last_due"] = rfc3339(item.due)
-        seen["retry_at"] = None
-        seen["running_since"] = rfc3339(now)
+        new = [e.url for e in self.entries() if "next_due" not in state.get(e.url, {})]
+        for url in new:
+            state.setdefault(url, {})["next_due"] = rfc3339(now)
+        if new:
+            self._save_state(state)
+
+    def claim(self, item: Due, now: datetime) -> None:
+        """Mark `item` as running here: the entry's next due time moves on past `now`."""
+        self.claim_all([item], now)
+
+    def claim_all(self, items: Sequence[Due], now: datetime, *, dispatched: bool = False) -> None:
+        """Mark `items` as handed out, in one write: each entry's next due time moves on past
+        `now`. Running here (the default) they are marked running, so that a run that dies
+        is noticed by the next (`interrupted`); handed to workers (`dispatched`) they are not."""
+        state = self.state()
+        every = {e.url: e.every for e in self.entries()}
+        for item in items:
+            seen = state.setdefault(item.url, {})
+            if item.retry == 0 and item.url in every:
+                seen["next_due"] = rfc3339(next_due(every[item.url], item.due, now))
+                seen["failures"] = 0
+            seen["last_due"] = rfc3339(item.due)
+            seen["retry_at"] = None
+            seen["dispatched" if dispatched else "running_since"] = rfc3339(now)
         self._save_state(state)
 
     def record(self, result: Result) -> None:
         """Note what came of a capture; a failure is tried again after a growing backoff."""
+        self.record_all([result])
+
+    def record_all(self, results: Sequence[Result]) -> None:
+        """Note what came of captures, in one write; a failure is tried again after a backoff
+        that doubles with each failure in a row."""
         state = self.state()
-        seen = state.setdefault(result.url, {})
-        seen["last_result"] = result.to_json()
-        seen.pop("running_since", None)
-        if result.ok:
-            seen["failures"] = 0
-            seen["retry_at"] = None
-            seen["last_snapshot"] = result.snapshot
-        else:
-            failures = int(seen.get("failures", 0)) + 1
-            seen["failures"] = failures
-            seen["retry_at"] = rfc3339(result.finished + BACKOFF * 2 ** min(failures - 1, 10))
+        for result in results:
+            seen = state.setdefault(result.url, {})
+            seen["last_result"] = result.to_json()
+            seen.pop("running_since", None)
+            seen.pop("dispatched", None)
+            if result.ok:
+                seen["failures"] = 0
+                seen["retry_at"] = None
+                seen["last_snapshot"] = result.snapshot
+            else:
+                failures = int(seen.get("failures", 0)) + 1
+                seen["failures"] = failures
+                seen["retry_at"] = rfc3339(result.finished + BACKOFF * 2 ** min(failures - 1, 10))
         self._save_state(state)
 
     def interrupted(self, now: datetime) -> list[str]:

@@ -42,12 +42,15 @@ class RedisDedupIndex:
             return None
         if raw is None:
             return None
-        entry = json.loads(raw)
-        folder = entry.pop("folder")
+        try:
+            entry = json.loads(raw)
+            folder = entry.pop("folder")
+            original = Original(**entry)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None   # not an entry this version wrote: the body is kept
         if not (self.store.root / folder / "archive" / entry["filename"]).is_file():
             self.client.hdel(self.key, digest)   # its snapshot was removed
             return None
-        original = Original(**entry)
         return original if original.chunked == chunked else None
 
     def add(self, snapshot: Path) -> int:

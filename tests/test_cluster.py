@@ -295,3 +295,62 @@ def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
     assert int(client.hget(f"archive:{store.identity()}:job:{job.key}", "attempts")) == 2
     assert not (coll / PARTIAL).exists()
     assert "resuming the capture" in workers.log("b")
+
+
+def test_a_job_whose_lease_is_taken_from_a_live_worker_is_not_dropped(redis_server, workers, tmp_path):
+    # Redis away for longer than the lease, a frozen VM: the lease lapses while the worker
+    # lives; its capture stops, and the message must come back rather than be acknowledged away
+    coll = tmp_path / "coll"
+    store = Collection(coll)
+    client = connect(redis_server.url)
+    jobstore = JobStore(client, store.identity())
+    with ClusterSite(slow=0.4, slow_parts=6) as site:
+        job = Job(store.identity(), site.url + "/slow/page", DUE, CaptureOptions(depth=0))
+        workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", "--lease-ttl", "2",
+                      "--visibility-timeout", "60")
+        assert enqueue([job], ClusterSettings(redis_server.url)) == [job]
+        log = coll / PARTIAL / job.capture_id / "logs" / "capture.jsonl"
+        wait_for("the capture to be under way", lambda: log.is_file() and log.read_text(), 30)
+        client.delete(jobstore.lease_key(job))   # as if it had lapsed
+        wait_for("the job to be done all the same", lambda: jobstore.done(job), 60)
+    assert "lost" in workers.log("a")
+    snaps = store.snapshots()
+    assert len(snaps) == 1 and verify(snaps[0]).ok
+
+
+def test_a_missing_collection_is_an_error_not_a_new_folder(redis_server, tmp_path, capsys):
+    missing = tmp_path / "no" / "such"
+    for argv in (["worker", "--broker", redis_server.url, "-C", str(missing)],
+                 ["schedule", "status", "--broker", redis_server.url, "-C", str(missing)],
+                 ["schedule", "run", "--broker", redis_server.url, "-C", str(missing)]):
+        assert main(argv) == 2
+        assert "no collection at" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_a_lease_longer_than_the_visibility_timeout_is_refused(tmp_path, capsys):
+    (tmp_path / "coll").mkdir()
+    assert main(["worker", "--broker", "redis://127.0.0.1:9/0", "-C", str(tmp_path / "coll"),
+                 "--lease-ttl", "30", "--visibility-timeout", "10"]) == 2
+    assert "shorter than the visibility timeout" in capsys.readouterr().err
+
+
+def test_broker_runs_and_plain_runs_share_the_schedule_state(redis_server, tmp_path):
+    from archive.schedule import Schedule, locked
+    from archive.dispatch import dispatch_due
+    from archive.errors import ScheduleBusy
+    coll = tmp_path / "coll"
+    sched = Schedule(coll)
+    for n in range(3):
+        sched.add(f"http://127.0.0.1:9/{n}", "1d")
+    settings = ClusterSettings(redis_server.url)
+    with locked(coll):   # a plain run under way on this machine
+        with pytest.raises(ScheduleBusy):
+            dispatch_due(coll, settings, now=DUE)
+    sent = dispatch_due(coll, settings, now=DUE)
+    assert len(sent.sent) == 3
+    state = sched.state()
+    assert all("dispatched" in v and "running_since" not in v for v in state.values())
+    # a plain run now takes the handed-out captures for workers' work, not for a dead run's
+    assert sched.interrupted(DUE) == []
+    assert sched.due(DUE) == []
