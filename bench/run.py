@@ -172,6 +172,7 @@ def case_cluster(pages: int, delay: float, reps: int) -> dict[str, object]:
             walls = []
             for rep in range(reps):
                 coll = work / f"coll-{n}-{rep}"
+                coll.mkdir()   # workers serve an existing collection
                 workers = [Worker(redis.url, coll, f"w{i}", work) for i in range(n)]
                 try:
                     for w in workers:
