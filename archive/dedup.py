@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .depends import REVISIT_MIME
 from .errors import ArchiveError
+from .index import REVISIT_MIME
 from .models import Exchange, Original, Record
 from .reader import IndexEntry, Package, Response
 from .resume import Held, exchange as held_exchange, warc_datetime
@@ -41,10 +41,10 @@ def originals(snapshot: Path) -> Iterator[Original]:
     snapshot_id = snapshot_id_of(snapshot)
     with Package.open(snapshot) as package:
         entries = [e for e in package.index() if e.mime != REVISIT_MIME and e.digest]
-    for entry in entries:
-        original, _ = _resolve((snapshot, snapshot_id, entry))
-        if original is not None:
-            yield original
+        for entry in entries:
+            original, _ = _resolve_in(package, snapshot_id, entry)
+            if original is not None:
+                yield original
 
 
 class LocalIndex:
@@ -108,8 +108,17 @@ def _resolve(place: Place) -> tuple[Original | None, Response | None]:
     folder, snapshot_id, entry = place
     try:
         with Package.open(folder) as package:
-            with package.record(entry.filename, entry.offset) as (response, _):
-                heads = response.warc_headers
+            return _resolve_in(package, snapshot_id, entry)
+    except (ArchiveError, OSError):
+        return None, None
+
+
+def _resolve_in(package: Package, snapshot_id: str,
+                entry: IndexEntry) -> tuple[Original | None, Response | None]:
+    """The same, in a package open already."""
+    try:
+        with package.record(entry.filename, entry.offset) as (response, _):
+            heads = response.warc_headers
     except Exception:   # damaged since it was indexed: the body is kept rather than referred to
         return None, None
     if not heads.get("WARC-Record-ID") or heads.get("WARC-Type") != "response" \

@@ -20,15 +20,14 @@ from typing import Any
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import ArchiveError, HasDependents, NotASnapshot, SnapshotNotFound
-from .package import DATAPACKAGE, DIGEST_FILE
+from .index import REVISIT_MIME
+from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
 from .reader import IndexEntry, Package
 from .store import Collection, snapshot_id_of
 from .warccheck import Problem
 
 DEPS_PREFIX = "archive/deps-"      # in a self-contained export: copies of the records depended on
 DEPS_INDEX = "indexes/deps.cdx"
-SOURCE = "source/"                 # in such an export: the snapshot's own package files
-REVISIT_MIME = "warc/revisit"
 
 
 def dependency_ids(metadata: dict[str, Any]) -> list[str]:
@@ -66,14 +65,19 @@ def find_snapshot(store: Collection, snapshot_id: str) -> Path | None:
 
 def dependents(store: Collection, snapshot_id: str) -> list[Path]:
     """Return the snapshots of the collection whose revisits refer to `snapshot_id`."""
-    found = []
+    return _dependency_map(store).get(snapshot_id, [])
+
+
+def _dependency_map(store: Collection) -> dict[str, list[Path]]:
+    """Return, for each snapshot id referred to, the snapshots whose revisits refer to it."""
+    found: dict[str, list[Path]] = {}
     for folder in store.snapshots():
         try:
             with Package.open(folder) as package:
                 if package.has(SOURCE + DATAPACKAGE):
                     continue   # a self-contained package holds what it refers to
-                if snapshot_id in dependency_ids(package.metadata()):
-                    found.append(folder)
+                for snapshot_id in dependency_ids(package.metadata()):
+                    found.setdefault(snapshot_id, []).append(folder)
         except ArchiveError:
             continue
     return found
@@ -87,9 +91,10 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
     """
     store = Collection(collection)
     folder = store.resolve(ref)
+    referring = _dependency_map(store)   # read once: every snapshot's metadata
     doomed = [folder]
     for current in doomed:   # grows while walking: dependents of dependents
-        for other in dependents(store, snapshot_id_of(current)):
+        for other in referring.get(snapshot_id_of(current), []):
             if other not in doomed:
                 doomed.append(other)
     if len(doomed) > 1 and not with_dependents:
@@ -266,5 +271,5 @@ def _heads(package: Package, name: str) -> Iterator[dict[str, str]]:
             return
 
 
-__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "SOURCE", "Resolution", "dependency_ids",
+__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "Resolution", "dependency_ids",
            "dependents", "find_snapshot", "remove", "resolve", "source_metadata"]

@@ -32,8 +32,8 @@ from typing import BinaryIO, ContextManager
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import DiskFull, StorageError, UsageError
-from .depends import DEPS_INDEX, DEPS_PREFIX, SOURCE, find_snapshot, resolve
-from .package import DATAPACKAGE, DIGEST_FILE, canonical_json, digest_document, sha256_file
+from .depends import DEPS_INDEX, DEPS_PREFIX, find_snapshot, resolve
+from .package import DATAPACKAGE, DIGEST_FILE, SOURCE, canonical_json, digest_document, sha256_file
 from .reader import FolderPackage, IndexEntry, Package, ZipPackage
 from .store import Collection, snapshot_id_of
 from .wire import iter_stream

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .models import Record
+
+REVISIT_MIME = "warc/revisit"   # the index's mime of a revisit record, as pywb and cdxj-indexer write it
 from .urls import surt_key
 
 
@@ -27,7 +29,7 @@ def cdxj_line(record: Record) -> str:
     >>> cdxj_line(r)
     'org,ex)/a 20260102030405 {"url": "http://ex.org/a", "mime": "text/html", "status": "200", "digest": "sha256:ab", "length": "20", "offset": "10", "filename": "f.warc.gz"}'
     """
-    mime = "warc/revisit" if record.original is not None else record.mime or "unk"
+    mime = REVISIT_MIME if record.original is not None else record.mime or "unk"
     fields = {"url": record.url, "mime": mime, "status": str(record.status),
               "digest": record.payload_digest, "length": str(record.length),
               "offset": str(record.offset), "filename": record.filename}

@@ -29,7 +29,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from .errors import AlreadyImported, DiskFull, ImportRejected, NotASnapshot, StorageError, UsageError
-from .index import write_index
+from .index import REVISIT_MIME, write_index
 from .models import Record, Snapshot, rfc3339, utcnow
 from .package import datapackage, write_package, write_pages
 from .reader import Package
@@ -233,7 +233,7 @@ def _describe(record: Any) -> tuple[str, int, str, str | None] | None:
         return None   # a revisit without an HTTP head, or garbage: nothing a replay could use
     mime = _media_type(header_value(headers, "Content-Type"))
     if record.rec_type == "revisit":
-        return url, status, "warc/revisit", None
+        return url, status, REVISIT_MIME, None
     if not (200 <= status < 300 and mime in PAGE_TYPES and url.startswith(("http:", "https:"))):
         return url, status, mime, None
     body = iter_payload(record.raw_stream, is_chunked(headers))

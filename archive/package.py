@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 DATAPACKAGE = "datapackage.json"
 DIGEST_FILE = "datapackage-digest.json"
 FOLDERS = ("archive", "indexes", "pages", "logs")
+SOURCE = "source/"   # in a self-contained export: the snapshot's own two package files
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
 
 

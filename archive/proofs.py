@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError
-from .package import DATAPACKAGE, DIGEST_FILE, canonical_json
+from .package import DATAPACKAGE, DIGEST_FILE, SOURCE, canonical_json
 from .reader import Package
 from .store import Collection
 from .warccheck import Problem
@@ -116,7 +116,7 @@ def _documents(package: Package) -> tuple[dict[str, Any] | None, str | None]:
     """Return (the digest document, datapackage `created`), or None where unreadable (verify
     reports that already)."""
     # a self-contained export carries the snapshot's own package files, proofs included, here
-    where = "source/" if package.has("source/" + DATAPACKAGE) else ""
+    where = SOURCE if package.has(SOURCE + DATAPACKAGE) else ""
     try:
         doc = json.loads(package.read(where + DIGEST_FILE)) if package.has(where + DIGEST_FILE) else None
         created = json.loads(package.read(where + DATAPACKAGE)).get("created")

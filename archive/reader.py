@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 
 from .errors import NotASnapshot
-from .package import DATAPACKAGE, DIGEST_FILE
+from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
 from .wire import WireError, decode_content, iter_payload, parse_head, read_head
 
 
@@ -106,7 +106,7 @@ class Package:
     def id(self) -> str:
         """Return the snapshot id: the SHA-256 of datapackage.json as stored (of the snapshot's
         own, carried under source/, in a self-contained export)."""
-        carried = "source/" + DATAPACKAGE
+        carried = SOURCE + DATAPACKAGE
         return hashlib.sha256(self.read(carried if self.has(carried) else DATAPACKAGE)).hexdigest()
 
     def datapackage(self) -> dict[str, Any]:

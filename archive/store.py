@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError, UsageError
-from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS
+from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE
 from .reader import Package
 
 ENV_COLLECTION = "ARCHIVE_COLLECTION"
@@ -56,7 +56,7 @@ def snapshot_id_of(path: Path) -> str:
 
     An imported self-contained export is the snapshot it carries under source/: its id.
     """
-    carried = path / "source" / DIGEST_FILE
+    carried = path / SOURCE / DIGEST_FILE
     try:
         digest = json.loads((carried if carried.is_file() else path / DIGEST_FILE).read_text("utf-8"))["hash"]
     except (OSError, ValueError, KeyError, TypeError) as exc:

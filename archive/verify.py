@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, canonical_json
+from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
 from .proofs import Proof, check_proofs
 from .reader import Package
 from .store import Collection
@@ -23,7 +23,7 @@ from .warccheck import GZIP_MAGIC, Problem
 from .wire import BLOCK
 
 HTTP_RECORDS = ("response", "request")
-SOURCE_FILES = (depends.SOURCE + DATAPACKAGE, depends.SOURCE + DIGEST_FILE)
+SOURCE_FILES = (SOURCE + DATAPACKAGE, SOURCE + DIGEST_FILE)
 
 
 @dataclass

@@ -271,17 +271,23 @@ def test_the_shared_dedup_index_refers_only_to_published_records_that_still_exis
     assert index.lookup(digest) is None
 
 
-def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
-        redis_server, workers, tmp_path):
+def _slow_job(redis_server, tmp_path, site):  # type: ignore[no-untyped-def]
+    """Return (collection folder, store, client, job store, job, its capture log) for a capture
+    of the site's slow page, the job sent."""
     coll = tmp_path / "coll"
     store = Collection(coll)
     client = connect(redis_server.url)
-    jobstore = JobStore(client, store.identity())
+    job = Job(store.identity(), site.url + "/slow/page", DUE, CaptureOptions(depth=0))
+    assert enqueue([job], ClusterSettings(redis_server.url)) == [job]
+    log = coll / PARTIAL / job.capture_id / "logs" / "capture.jsonl"
+    return coll, store, client, JobStore(client, store.identity()), job, log
+
+
+def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
+        redis_server, workers, tmp_path):
     with ClusterSite(slow=0.4, slow_parts=8) as site:
-        job = Job(store.identity(), site.url + "/slow/page", DUE, CaptureOptions(depth=0))
+        coll, store, client, jobstore, job, log = _slow_job(redis_server, tmp_path, site)
         workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
-        assert enqueue([job], ClusterSettings(redis_server.url)) == [job]
-        log = coll / PARTIAL / job.capture_id / "logs" / "capture.jsonl"
         wait_for("the capture to be half done",
                  lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, 30)
         workers.start("b", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
@@ -300,16 +306,10 @@ def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
 def test_a_job_whose_lease_is_taken_from_a_live_worker_is_not_dropped(redis_server, workers, tmp_path):
     # Redis away for longer than the lease, a frozen VM: the lease lapses while the worker
     # lives; its capture stops, and the message must come back rather than be acknowledged away
-    coll = tmp_path / "coll"
-    store = Collection(coll)
-    client = connect(redis_server.url)
-    jobstore = JobStore(client, store.identity())
     with ClusterSite(slow=0.4, slow_parts=6) as site:
-        job = Job(store.identity(), site.url + "/slow/page", DUE, CaptureOptions(depth=0))
+        coll, store, client, jobstore, job, log = _slow_job(redis_server, tmp_path, site)
         workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", "--lease-ttl", "2",
                       "--visibility-timeout", "60")
-        assert enqueue([job], ClusterSettings(redis_server.url)) == [job]
-        log = coll / PARTIAL / job.capture_id / "logs" / "capture.jsonl"
         wait_for("the capture to be under way", lambda: log.is_file() and log.read_text(), 30)
         client.delete(jobstore.lease_key(job))   # as if it had lapsed
         wait_for("the job to be done all the same", lambda: jobstore.done(job), 60)
