@@ -13,16 +13,15 @@ Proofs (the crypto libraries load on first use)::
     timestamp(snap.path, tsa="https://tsa.example/")
     verify(snap.path, trust=["key.pem.pub"], tsa_certs=["tsa-root.pem"])
 """
-__version__ = "0.1.0"
-
-from .errors import ArchiveError  # noqa: E402
-from .models import CaptureOptions, Snapshot  # noqa: E402
-from .capture import capture  # noqa: E402
-from .verify import verify  # noqa: E402
+from archive.errors import ArchiveError  # noqa: E402
+from archive.models import CaptureOptions, Snapshot  # noqa: E402
+from archive.read.verify import verify  # noqa: E402
+from archive.version import __version__
+from archive.write.capture import capture  # noqa: E402
 
 __all__ = ["ArchiveError", "CaptureOptions", "Snapshot", "capture", "verify", "new_key", "sign", "timestamp",
            "__version__"]
-_PROOFS = {"new_key": "signing", "sign": "signing", "timestamp": "timestamping"}
+_PROOFS = {"new_key": "proofs.signing", "sign": "proofs.signing", "timestamp": "proofs.timestamping"}
 
 
 def __getattr__(name: str) -> object:

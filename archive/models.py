@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from . import __version__
+from archive.version import __version__
 
 DEFAULT_USER_AGENT = f"archive/{__version__} (+static web-archiving snapshotter)"
 

@@ -156,11 +156,11 @@ def case_cluster(pages: int, delay: float, reps: int) -> dict[str, object]:
     """Captures per minute of `pages` seeds (depth 0) by 1, 2 and 3 workers sharing a local Redis."""
     from datetime import datetime, timezone
 
-    from archive.cluster import ClusterSettings, enqueue
-    from archive.jobs import JobStore, jobs_for
-    from archive.lease import connect
     from archive.models import CaptureOptions
-    from archive.store import Collection
+    from archive.services.cluster import ClusterSettings, enqueue
+    from archive.services.jobs import JobStore, jobs_for
+    from archive.services.lease import connect
+    from archive.snapshot.store import Collection
 
     site = Site(pages, delay, 1)
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-", dir=os.environ.get("BENCH_TMP")))

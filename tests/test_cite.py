@@ -16,11 +16,11 @@ from citeproc.source.json import CiteProcJSON
 from warcio.archiveiterator import ArchiveIterator
 
 from archive import capture
-from archive.cite import FORMATS, Citation, cite, citation, render
 from archive.errors import UsageError
-from archive.metadata import META_CAP, PageMetadata, page_metadata
-from archive.reader import Package
-from archive.store import Collection
+from archive.read.cite import FORMATS, Citation, citation, cite, render
+from archive.read.metadata import META_CAP, PageMetadata, page_metadata
+from archive.snapshot.reader import Package
+from archive.snapshot.store import Collection
 
 HOSTILE = 'Tides & {braces} 50% $5 #1 snake_case ~ ^ back\\slash "quoted" <b>'
 

@@ -92,7 +92,8 @@ def test_seeds_file(site, collection, tmp_path, capsys):
 
 def test_progress_is_drawn_on_a_terminal_and_quiet_otherwise(site, collection, capsys, monkeypatch):
     import io
-    from archive.cli import _Progress
+
+    from archive.cli.capture import _Progress
     screen = io.StringIO()
     progress = _Progress(screen)
     progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})

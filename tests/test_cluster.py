@@ -12,19 +12,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from cluster_site import ClusterSite
 from redis_server import RedisServer
 
 from archive.cli import main
-from archive.cluster import ClusterSettings, FencedLimiter, enqueue, find_published, queue_name, refuse, \
-    celery_app, run_job
 from archive.errors import LeaseLost
-from archive.jobs import Job, JobStore
-from archive.lease import Lease, RedisHostLimiter, connect
 from archive.models import CaptureOptions
-from archive.store import PARTIAL, Collection
-from archive.verify import verify
+from archive.read.verify import verify
+from archive.services.cluster import (
+    ClusterSettings,
+    FencedLimiter,
+    celery_app,
+    enqueue,
+    find_published,
+    queue_name,
+    refuse,
+    run_job,
+)
+from archive.services.jobs import Job, JobStore
+from archive.services.lease import Lease, RedisHostLimiter, connect
+from archive.snapshot.store import PARTIAL, Collection
 
 DUE = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 FAST = ["--visibility-timeout", "3", "--lease-ttl", "2"]
@@ -175,7 +182,7 @@ def test_a_job_already_done_or_running_elsewhere_is_not_captured(redis_server, t
 
 
 def test_a_snapshot_published_before_its_worker_died_is_found(redis_server, tmp_path):
-    from archive.capture import capture
+    from archive.write.capture import capture
 
     store = Collection(tmp_path / "c")
     with ClusterSite() as site:
@@ -200,7 +207,7 @@ def test_worker_and_status_say_clearly_when_the_broker_is_away(capsys, tmp_path)
 # -- whole workers ------------------------------------------------------------------------------
 def test_fifty_scheduled_seeds_over_three_workers_are_each_captured_once_deduplicated_within_the_host_limit(
         redis_server, workers, tmp_path, capsys):
-    from archive.schedule import Schedule
+    from archive.services.schedule import Schedule
 
     coll = tmp_path / "coll"
     store = Collection(coll)
@@ -254,9 +261,10 @@ def _deduplicated_across_workers(client, store, snaps):  # type: ignore[no-untyp
 def test_the_shared_dedup_index_refers_only_to_published_records_that_still_exist(redis_server, tmp_path):
     import shutil
 
-    from archive.capture import capture
-    from archive.shared_index import RedisDedupIndex
     from cluster_site import SHARED
+
+    from archive.services.shared_index import RedisDedupIndex
+    from archive.write.capture import capture
 
     store = Collection(tmp_path / "c")
     index = RedisDedupIndex(connect(redis_server.url), store, store.identity())
@@ -336,9 +344,10 @@ def test_a_lease_longer_than_the_visibility_timeout_is_refused(tmp_path, capsys)
 
 
 def test_broker_runs_and_plain_runs_share_the_schedule_state(redis_server, tmp_path):
-    from archive.schedule import Schedule, locked
-    from archive.dispatch import dispatch_due
     from archive.errors import ScheduleBusy
+    from archive.services.dispatch import dispatch_due
+    from archive.services.runner import locked
+    from archive.services.schedule import Schedule
     coll = tmp_path / "coll"
     sched = Schedule(coll)
     for n in range(3):

@@ -10,16 +10,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from recapture_site import RecaptureSite
 from warcio.archiveiterator import ArchiveIterator
 
-from archive.capture import capture
-from archive.depends import dependents, remove
 from archive.errors import HasDependents
-from archive.export import export
-from archive.reader import Package
-from archive.store import Collection
-from archive.verify import verify
-from recapture_site import RecaptureSite
+from archive.read.export import export
+from archive.read.verify import verify
+from archive.snapshot.depends import dependents, remove
+from archive.snapshot.reader import Package
+from archive.snapshot.store import Collection
+from archive.write.capture import capture
 
 ROOT = Path(__file__).resolve().parent.parent
 WACZ_TOOL = ROOT / ".venv-pywb" / "bin" / "wacz"
@@ -225,7 +225,7 @@ def test_conditional_requests_get_304_revisits_and_follow_the_stored_links(site:
     with Package.open(first.path) as pkg:
         assert entry.digest == next(e for e in pkg.index() if e.url == site.url + "/p/1").digest
     # so the page is unchanged for diff and the TimeMap
-    from archive.diff import compare
+    from archive.read.diff import compare
     changes = {c.url: c.state for c in compare(first.id, second.id, collection).changes}
     assert changes[site.url + "/p/1"] == "unchanged"
 
@@ -265,7 +265,7 @@ def test_recapturing_an_unchanged_site_adds_under_8_percent(collection: Path):
 
 def test_a_signed_snapshot_with_revisits_keeps_its_proof_in_the_self_contained_export(
         site: RecaptureSite, collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from archive.signing import new_key, sign
+    from archive.proofs.signing import new_key, sign
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     key = new_key().path
     capture(site.url + "/", collection, depth=1)
@@ -278,8 +278,8 @@ def test_a_signed_snapshot_with_revisits_keeps_its_proof_in_the_self_contained_e
 
 
 def test_cite_and_diff_read_a_revisited_page_from_its_original(site: RecaptureSite, collection: Path):
-    from archive.cite import citation
-    from archive.diff import compare
+    from archive.read.cite import citation
+    from archive.read.diff import compare
     capture(site.url + "/p/1", collection, depth=0)
     second = capture(site.url + "/p/1", collection, depth=0)
     with Package.open(second.path) as pkg:
@@ -296,8 +296,8 @@ def test_cite_and_diff_read_a_revisited_page_from_its_original(site: RecaptureSi
 
 def test_a_self_contained_export_imports_elsewhere_as_the_snapshot_it_carries(
         site: RecaptureSite, collection: Path, tmp_path: Path):
-    from archive.cite import cite
-    from archive.ingest import import_archive
+    from archive.read.cite import cite
+    from archive.read.ingest import import_archive
     first = capture(site.url + "/", collection, depth=1)
     second = capture(site.url + "/", collection, depth=1)
     wacz = export(second.id, collection, wacz=tmp_path / "second.wacz")

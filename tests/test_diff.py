@@ -6,10 +6,10 @@ import json
 import pytest
 
 from archive import capture
-from archive.errors import UsageError
 from archive.cli import main
-from archive.diff import compare, compare_latest
-from archive.find import timemap
+from archive.errors import UsageError
+from archive.read.diff import compare, compare_latest
+from archive.read.find import timemap
 
 
 def run(capsys, *argv):

@@ -16,8 +16,8 @@ from warcio.archiveiterator import ArchiveIterator
 from archive import verify
 from archive.cli import main
 from archive.errors import DiskFull, StorageError, UsageError
-from archive.export import export_wacz, export_warc
-from archive.reader import Package
+from archive.read.export import export_wacz, export_warc
+from archive.snapshot.reader import Package
 
 PYWB_BIN = Path(__file__).resolve().parent.parent / ".venv-pywb" / "bin"
 WARCIO = Path(sys.executable).parent / "warcio"
@@ -187,7 +187,7 @@ def test_missing_folder_and_bad_suffix(demo_package, tmp_path):
 def test_disk_full_leaves_no_file_behind(demo_package, tmp_path, monkeypatch):
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr("archive.export.os.fsync", full)
+    monkeypatch.setattr("archive.read.export.os.fsync", full)
     with pytest.raises(DiskFull, match="no space left"):
         export_wacz(demo_package, tmp_path / "x.wacz")
     with pytest.raises(DiskFull):

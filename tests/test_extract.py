@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import codecs
 
-from archive.extract import Extracted, css_links, html_links, parse_srcset
 from archive.models import Kind
+from archive.write.extract import Extracted, css_links, html_links, parse_srcset
 
 BASE = "http://ex.test/dir/page.html"
 

@@ -216,6 +216,7 @@ def test_noarchive_is_recorded_and_respected_on_request(faults, collection):
 
 def test_block_private_refuses_loopback_after_dns_and_on_redirects(faults, collection):
     import pytest as _pytest
+
     from archive.errors import NoAnswer
     url = faults.add("/", html("<p>private</p>"))
     with _pytest.raises(NoAnswer) as info:
@@ -323,8 +324,9 @@ def test_redirect_loop_is_stopped_and_recorded(faults, collection):
 
 
 def test_deflate_and_brotli_bodies_are_stored_as_sent(faults, collection):
-    import brotli
     import zlib as _zlib
+
+    import brotli
     page = b'<html><a href="/x">x</a><img src="/inner.png"></html>'
     deflated = _zlib.compress(page)
     raw_deflate = _zlib.compressobj(6, _zlib.DEFLATED, -15)
@@ -344,8 +346,9 @@ def test_deflate_and_brotli_bodies_are_stored_as_sent(faults, collection):
 
 def test_names_from_users_never_leave_the_collection(capture_page, collection, tmp_path):
     import pytest as _pytest
+
     from archive.errors import ArchiveError
-    from archive.store import Collection
+    from archive.snapshot.store import Collection
     capture_page("/contact.html")
     store = Collection(collection)
     outside = tmp_path / "outside"
@@ -359,6 +362,7 @@ def test_names_from_users_never_leave_the_collection(capture_page, collection, t
 
 def test_collection_policy_forces_block_private(faults, collection):
     import pytest as _pytest
+
     from archive.errors import NoAnswer
     collection.mkdir(parents=True)
     (collection / "archive.toml").write_text("# URLs here come from others\nblock_private = true\n")
@@ -391,7 +395,7 @@ def test_connect_timeout_is_recorded(faults, collection):
 
 
 def test_block_private_checks_every_redirect_hop(faults, collection, monkeypatch):
-    import archive.tap as fetch_module
+    import archive.write.tap as fetch_module
     real = fetch_module.public_address
 
     def public_for_one_name(host, port):

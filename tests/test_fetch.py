@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from archive.errors import FetchError
-from archive.fetch import Fetcher
 from archive.models import CaptureOptions
+from archive.write.fetch import Fetcher
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from archive.cli import main
-from archive.find import details, link_format, snapshots, timemap
+from archive.read.find import details, link_format, snapshots, timemap
 
 
 def run(capsys, *argv):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from archive import verify
 from archive.errors import ArchiveError
-from archive.ingest import import_archive
+from archive.read.ingest import import_archive
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,8 @@ def _record(kind: str = "resource", body: bytes = b"hello", digest: str | None =
 
 def _check(data: bytes, gz: bool = True):
     import io
-    from archive.warccheck import check_warc
+
+    from archive.warc.check import check_warc
     return check_warc(io.BytesIO(data), "x.warc.gz" if gz else "x.warc", gz)
 
 
@@ -128,9 +129,10 @@ def test_counts_and_offsets_around_damage():
 
 def test_writer_refuses_more_after_a_half_written_record(tmp_path):
     from datetime import datetime, timezone
+
     from archive.errors import StorageError
     from archive.models import Body, Exchange
-    from archive.warc import WarcWriter
+    from archive.warc.writer import WarcWriter
     writer = WarcWriter(tmp_path, "archive-test", {}, clock=lambda: datetime.now(timezone.utc))
     big = tmp_path / "big.http"
     big.write_bytes(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 100)

@@ -15,12 +15,12 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archive import verify
-from archive import ingest
 from archive.cli import main
 from archive.errors import DiskFull
-from archive.export import export_wacz
-from archive.ingest import AlreadyImported, ImportRejected, import_archive
-from archive.reader import Package
+from archive.read import ingest
+from archive.read.export import export_wacz
+from archive.read.ingest import AlreadyImported, ImportRejected, import_archive
+from archive.snapshot.reader import Package
 
 ROOT = Path(__file__).resolve().parent.parent
 PYWB_BIN = ROOT / ".venv-pywb" / "bin"

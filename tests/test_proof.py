@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from asn1crypto.algos import DSASignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from tsa import TSA, make_ca
 
 from archive import verify
 from archive.cli import main
 from archive.errors import ProofError, UsageError
-from archive.package import DIGEST_FILE
-from archive.signing import default_key_path, key_info, load_private_key, new_key, sign, signed_data
-from archive.timestamping import request_token, timestamp
-from archive.tsacheck import parse_token
-from tsa import TSA, make_ca
+from archive.proofs.signing import default_key_path, key_info, load_private_key, new_key, sign, signed_data
+from archive.proofs.timestamping import request_token, timestamp
+from archive.proofs.tsacheck import parse_token
+from archive.snapshot.package import DIGEST_FILE
 
 
 @pytest.fixture(scope="module")
@@ -260,9 +260,9 @@ def test_a_signer_without_critical_timestamping_only_is_rejected(tmp_path, optio
     from datetime import datetime, timezone
 
     from cryptography import x509
-
-    from archive.tsacheck import TokenError, _check_usage
     from tsa import make_tsa_cert
+
+    from archive.proofs.tsacheck import TokenError, _check_usage
 
     _, ca_key, ca_cert = make_ca(tmp_path)
     cert_path, _ = make_tsa_cert(tmp_path, ca_key, ca_cert, **options)
@@ -419,6 +419,7 @@ def test_a_bad_tsa_url_is_one_line_exit_2(snap, url, reason, capsys):
 def test_a_tsa_refusal_is_reported_as_such(snap):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from asn1crypto import tsp
 
     class Refuse(BaseHTTPRequestHandler):
@@ -461,7 +462,7 @@ def test_capture_keeps_the_snapshot_when_the_tsa_fails(site, collection, capsys)
 def test_a_package_without_created_is_not_signed(snap, key):
     data = json.loads((snap / "datapackage.json").read_text())
     del data["created"]
-    from archive.package import write_package
+    from archive.snapshot.package import write_package
     write_package(snap, data)
     with pytest.raises(ProofError, match="no created time"):
         sign(snap, key=key)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import email.utils
 import json
 import re
-import time
-from datetime import datetime, timezone
 import shutil
 import socket
+import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +16,8 @@ import pytest
 
 from archive import capture
 from archive.demo import DemoSite
-from archive.replay import Replay, ReplayUnavailable, find_wayback, replay_url
+from archive.read.find import replay_url
+from archive.web.replay import Replay, ReplayUnavailable, find_wayback
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -195,7 +196,7 @@ def test_revisits_replay_with_the_original_body_from_the_snapshot_depended_on(tm
             assert resp.headers["Memento-Datetime"] == email.utils.format_datetime(
                 datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc), usegmt=True)
     assert b"<title>Page 1</title>" in replayed_body
-    from archive.reader import Package
+    from archive.snapshot.reader import Package
     with Package.open(first.path) as pkg:
         entry = next(e for e in pkg.index() if e.url == url)
         assert replayed_body == pkg.body(entry)

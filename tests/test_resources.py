@@ -77,10 +77,10 @@ def test_kill_9_leaves_readable_warcs(site, collection, moment):
     assert not [p for p in collection.iterdir() if not p.name.startswith(".")]
     warcs = sorted((partials[0] / "archive").glob("*.warc.gz"))
     assert warcs and complete_records(warcs[0]) >= 1
-    from archive.find import snapshots
+    from archive.read.find import snapshots
     listed = snapshots(collection)
     assert [(s.complete, s.seeds) for s in listed] == [(False, (site.main_url + "/",))]
-    from archive.find import timemap
+    from archive.read.find import timemap
     assert timemap(site.main_url + "/", collection) == []   # nothing complete holds it yet
 
 
@@ -103,7 +103,7 @@ def test_resume_after_kill_9_fetches_only_what_is_missing(site, collection, caps
     again = [(h, p) for h, p, _ in site.requests[len(before):]]
     fetched_first = {(h, p) for h, p, _ in before}
     # what the killed run had whole in its WARC is not fetched again (at most the one in flight)
-    from archive.resume import load  # noqa: F401  (the module under test)
+    from archive.write.resume import load  # noqa: F401  (the module under test)
     assert len(set(again) & fetched_first) <= 2
     from archive import verify
     report = verify(snap["path"])

@@ -11,12 +11,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from archive.audit import audit
-from archive.errors import ScheduleBusy, UsageError
-from archive.schedule import Cron, Due, Schedule, locked, next_due, parse_every, run_due, run_forever
-from archive.store import Collection
 from recapture_site import RecaptureSite
+
+from archive.errors import ScheduleBusy, UsageError
+from archive.read.audit import audit
+from archive.services.runner import locked, run_due, run_forever
+from archive.services.schedule import Schedule
+from archive.services.timing import Cron, next_due, parse_every
+from archive.snapshot.store import Collection
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -159,7 +161,7 @@ def test_a_killed_run_leaves_a_stale_lock_the_next_run_takes_over(collection: Pa
     assert Collection(collection).partials() == []
     assert len(slow.requests) - before < 42   # fewer than a whole capture: what was held is kept
     snapshot = Collection(collection).snapshots()[0]
-    from archive.verify import verify
+    from archive.read.verify import verify
     assert verify(snapshot).ok
 
 
@@ -175,7 +177,7 @@ def test_forever_wakes_for_what_falls_due(site: RecaptureSite, collection: Path)
 
 
 def test_audit_checks_every_snapshot_reports_damage_and_resumes(site: RecaptureSite, collection: Path):
-    from archive.capture import capture
+    from archive.write.capture import capture
     a = capture(site.url + "/", collection, depth=1)
     b = capture(site.url + "/", collection, depth=1, dedup=False)   # damage to a stays a's alone
     summary = audit(collection)
@@ -248,7 +250,7 @@ def test_garbage_in_the_run_state_is_said_plainly(collection: Path):
 
 def test_ctrl_c_stops_the_whole_run(collection: Path, monkeypatch: pytest.MonkeyPatch):
     from archive.errors import Interrupted
-    capture_module = sys.modules["archive.capture"]   # `archive.capture` is the function
+    capture_module = sys.modules["archive.write.capture"]   # `archive.capture` is the function
     sched = Schedule(collection)
     for n in range(3):
         sched.add(f"http://127.0.0.1:9/{n}", "1d")
@@ -267,7 +269,7 @@ def test_ctrl_c_stops_the_whole_run(collection: Path, monkeypatch: pytest.Monkey
 
 
 def test_a_partial_killed_before_its_first_record_is_started_afresh(site: RecaptureSite, collection: Path):
-    from archive.schedule import capture_due
+    from archive.services.runner import capture_due
     sched = Schedule(collection)
     sched.add(site.url + "/", "1d", {"depth": 0})
     item = sched.due(T0)[0]

@@ -23,7 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 from archive import capture, verify
 from archive.cli import main
 from archive.errors import NoAnswer
-from archive.tls import IANA_CIPHERS
+from archive.write.tls import IANA_CIPHERS
 
 PAGES = {"/": b'<html><head><title>TLS</title><link rel="stylesheet" href="/s.css"></head>'
               b"<body><p>over TLS</p></body></html>",
@@ -176,7 +176,7 @@ def test_https_export_validates(https_site, collection, tmp_path):
 
 
 def test_repair_keeps_the_metadata_record_after_the_last_response(https_site, collection, tmp_path):
-    from archive.resume import repair
+    from archive.write.resume import repair
 
     snap = capture(https_site.url, collection, depth=0, ca_bundle=str(https_site.ca_path))
     warc = next((snap.path / "archive").glob("*.warc.gz"))

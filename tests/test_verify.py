@@ -11,7 +11,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive import verify
 from archive.errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound
-from archive.store import Collection
+from archive.snapshot.store import Collection
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""What every command group of the command line shares: one shape for a subcommand's
+set-up, and one output path for what commands print.
+
+Text from a page, a package or the network is printed through `printable`, so nothing it
+holds can start a line of its own, move the cursor or talk to the terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from archive.models import Snapshot
+from archive.read.verify import Report
+
+FORMATS = ("text", "json")
+
+
+def command(sub: Any, common: argparse.ArgumentParser, name: str,
+            run: Callable[[argparse.Namespace], int] | None,
+            help: str, description: str | None = None,
+            formats: Sequence[str] | None = FORMATS) -> argparse.ArgumentParser:
+    """Add subcommand `name` to `sub` (an argparse subparsers action) with the common options
+    (-C, --json, -v), `--format` from `formats` (None: no --format) and `run` as what it does.
+    Return its parser, for the arguments of its own."""
+    cmd: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help, description=description)
+    if formats is not None:
+        add_format(cmd, tuple(formats))
+    if run is not None:   # None: a group whose own subcommands say what runs
+        cmd.set_defaults(run=run)
+    return cmd
+
+
+def add_format(cmd: argparse.ArgumentParser, choices: tuple[str, ...] = FORMATS) -> None:
+    """Add `--format` with these choices, text by default."""
+    cmd.add_argument("--format", choices=choices, default="text", help="output format (default: text)")
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Any:
+    """Return the subparsers action of a parser that has subcommands (e.g. `schedule`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"{parser.prog} has no subcommands")
+
+
+def error(message: str) -> None:
+    """Print one error line on stderr, whitespace folded."""
+    print(f"archive: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def write_json(data: Any, out: TextIO | None = None) -> None:
+    """Print one JSON document."""
+    (out or sys.stdout).write(json.dumps(data, indent=2) + "\n")
+
+
+def human_bytes(n: float) -> str:
+    """Return a byte count for people, in powers of 1000.
+
+    >>> human_bytes(999), human_bytes(1234567)
+    ('999 B', '1.2 MB')
+    """
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def printable(text: str) -> str:
+    """Return text from a package (a name in a certificate, a URL) with its control characters
+    escaped: nothing it holds can start a line of its own in a report.
+
+    >>> printable("evil\\n  signature valid")
+    'evil\\\\n  signature valid'
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    """Return a new snapshot as `--format json` prints it."""
+    return {"id": snap.id, "short_id": snap.short_id, "path": str(snap.path),
+            "created": snap.created, "seeds": list(snap.seeds), "counts": snap.counts,
+            "warnings": list(snap.warnings)}
+
+
+def print_snapshot(snap: Snapshot, out: TextIO) -> None:
+    """Print a new snapshot's summary: id, folder, what was fetched, problems, warnings."""
+    c = snap.counts
+    out.write(f"snapshot {snap.short_id}  sha256:{snap.id}\n")
+    out.write(f"folder   {snap.path}\n")
+    out.write(f"created  {snap.created}\n")
+    if "fetched" not in c:   # an imported archive: its own counts
+        out.write("counts   " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + "\n")
+        return
+    out.write(f"fetched  {c.get('pages', 0)} pages, {c.get('embeds', 0)} frames, "
+              f"{c.get('requisites', 0)} requisites, {c.get('robotss', 0)} robots.txt: "
+              f"{human_bytes(c.get('bytes', 0))} in {c.get('records', 0)} WARC records\n")
+    if c.get("revisits"):
+        out.write(f"revisits {c['revisits']} bodies the collection holds already, not stored again "
+                  f"({human_bytes(c.get('dedup_bytes', 0))})\n")
+    out.write(f"problems {c.get('failed', 0)} failed, {c.get('http_errors', 0)} HTTP errors; "
+              f"{c.get('skipped', 0)} skipped (see logs/capture.jsonl)\n")
+    for warning in snap.warnings:
+        out.write(f"warning  {warning}\n")
+
+
+def print_report(report: Report, fmt: str, out: TextIO) -> None:
+    """Print a verification report: a head line, the proofs, then every problem with its place."""
+    if fmt == "json":
+        write_json(report.to_json(), out)
+        return
+    head = "OK" if report.ok else "FAILED"
+    out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
+              f"{report.records} WARC records, {human_bytes(report.bytes)} checked\n")
+    if report.dependencies:
+        out.write(f"  {report.dependencies} revisit records: their originals checked\n")
+    if report.package_digest:
+        out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
+    for proof in report.proofs:
+        if proof.ok or not proof.checked:   # a failed proof is among the problems below
+            out.write(f"  {printable(proof.summary)}\n")
+    for problem in report.problems:
+        out.write(f"  {printable(str(problem))}\n")
+
+
+def emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None) -> int:
+    """Print a new snapshot (and its verification), as one JSON document in JSON mode; return
+    the exit code (1 when the verification failed)."""
+    if fmt == "json":
+        data = snapshot_json(snap)
+        if proofs is not None:
+            data["proofs"] = proofs
+        if report is not None:
+            data["verify"] = report.to_json()
+        write_json(data)
+    else:
+        print_snapshot(snap, sys.stdout)
+        for proof in proofs or ():
+            sys.stdout.write(f"proof    {proof['summary']}\n")
+        if report is not None:
+            print_report(report, "text", sys.stdout)
+    return 0 if report is None or report.ok else 1

@@ -1,0 +1,171 @@
+"""The read-side commands: `verify`, `cite`, `list`, `diff`, `show`, `export` and `import`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archive.errors import UsageError
+from archive.read.find import LOCAL_REPLAY
+from archive.read.verify import verify
+
+from .common import command, emit_capture, human_bytes, print_report
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the read-side subcommands to the `archive` parser."""
+    ver = command(sub, common, "verify", _cmd_verify, "recompute every digest of a snapshot",
+                  "Verify a snapshot: WARC digests, file checksums, package digest.")
+    ver.add_argument("snapshot", metavar="SNAPSHOT", help="folder, .wacz, id or unique id prefix (6+ hex digits)")
+    ver.add_argument("--expect", metavar="sha256:ID", help="also check that this is the package cited")
+    ver.add_argument("--trust", action="append", default=[], type=Path, metavar="KEYFILE",
+                     help="the signature must be by this key (public or private key file; repeatable)")
+    ver.add_argument("--tsa-cert", action="append", default=[], type=Path, metavar="FILE",
+                     help="timestamps must chain to a certificate in FILE (PEM; repeatable)")
+
+    cite = command(sub, common, "cite", _cmd_cite, "print a citation of a snapshot",
+                   "Print a citation of a snapshot's seed page.",
+                   formats=("text", "markdown", "bibtex", "csl-json", "ris", "robust-links", "json"))
+    cite.add_argument("snapshot", metavar="SNAPSHOT")
+    cite.add_argument("--base-url", metavar="URL",
+                      help="where the collection is published (default: the local replay server)")
+
+    lst = command(sub, common, "list", _cmd_list, "list snapshots, or every capture of a URL",
+                  "List the collection's snapshots newest first; with URL, every snapshot holding it "
+                  "(a Memento TimeMap).", formats=("text", "json", "link"))
+    lst.add_argument("url", nargs="?", metavar="URL")
+    lst.add_argument("--base-url", metavar="URL", default=LOCAL_REPLAY, help="replay server for links")
+
+    dif = command(sub, common, "diff", _cmd_diff, "what changed between two snapshots",
+                  "List URLs added, removed, changed and unchanged between snapshot A (before) and "
+                  "B (after), with a text diff of changed pages.")
+    dif.add_argument("before", nargs="?", metavar="A")
+    dif.add_argument("after", nargs="?", metavar="B")
+    dif.add_argument("--url", help="compare the two latest snapshots holding URL")
+    dif.add_argument("--no-text", action="store_true", help="skip the text diffs of changed pages")
+
+    show = command(sub, common, "show", _cmd_show, "pages, resources and failures of a snapshot")
+    show.add_argument("snapshot", metavar="SNAPSHOT")
+
+    export = command(sub, common, "export", _cmd_export, "write a snapshot as .wacz or one WARC")
+    export.add_argument("snapshot", metavar="SNAPSHOT")
+    dest = export.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--wacz", type=Path, metavar="FILE", help="a WACZ package (the snapshot id stays its digest)")
+    dest.add_argument("--warc", type=Path, metavar="FILE", help="one plain WARC file (.warc.gz or .warc)")
+    export.add_argument("--force", action="store_true", help="overwrite FILE")
+
+    imp = command(sub, common, "import", _cmd_import, "bring a .wacz or WARC file into the collection",
+                  "Import an outside archive, verified on the way in.")
+    imp.add_argument("file", type=Path, metavar="FILE")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    report = verify(args.snapshot, args.collection, expect=args.expect, record=True,
+                    trust=args.trust, tsa_certs=args.tsa_cert)
+    print_report(report, args.format, sys.stdout)
+    return 0 if report.ok else 1
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from archive.read.cite import cite
+
+    sys.stdout.write(cite(args.snapshot, args.collection, args.format, base_url=args.base_url))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from archive.formats.urls import canonicalize
+    from archive.read.find import link_format, snapshots, timemap
+
+    if args.url:
+        mementos = timemap(args.url, args.collection, args.base_url)
+        if args.format == "link":
+            sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
+        elif args.format == "json":
+            sys.stdout.write(json.dumps([vars(m) for m in mementos], indent=2) + "\n")
+        else:
+            for m in mementos:
+                mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
+                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
+        return 0 if mementos else 1
+    found = snapshots(args.collection)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([s.to_json() for s in found], indent=2) + "\n")
+        return 0
+    for s in found:
+        v = s.verified
+        checked = f"verified {v['time']} {'OK' if v['ok'] else 'FAILED'}" if v else "never verified"
+        if not s.complete:
+            checked = "INCOMPLETE (under way, interrupted or killed)"
+        sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
+                         f"{checked}  {' '.join(s.seeds)}\n")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from archive.read.diff import compare, compare_latest
+
+    if args.url:
+        result = compare_latest(args.url, args.collection, text=not args.no_text)
+    elif args.before and args.after:
+        result = compare(args.before, args.after, args.collection, text=not args.no_text)
+    else:
+        raise UsageError("diff takes two snapshots, or --url URL")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"before {result.before}\nafter  {result.after}\n")
+    out.write(", ".join(f"{result.count(s)} {s}" for s in ("added", "removed", "changed", "unchanged")) + "\n")
+    for change in result.changes:
+        if change.state != "unchanged":
+            out.write(f"{change.state:8} {change.url}\n")
+            for line in change.text_diff[2:]:   # the ---/+++ header says nothing here
+                out.write(f"           {line}\n")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from archive.read.find import details
+
+    d = details(args.snapshot, args.collection)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(d.to_json(), indent=2) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"snapshot {d.id}\nfolder   {d.path}\ncreated  {d.created}\n")
+    out.write(f"window   {d.window.get('start', '?')} .. {d.window.get('end', '?')}\n")
+    out.write(f"pages ({len(d.pages)}):\n")
+    for p in d.pages:
+        out.write(f"  {p.get('status', '')!s:>3}  {p.get('url')}  {p.get('title', '')}\n")
+    out.write("resources by type:\n")
+    for mime, t in d.types.items():
+        out.write(f"  {t['count']:>5}  {human_bytes(t['stored_bytes']):>9}  {mime}\n")
+    for dep in d.dependencies:
+        out.write(f"  revisits refer to {dep.get('records')} records of snapshot {str(dep.get('snapshot'))[:12]}\n")
+    out.write(f"failures and skips ({len(d.failures)}):\n")
+    for f in d.failures:
+        out.write(f"  {f.get('url')}: {f.get('reason')}\n")
+    out.write("options: " + json.dumps(d.options, sort_keys=True) + "\n")
+    for w in d.warnings:
+        out.write(f"warning: {w}\n")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from archive.read.export import export
+
+    dest = export(args.snapshot, args.collection, wacz=args.wacz, warc=args.warc, overwrite=args.force)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"path": str(dest)}) + "\n")
+    else:
+        sys.stdout.write(f"{dest}\n")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from archive.read.ingest import import_archive
+
+    return emit_capture(import_archive(args.file, args.collection), None, args.format)

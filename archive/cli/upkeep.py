@@ -1,0 +1,182 @@
+"""The collection-upkeep commands: `schedule`, `audit` and `rm`."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import fields
+from typing import Any
+
+from archive.errors import ScheduleBusy, UsageError
+from archive.models import CaptureOptions
+
+from .capture import capture_options, options_of
+from .common import command
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the upkeep subcommands to the `archive` parser."""
+    sched = command(sub, common, "schedule", None, "recurring captures of the collection",
+                    "Recurring captures: the schedule lives in <collection>/schedule.toml (edit it by "
+                    "hand or with these commands).", formats=None)
+    ssub = sched.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    add = command(ssub, common, "add", _cmd_schedule_add, "capture URL on a schedule (due at once)", formats=None)
+    add.add_argument("url", metavar="URL", nargs="?")
+    add.add_argument("--every", required=True, metavar="WHEN",
+                     help="an interval (30m, 6h, 1d, 1w) or a cron expression in UTC, e.g. '0 3 * * 1'")
+    add.add_argument("--audit", action="store_true", help="schedule `archive audit` instead of a capture")
+    capture_options(add)
+    command(ssub, common, "list", _cmd_schedule_list, "entries, next due times and last results")
+    rm = command(ssub, common, "remove", _cmd_schedule_remove, "take URL (or 'audit') off the schedule",
+                 formats=None)
+    rm.add_argument("url", metavar="URL")
+    run = command(ssub, common, "run", _cmd_schedule_run, "run what is due, once (for cron or a timer)")
+    run.add_argument("--forever", action="store_true", help="keep running, waking when the next capture is due")
+    command(ssub, common, "cron-line", _cmd_cron_line, "print a crontab line running the schedule", formats=None)
+
+    aud = command(sub, common, "audit", _cmd_audit, "re-verify every snapshot (a fixity check)",
+                  "Verify every snapshot of the collection, revisit references included, in parallel; "
+                  "resumable; results appended to .state/audit.jsonl.")
+    aud.add_argument("--workers", type=int, default=2, help="snapshots checked at once (default: %(default)s)")
+
+    rem = command(sub, common, "rm", _cmd_rm, "remove a snapshot (refused while others depend on it)")
+    rem.add_argument("snapshot", metavar="SNAPSHOT")
+    rem.add_argument("--with-dependents", action="store_true",
+                     help="also remove the snapshots whose revisits refer to it")
+
+
+# -- schedule -----------------------------------------------------------------------------------
+def _cmd_schedule_add(args: argparse.Namespace) -> int:
+    from archive.formats.urls import canonicalize
+    from archive.services.schedule import AUDIT, Schedule
+
+    if args.audit == bool(args.url):
+        raise UsageError("schedule add takes a URL, or --audit")
+    url = AUDIT if args.audit else canonicalize(args.url)
+    options = {} if args.audit else _changed_options(options_of(args))
+    schedule = Schedule(args.collection)
+    entry = schedule.add(url, args.every, options)
+    extra = "".join(f" {k}={v}" for k, v in entry.options.items())
+    due = schedule.state().get(entry.url, {}).get("next_due") or "now"
+    print(f"scheduled {entry.url} every {entry.every}{extra}; next due: {due}")
+    return 0
+
+
+def _changed_options(options: CaptureOptions) -> dict[str, Any]:
+    """Return the options that differ from the defaults, as TOML can hold them."""
+    default = CaptureOptions()
+    changed: dict[str, Any] = {}
+    for f in fields(CaptureOptions):
+        value = getattr(options, f.name)
+        if value != getattr(default, f.name) and value is not None:
+            changed[f.name] = [list(v) if isinstance(v, tuple) else v for v in value] \
+                if isinstance(value, tuple) else value
+    return changed
+
+
+def _cmd_schedule_list(args: argparse.Namespace) -> int:
+    from archive.services.schedule import Schedule
+
+    schedule = Schedule(args.collection)
+    state = schedule.state()
+    rows = []
+    for entry in schedule.entries():
+        seen = state.get(entry.url, {})
+        rows.append({"url": entry.url, "every": entry.every, "options": entry.options,
+                     "next_due": seen.get("next_due") or "now", "retry_at": seen.get("retry_at"),
+                     "failures": seen.get("failures", 0), "last_result": seen.get("last_result")})
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        print(f"nothing scheduled in {schedule.path} (add with: archive schedule add URL --every 1d)")
+    for r in rows:
+        last = r["last_result"]
+        if last is None:
+            outcome = "never run"
+        elif last["ok"]:
+            outcome = f"ok {str(last.get('snapshot') or '')[:12]} at {last['finished']}"
+        else:
+            outcome = f"FAILED at {last['finished']}: {last['error']}"
+        retry = f"  retry at {r['retry_at']} (failures: {r['failures']})" if r["retry_at"] else ""
+        print(f"{r['url']}  every {r['every']}  next {r['next_due']}  last: {outcome}{retry}")
+    return 0
+
+
+def _cmd_schedule_remove(args: argparse.Namespace) -> int:
+    from archive.formats.urls import canonicalize
+    from archive.services.schedule import AUDIT, Schedule
+
+    url = args.url if args.url == AUDIT else canonicalize(args.url)
+    if not Schedule(args.collection).remove(url):
+        raise UsageError(f"{url} is not on the schedule")
+    print(f"removed {url} from the schedule")
+    return 0
+
+
+def _cmd_schedule_run(args: argparse.Namespace) -> int:
+    from archive.services.runner import run_due, run_forever
+
+    def report(line: str) -> None:
+        print(f"archive: {line}", file=sys.stderr)
+
+    if args.forever:
+        run_forever(args.collection, report=report)
+        return 0
+    try:
+        results = run_due(args.collection, report=report)
+    except ScheduleBusy as exc:
+        # an overlapping cron start is normal: the run under way does the work
+        report(str(exc))
+        return 0
+    if args.format == "json":
+        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    for r in results if args.format != "json" else []:
+        print(f"{'ok' if r.ok else 'FAILED'}  {r.url}  " + (str(r.snapshot or "")[:12] if r.ok else str(r.error)))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _cmd_cron_line(args: argparse.Namespace) -> int:
+    from archive.snapshot.store import Collection
+
+    root = Collection(args.collection).root.resolve()
+    command = f"{shlex.quote(sys.executable)} -m archive schedule run -C {shlex.quote(str(root))}"
+    log = shlex.quote(str(root / ".state" / "schedule.log"))
+    print("# m h dom mon dow: every minute; a run with nothing due does nothing, and an")
+    print("# overlapping start leaves the work to the run under way")
+    print(f"* * * * * {command} >> {log} 2>&1")
+    return 0
+
+
+# -- audit and rm -------------------------------------------------------------------------------
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from archive.read.audit import audit
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {args.workers}")
+    summary = audit(args.collection, workers=args.workers)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
+        return 0 if summary.ok else 1
+    resumed = f" (took up an interrupted audit: {summary.resumed} done before)" if summary.resumed else ""
+    print(f"{'OK' if summary.ok else 'FAILED'} audit {summary.audit}: {len(summary.results)} snapshots, "
+          f"{summary.failed} failed{resumed}")
+    for r in summary.results:
+        if not r.ok:
+            print(f"  {r.snapshot[:12]}  {r.path}")
+            for problem in r.problems:
+                print(f"    {problem}")
+    return 0 if summary.ok else 1
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    from archive.snapshot.depends import remove
+
+    removed = remove(args.snapshot, args.collection, with_dependents=args.with_dependents)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([str(p) for p in removed], indent=2) + "\n")
+    else:
+        for path in removed:
+            print(f"removed {path}")
+    return 0

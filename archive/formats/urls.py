@@ -1,0 +1,206 @@
+"""Canonical URLs and SURT keys. Pure functions, doctested.
+
+A canonical URL is what a capture fetches and de-duplicates on: the same resource is fetched
+once per snapshot. It keeps case in path and query (servers may tell them apart), unlike a
+SURT key, which folds case and is only for the index.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+import surt as _surt
+
+from archive.errors import UsageError
+
+SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_SKIP_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "about:", "blob:", "sms:", "ftp:")
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
+_PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
+_STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
+_STRIP_INSIDE = re.compile(r"[\t\n\r]")
+
+
+class InvalidURL(UsageError):
+    """A URL that cannot be fetched: not http(s), no host, or malformed."""
+
+    def __init__(self, url: str, why: str):
+        self.url = url
+        self.why = why
+        super().__init__(f"invalid URL {url!r}: {why}")
+
+
+def canonicalize(url: str, base: str | None = None) -> str:
+    """Return the canonical absolute form of `url` (resolved against `base`); raise InvalidURL.
+
+    >>> canonicalize("HTTP://Example.COM:80/a/./b/../c?q=1#frag")
+    'http://example.com/a/c?q=1'
+    >>> canonicalize("img/x y.png", "https://ex.org/blog/post.html")
+    'https://ex.org/blog/img/x%20y.png'
+    >>> canonicalize("https://ex.org")
+    'https://ex.org/'
+    >>> canonicalize("http://bücher.example/ä?ö=1")
+    'http://xn--bcher-kva.example/%C3%A4?%C3%B6=1'
+    >>> canonicalize("http://ex.org/%7euser/%2f")
+    'http://ex.org/~user/%2F'
+    >>> canonicalize("mailto:someone@ex.org")
+    Traceback (most recent call last):
+    ...
+    archive.formats.urls.InvalidURL: invalid URL 'mailto:someone@ex.org': unsupported scheme 'mailto'
+    """
+    raw = _STRIP_INSIDE.sub("", url.strip())
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):   # bytes argv could not decode
+        raise InvalidURL(url.encode("utf-8", "replace").decode(), "undecodable bytes")
+    try:
+        if base is not None:
+            raw = urljoin(base, raw)
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL(url, str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise InvalidURL(url, f"unsupported scheme {scheme!r}" if scheme else "not an absolute URL")
+    host = _canonical_host(url, parts.hostname or "")
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    if parts.username is not None:
+        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+        netloc = f"{userinfo}@{netloc}"
+    path = _normalize_escapes(quote(remove_dot_segments(parts.path or "/"), safe=_PATH_SAFE))
+    query = _normalize_escapes(quote(parts.query, safe=_QUERY_SAFE))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _canonical_host(url: str, host: str) -> str:
+    """Return the host lowercased and IDNA-encoded; raise InvalidURL when it has none."""
+    host = host.rstrip(".").lower()
+    if not host:
+        raise InvalidURL(url, "no host")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(url, f"bad host name: {exc}") from None
+    if not re.fullmatch(r"[a-z0-9_.\-]+", host):
+        raise InvalidURL(url, f"bad host name {host!r}")
+    return host
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normalize_escapes(text: str) -> str:
+    """Decode escaped unreserved characters and uppercase the rest (RFC 3986 section 6.2.2).
+
+    >>> _normalize_escapes("%7euser/%2f%69/100%")
+    '~user/%2Fi/100%25'
+    """
+    text = _STRAY_PERCENT.sub("%25", text)  # as requests sends it: the record must say the same
+    def fix(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else "%" + match.group(1).upper()
+    return _PERCENT.sub(fix, text)
+
+
+def remove_dot_segments(path: str) -> str:
+    """Resolve "." and ".." segments as RFC 3986 section 5.2.4 does.
+
+    >>> remove_dot_segments("/a/b/c/./../../g")
+    '/a/g'
+    >>> remove_dot_segments("/../x/")
+    '/x/'
+    """
+    if "." not in path:
+        return path
+    out: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    tail = "/" if path.endswith(("/.", "/..")) else ""
+    return "/" + "/".join(out) + tail
+
+
+def is_skipped_scheme(href: str) -> bool:
+    """Return True for links that are never fetched (mailto:, tel:, javascript:, data:...).
+
+    >>> is_skipped_scheme(" JavaScript:void(0)")
+    True
+    >>> is_skipped_scheme("/page.html")
+    False
+    """
+    return href.strip().lower().startswith(_SKIP_SCHEMES)
+
+
+def host_of(url: str) -> str:
+    """Return the host (with port when not the default) of a canonical URL.
+
+    >>> host_of("http://127.0.0.1:8080/x")
+    '127.0.0.1:8080'
+    """
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def origin_of(url: str) -> str:
+    """Return scheme://host[:port] of a canonical URL.
+
+    >>> origin_of("https://ex.org/a?b")
+    'https://ex.org'
+    """
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def hostname_of(url: str) -> str:
+    """Return the bare host name of a URL, without port.
+
+    >>> hostname_of("http://127.0.0.2:81/x")
+    '127.0.0.2'
+    """
+    return urlsplit(url).hostname or ""
+
+
+@functools.lru_cache(maxsize=1)
+def _extractor():  # type: ignore[no-untyped-def]
+    import tldextract
+
+    # The public suffix list bundled with tldextract, never fetched: captures run offline.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def site_of(url: str) -> str:
+    """Return the registrable domain of a URL (eTLD+1), or the host for IPs and bare names.
+
+    >>> site_of("https://news.bbc.co.uk/a")
+    'bbc.co.uk'
+    >>> site_of("http://127.0.0.1:8000/")
+    '127.0.0.1'
+    """
+    host = hostname_of(url)
+    result = _extractor()(host)
+    domain = getattr(result, "top_domain_under_public_suffix", None)
+    if domain is None:  # tldextract before 5.3
+        domain = result.registered_domain
+    return str(domain or host)
+
+
+def surt_key(url: str) -> str:
+    """Return the SURT sort key pywb and the CDXJ index use.
+
+    >>> surt_key("http://www.Example.com/A?b=1&a=2")
+    'com,example)/a?a=2&b=1'
+    """
+    return str(_surt.surt(url))

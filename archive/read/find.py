@@ -1,0 +1,221 @@
+"""Find snapshots: the collection's list, the captures of one URL (a TimeMap), one snapshot's details."""
+from __future__ import annotations
+
+import email.utils
+import json
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from archive.errors import ArchiveError
+from archive.formats.urls import canonicalize, surt_key
+from archive.snapshot.reader import Package
+from archive.snapshot.store import Collection, last_verifications
+
+LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
+
+
+def replay_url(base: str, snapshot_id: str, timestamp: str, url: str) -> str:
+    """Return the frameless replay URL of `url` as captured in a snapshot.
+
+    >>> replay_url("http://127.0.0.1:8080/", "ab" * 32, "20261126113754", "http://ex.org/")
+    'http://127.0.0.1:8080/abababababababababababababababababababababababababababababababab/20261126113754/http://ex.org/'
+    """
+    return f"{base.rstrip('/')}/{snapshot_id}/{timestamp}/{url}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One line of `archive list`."""
+
+    id: str
+    path: Path
+    created: str
+    seeds: tuple[str, ...]
+    pages: int
+    bytes: int
+    verified: dict[str, Any] | None = None
+    complete: bool = True    # False: a capture under .partial (under way, interrupted or killed)
+    started: str = ""        # the capture's start to the microsecond, where recorded: orders ties
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": str(self.path), "created": self.created,
+                "seeds": list(self.seeds), "pages": self.pages, "bytes": self.bytes,
+                "last_verified": self.verified, "complete": self.complete}
+
+
+@dataclass(frozen=True)
+class Memento:
+    """One capture of a URL in one snapshot."""
+
+    snapshot_id: str
+    timestamp: str
+    url: str
+    status: str
+    digest: str
+    replay: str
+    changed: bool | None = None   # against the capture before it (None for the first)
+
+    @property
+    def datetime(self) -> datetime:
+        return datetime.strptime(self.timestamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+
+
+def snapshots(collection: Path | str | None = None) -> list[Summary]:
+    """Return the collection's snapshots, newest first."""
+    store = Collection(collection)
+    verified = last_verifications(store)
+    found = []
+    for folder in store.snapshots():
+        try:
+            with Package.open(folder) as package:
+                found.append(_summary(package, folder, verified))
+        except ArchiveError:
+            continue
+    found += [_partial_summary(folder) for folder in store.partials()]
+    return sorted(found, key=lambda s: (s.created, s.started), reverse=True)
+
+
+def _partial_summary(folder: Path) -> Summary:
+    """Describe an incomplete capture from what it wrote: its warcinfo, log and WARC files."""
+    warcs = sorted((folder / "archive").glob("*.warc.gz")) if (folder / "archive").is_dir() else []
+    seeds = _warcinfo_seeds(warcs[0]) if warcs else []
+    pages = 0
+    try:
+        for line in (folder / "logs" / "capture.jsonl").read_text("utf-8", "replace").splitlines():
+            entry = json.loads(line)
+            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched")
+    except (OSError, ValueError):
+        pass
+    size = sum(p.stat().st_size for p in warcs)
+    started = datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Summary(folder.name, folder, started, tuple(seeds), pages, size, None, complete=False)
+
+
+def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]) -> Summary:
+    data = package.datapackage()
+    meta = package.metadata()
+    seeds = tuple(s.get("url") or s.get("given", "") for s in meta.get("seeds", []) if isinstance(s, dict))
+    if not seeds and data.get("mainPageURL"):
+        seeds = (str(data["mainPageURL"]),)
+    size = sum(int(r.get("bytes", 0)) for r in data.get("resources", []) if isinstance(r, dict))
+    snapshot_id = package.id
+    created = str(data.get("created", ""))
+    return Summary(snapshot_id, folder, created, seeds, len(package.pages()), size,
+                   verified.get(snapshot_id), started=str(meta.get("started_at") or created))
+
+
+def _warcinfo_seeds(warc: Path) -> list[str]:
+    """Return the seeds a WARC file's warcinfo record names (its first gzip member)."""
+    try:
+        with open(warc, "rb") as f:
+            head = zlib.decompressobj(31).decompress(f.read(1 << 16), 1 << 16)
+    except (OSError, zlib.error):
+        return []
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        if line.startswith("seeds: "):
+            try:
+                return [str(s) for s in json.loads(line[7:])]
+            except ValueError:
+                return []
+    return []
+
+
+def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCAL_REPLAY) -> list[Memento]:
+    """Return every capture of `url` in the collection, oldest first (a Memento TimeMap)."""
+    target = canonicalize(url)
+    key = surt_key(target)
+    found = []
+    order = {}
+    for summary in snapshots(collection):
+        if not summary.complete:
+            continue   # a capture under .partial has no index yet
+        order[summary.id] = summary.started
+        with Package.open(summary.path) as package:
+            for entry in package.index():
+                if entry.urlkey == key and entry.url == target:
+                    found.append(Memento(summary.id, entry.timestamp, entry.url, entry.status,
+                                         entry.digest, replay_url(base_url, summary.id, entry.timestamp, entry.url)))
+    found.sort(key=lambda m: (m.timestamp, order.get(m.snapshot_id, ""), m.snapshot_id))
+    return [replace(m, changed=None if i == 0 else m.digest != found[i - 1].digest)
+            for i, m in enumerate(found)]
+
+
+def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY) -> str:
+    """Return an RFC 7089 application/link-format TimeMap."""
+    base = base_url.rstrip("/")
+    lines = [f'<{url}>; rel="original"',
+             f'<{base}/all/timemap/link/{url}>; rel="self"; type="application/link-format"',
+             f'<{base}/all/{url}>; rel="timegate"']
+    for i, m in enumerate(mementos):
+        rel = "memento"
+        if i == 0:
+            rel = "first memento"
+        if i == len(mementos) - 1:
+            rel = "last memento" if i else "first last memento"
+        date = email.utils.format_datetime(m.datetime, usegmt=True)
+        lines.append(f'<{m.replay}>; rel="{rel}"; datetime="{date}"')
+    return ",\n".join(lines) + "\n"
+
+
+@dataclass
+class Details:
+    """What `archive show` tells about one snapshot."""
+
+    id: str
+    path: Path
+    created: str
+    window: dict[str, str]
+    pages: list[dict[str, Any]]
+    types: dict[str, dict[str, int]]
+    failures: list[dict[str, Any]]
+    options: dict[str, Any]
+    counts: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    dependencies: list[dict[str, Any]] = field(default_factory=list)   # snapshots its revisits refer to
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": str(self.path), "created": self.created,
+                "capture_window": self.window, "pages": self.pages, "types": self.types,
+                "failures": self.failures, "options": self.options, "counts": self.counts,
+                "warnings": self.warnings, "dependencies": self.dependencies}
+
+
+def details(ref: str, collection: Path | str | None = None) -> Details:
+    """Return pages, resources by type, failures and options of one snapshot."""
+    with Collection(collection).open(ref) as package:
+        data = package.datapackage()
+        meta = package.metadata()
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        for entry in package.index():
+            kind = (entry.mime or "unknown").split(";")[0]
+            counts[kind] += 1
+            sizes[kind] += entry.length
+        types = {k: {"count": counts[k], "stored_bytes": sizes[k]} for k in sorted(counts)}
+        failures = list(meta.get("failures", []))
+        failures += _skips(package)
+        return Details(package.id, package.path, str(data.get("created", "")),
+                       dict(meta.get("capture_window", {})), package.pages(), types, failures,
+                       dict(meta.get("options", {})), dict(meta.get("counts", {})),
+                       list(meta.get("warnings", [])),
+                       [d for d in meta.get("dependencies") or [] if isinstance(d, dict)])
+
+
+def _skips(package: Package) -> list[dict[str, Any]]:
+    """Return the capture log's skipped URLs (scope, robots, depth) with their reasons."""
+    name = "logs/capture.jsonl"
+    if not package.has(name):
+        return []
+    skips = []
+    for line in package.read(name).decode("utf-8", "replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("outcome") == "skipped":
+            skips.append({"url": entry.get("url"), "reason": f"skipped: {entry.get('reason', '')}"})
+    return skips

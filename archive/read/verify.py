@@ -1,0 +1,236 @@
+"""verify(): recompute every digest and checksum of a snapshot and report each difference.
+
+Read side: it never imports fetch or crawl. Every problem is collected (none stops the
+others), each with its place: file, record offset, target URI, expected and found values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from archive.formats.wire import BLOCK
+from archive.proofs.checks import Proof, check_proofs
+from archive.snapshot import depends
+from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
+from archive.snapshot.reader import Package
+from archive.snapshot.store import Collection
+from archive.warc import check as warccheck
+from archive.warc.check import GZIP_MAGIC
+from archive.warc.digests import Problem
+from archive.warc.writer import DIGEST_CONVENTION
+
+HTTP_RECORDS = ("response", "request")
+SOURCE_FILES = (SOURCE + DATAPACKAGE, SOURCE + DIGEST_FILE)
+
+
+@dataclass
+class Report:
+    """The result of verifying one snapshot."""
+
+    path: Path
+    snapshot_id: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    records: int = 0
+    bytes: int = 0
+    convention: str = DIGEST_CONVENTION
+    dependencies: int = 0                 # revisit records whose originals were checked
+    package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
+    proofs: list[Proof] = field(default_factory=list)   # signature and timestamps, valid or not
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the report as plain JSON values."""
+        return {"path": str(self.path), "id": self.snapshot_id, "ok": self.ok,
+                "files": self.files, "records": self.records, "bytes": self.bytes,
+                "problems": [{k: v for k, v in vars(p).items() if v is not None}
+                             for p in self.problems],
+                "dependencies": self.dependencies, "package_digest": self.package_digest,
+                "digest_convention": self.convention,
+                "proofs": [p.to_json() for p in self.proofs]}
+
+
+def verify(snapshot: Path | str, collection: Path | str | None = None,
+           expect: str | None = None, record: bool = False, *,
+           trust: Sequence[Path | str] = (), tsa_certs: Sequence[Path | str] = ()) -> Report:
+    """Verify a snapshot folder, a .wacz file, or an id (prefix) in `collection`.
+
+    With `expect` ("sha256:<hex>" or a hex id), also check that the package is that one.
+    With `record`, a snapshot of the collection gets the result noted in the collection's
+    state (shown by `archive list`). Its signature and timestamps are checked too: against
+    the keys in `trust` and the TSA certificates in `tsa_certs` when given (proofs.py).
+    Raises NotASnapshot, SnapshotNotFound, ProofError (an unreadable trust file).
+    """
+    store = Collection(collection)
+    with store.open(str(snapshot)) as package:
+        report = Report(package.path)
+        ours = _check_package(package, report)
+        listed = _check_listing(package, ours, report)
+        for rel, entry in listed.items():
+            _check_file(package, rel, entry, report)
+        _check_source(package, listed, report)
+        # after _check_source: a self-contained export's proofs are over the snapshot it carries
+        check_proofs(package, report, trust=trust, tsa_certs=tsa_certs)
+        # a snapshot folder's dependencies are its neighbours: the collection holding it
+        home = Collection(package.path.parent) if package.path.is_dir() else store
+        resolution = depends.resolve(package, home)
+        report.dependencies = resolution.checked
+        report.problems.extend(resolution.problems)
+    if expect is not None:
+        wanted = expect.lower().removeprefix("sha256:")
+        if report.snapshot_id != wanted:
+            report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
+                                              expected=f"sha256:{wanted}",
+                                              found=f"sha256:{report.snapshot_id}"))
+    if record and report.snapshot_id and store.holds(report.path):
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store.record_verification(report.snapshot_id, report.ok, len(report.problems), when)
+    return report
+
+
+def _load_json(package: Package, name: str, report: Report, canonical: bool) -> Any:
+    data = package.read(name)
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        report.problems.append(Problem(name, f"not valid JSON ({_oneline(exc)})"))
+        return None
+    if canonical and canonical_json(obj) != data:
+        report.problems.append(Problem(name, "not in canonical form (edited after capture?)"))
+    return obj
+
+
+def _check_package(package: Package, report: Report) -> dict[str, Any]:
+    """Check datapackage-digest.json against datapackage.json; return the parsed package."""
+    data = package.read(DATAPACKAGE)
+    report.snapshot_id = hashlib.sha256(data).hexdigest()
+    try:
+        ours = str(json.loads(data).get("software", "")).startswith("archive ")
+    except (ValueError, AttributeError, RecursionError):
+        ours = True   # unreadable: judge it by our own rules
+    if not package.has(DIGEST_FILE):
+        report.problems.append(Problem(DIGEST_FILE, "missing"))
+    else:
+        _check_digest_file(_load_json(package, DIGEST_FILE, report, ours), report)
+    parsed = _load_json(package, DATAPACKAGE, report, ours)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("resources"), list):
+        if parsed is not None:
+            report.problems.append(Problem(DATAPACKAGE, "no resources list"))
+        return {"resources": []}
+    return parsed
+
+
+def _check_digest_file(digest_doc: Any, report: Report, name: str = DIGEST_FILE) -> None:
+    if digest_doc is None:
+        return
+    if not isinstance(digest_doc, dict):
+        report.problems.append(Problem(name, "not a JSON object"))
+        return
+    if digest_doc.get("path") != DATAPACKAGE:
+        report.problems.append(Problem(name, "digest names another file",
+                                       expected=DATAPACKAGE, found=str(digest_doc.get("path"))))
+    claimed = digest_doc.get("hash")
+    if claimed != f"sha256:{report.snapshot_id}":
+        report.problems.append(Problem(name, "package digest mismatch",
+                                       expected=str(claimed), found=f"sha256:{report.snapshot_id}"))
+
+
+def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> dict[str, dict[str, Any]]:
+    """Compare the files present with those listed; return the listed entries that exist."""
+    listed: dict[str, dict[str, Any]] = {}
+    for entry in parsed["resources"]:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            listed[entry["path"]] = entry
+        else:
+            report.problems.append(Problem(DATAPACKAGE, f"malformed resource entry {entry!r:.80}"))
+    present = {n for n in package.names() if n not in (DATAPACKAGE, DIGEST_FILE)}
+    for rel in sorted(present - set(listed)):
+        report.problems.append(Problem(rel, "file not listed in datapackage.json"))
+    for rel in sorted(set(listed) - present):
+        report.problems.append(Problem(rel, "listed file missing"))
+    for rel in sorted(present):
+        parts = rel.split("/")
+        if (len(parts) != 2 or parts[0] not in FOLDERS) and rel not in SOURCE_FILES:
+            report.problems.append(Problem(rel, "file outside the package layout"))
+    return {rel: e for rel, e in listed.items() if rel in present}
+
+
+def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report) -> None:
+    report.files += 1
+    with package.member(rel) as f:
+        if rel.endswith((".warc.gz", ".warc")):
+            digest, size = check_warc(f, rel, report)
+        else:
+            digest, size = _hash_stream(f)
+    report.bytes += size
+    algo = str(entry.get("hash", "sha256:")).partition(":")[0] or "sha256"
+    if algo != "sha256":
+        digest = _rehash(package, rel, algo)
+    if entry.get("hash") != digest:
+        report.problems.append(Problem(rel, "file checksum mismatch", expected=str(entry.get("hash")),
+                                       found=digest))
+    if entry.get("bytes") != size:
+        report.problems.append(Problem(rel, "file size mismatch", expected=str(entry.get("bytes")),
+                                       found=str(size)))
+
+
+def _check_source(package: Package, listed: dict[str, dict[str, Any]], report: Report) -> None:
+    """A self-contained export carries the snapshot's own package files under source/: the
+    snapshot id is the digest of that datapackage.json, and every file it lists is here whole."""
+    if SOURCE_FILES[0] not in listed:
+        return
+    data = package.read(SOURCE_FILES[0])
+    report.package_digest = f"sha256:{report.snapshot_id}"
+    report.snapshot_id = hashlib.sha256(data).hexdigest()
+    if SOURCE_FILES[1] in listed:
+        _check_digest_file(_load_json(package, SOURCE_FILES[1], report, True), report, SOURCE_FILES[1])
+    source = _load_json(package, SOURCE_FILES[0], report, True)
+    entries = source.get("resources") if isinstance(source, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        rel = str(entry.get("path")) if isinstance(entry, dict) else ""
+        here = listed.get(rel)
+        if here is None:
+            report.problems.append(Problem(SOURCE_FILES[0], "file of the snapshot missing", found=str(rel)))
+        elif (here.get("hash"), here.get("bytes")) != (entry.get("hash"), entry.get("bytes")):
+            report.problems.append(Problem(rel, "file differs from the snapshot's",
+                                           expected=str(entry.get("hash")), found=str(here.get("hash"))))
+
+
+def _hash_stream(f: BinaryIO, algo: str = "sha256") -> tuple[str, int]:
+    sha = hashlib.new(algo)
+    size = 0
+    while block := f.read(BLOCK):
+        sha.update(block)
+        size += len(block)
+    return f"{algo}:{sha.hexdigest()}", size
+
+
+def _rehash(package: Package, rel: str, algo: str) -> str:
+    """Hash a file again with another algorithm (packages made elsewhere may use one)."""
+    try:
+        with package.member(rel) as f:
+            return _hash_stream(f, algo)[0]
+    except ValueError:
+        return f"{algo}:unsupported"
+
+
+def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
+    """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size)."""
+    gz = f.read(3) == GZIP_MAGIC
+    f.seek(0)
+    digest, size, records, problems = warccheck.check_warc(f, rel, gz)
+    report.records += records
+    report.problems.extend(problems)
+    return digest, size
+
+
+def _oneline(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -1,0 +1,242 @@
+"""Read a snapshot as stored, a folder or a `.wacz` file: its files, metadata, index and records.
+
+The read side (verify, cite, show, export, replay) goes through `Package`, so each works the
+same on a snapshot in the collection and on a package someone sent.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+
+from archive.errors import NotASnapshot
+from archive.formats.wire import WireError, decode_content, iter_payload, parse_head, read_head
+
+from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One CDXJ line: where a captured URL's record is."""
+
+    urlkey: str
+    timestamp: str
+    url: str
+    status: str
+    mime: str
+    digest: str
+    filename: str
+    offset: int
+    length: int
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response record read back: WARC headers, HTTP status and headers, where the body starts."""
+
+    warc_headers: dict[str, str]
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    chunked: bool
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        return next((v for k, v in self.headers if k.lower() == low), None)
+
+
+class Package:
+    """A snapshot package, read-only. Use `Package.open(path)`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @staticmethod
+    def open(path: Path | str) -> "Package":
+        """Return the package at `path` (folder or .wacz); raise NotASnapshot."""
+        path = Path(path)
+        if path.is_dir():
+            if not (path / DATAPACKAGE).is_file():
+                raise NotASnapshot(path, f"no {DATAPACKAGE}")
+            return FolderPackage(path)
+        if path.is_file() and zipfile.is_zipfile(path):
+            return ZipPackage(path)
+        if path.exists():
+            raise NotASnapshot(path, "neither a snapshot folder nor a .wacz file")
+        raise NotASnapshot(path, "no such file or folder")
+
+    # -- to be provided by the two kinds ------------------------------------------------------
+    def names(self) -> list[str]:
+        """Return every file of the package, as relative POSIX paths."""
+        raise NotImplementedError
+
+    @contextmanager
+    def member(self, name: str) -> Iterator[BinaryIO]:
+        """Open one file of the package for reading."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        """Release the package (a zip file handle)."""
+
+    def __enter__(self) -> "Package":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- shared ---------------------------------------------------------------------------
+    def read(self, name: str) -> bytes:
+        """Return a small file of the package whole (JSON, pages)."""
+        with self.member(name) as f:
+            return f.read()
+
+    def has(self, name: str) -> bool:
+        return name in self.names()
+
+    @property
+    def id(self) -> str:
+        """Return the snapshot id: the SHA-256 of datapackage.json as stored (of the snapshot's
+        own, carried under source/, in a self-contained export)."""
+        carried = SOURCE + DATAPACKAGE
+        return hashlib.sha256(self.read(carried if self.has(carried) else DATAPACKAGE)).hexdigest()
+
+    def datapackage(self) -> dict[str, Any]:
+        """Return datapackage.json parsed; raise NotASnapshot when it is not a JSON object."""
+        try:
+            data = json.loads(self.read(DATAPACKAGE))
+        except (ValueError, KeyError, OSError) as exc:
+            raise NotASnapshot(self.path, f"unreadable {DATAPACKAGE}: {exc}") from None
+        if not isinstance(data, dict):
+            raise NotASnapshot(self.path, f"{DATAPACKAGE} is not an object")
+        return data
+
+    def metadata(self) -> dict[str, Any]:
+        """Return our capture metadata (the "archive" key), or {} for packages made elsewhere."""
+        meta = self.datapackage().get("archive")
+        return meta if isinstance(meta, dict) else {}
+
+    def pages(self) -> list[dict[str, Any]]:
+        """Return the page entries of pages/pages.jsonl (header line skipped)."""
+        pages = []
+        for name in ("pages/pages.jsonl", "pages/extraPages.jsonl"):
+            if not self.has(name):
+                continue
+            for line in self.read(name).decode("utf-8", "replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and "url" in entry:
+                    pages.append(entry)
+        return pages
+
+    def index_names(self) -> list[str]:
+        """Return the package's plain or gzipped CDX(J) index files."""
+        return [n for n in self.names() if n.startswith("indexes/")
+                and n.endswith((".cdx", ".cdxj", ".cdx.gz", ".cdxj.gz"))]
+
+    def index(self) -> Iterator[IndexEntry]:
+        """Yield every CDXJ entry of the package's indexes."""
+        for name in self.index_names():
+            with self.member(name) as raw:
+                stream: BinaryIO = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw  # type: ignore[assignment]
+                for line in io.TextIOWrapper(stream, encoding="utf-8", errors="replace"):
+                    entry = parse_cdxj(line)
+                    if entry:
+                        yield entry
+
+    def warc_names(self) -> list[str]:
+        return [n for n in self.names() if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
+
+    def warc_path(self, filename: str) -> str:
+        """Return the member name of a WARC file named in the index."""
+        return filename if filename.startswith("archive/") else f"archive/{filename}"
+
+    @contextmanager
+    def record(self, filename: str, offset: int) -> Iterator[tuple[Response, BinaryIO]]:
+        """Open the response record at `offset`: (response, stream positioned at the entity body)."""
+        with self.member(self.warc_path(filename)) as f:
+            f.seek(offset)
+            record = next(iter(ArchiveIterator(f, no_record_parse=True)))
+            stream = record.raw_stream
+            try:
+                _, status, _, headers = parse_head(read_head(stream))
+            except WireError as exc:
+                raise NotASnapshot(self.path, f"bad HTTP record at {filename}@{offset}: {exc}") from None
+            chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
+            yield Response(dict(record.rec_headers.headers), status, headers, chunked), stream
+
+    def body(self, entry: IndexEntry, cap: int = 32 << 20) -> bytes:
+        """Return the decoded body of an indexed response, at most `cap` bytes."""
+        with self.record(entry.filename, entry.offset) as (resp, stream):
+            parts = decode_content(iter_payload(stream, resp.chunked), resp.header("Content-Encoding"), cap)
+            return b"".join(parts)
+
+
+class FolderPackage(Package):
+    def names(self) -> list[str]:
+        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
+
+    @contextmanager
+    def member(self, name: str) -> Iterator[BinaryIO]:
+        target = (self.path / name).resolve()
+        if self.path.resolve() not in target.parents:
+            raise NotASnapshot(self.path, f"{name!r} is outside the package")
+        with open(target, "rb") as f:
+            yield f
+
+
+class ZipPackage(Package):
+    def __init__(self, path: Path):
+        super().__init__(path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise NotASnapshot(path, f"unreadable zip: {exc}") from None
+        self._names = sorted(i.filename for i in self.zip.infolist() if not i.is_dir())
+        if DATAPACKAGE not in self._names:
+            self.zip.close()
+            raise NotASnapshot(path, f"no {DATAPACKAGE} in the zip")
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    @contextmanager
+    def member(self, name: str) -> Iterator[BinaryIO]:
+        with self.zip.open(name) as f:
+            yield f  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def parse_cdxj(line: str) -> IndexEntry | None:
+    """Parse one CDXJ line; return None for blank or malformed lines.
+
+    >>> parse_cdxj('org,ex)/ 20260102030405 {"url": "http://ex.org/", "offset": "5", "length": "9", '
+    ...            '"filename": "a.warc.gz", "status": "200"}').offset
+    5
+    """
+    parts = line.strip().split(" ", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        fields = json.loads(parts[2])
+        return IndexEntry(parts[0], parts[1], fields["url"], str(fields.get("status", "")),
+                          fields.get("mime", ""), fields.get("digest", ""), fields["filename"],
+                          int(fields["offset"]), int(fields["length"]), fields)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "parse_cdxj"]

@@ -1,0 +1,105 @@
+"""Digests of WARC records (WARC 1.1, section 5.8 and 5.9: "algorithm:value", the value in
+hex or base32) and the problems a check finds, each with its place.
+
+Hashing can run on a thread of its own (`HashThread`): hashlib releases the GIL on large
+buffers, so a check inflates on one core while it hashes on the other.
+"""
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from base64 import b32encode
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One integrity failure, with its place."""
+
+    file: str
+    what: str
+    offset: int | None = None
+    uri: str | None = None
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        place = self.file + (f" @{self.offset}" if self.offset is not None else "")
+        text = f"{place}: {self.what}"
+        if self.uri:
+            text += f" [{self.uri}]"
+        if self.expected is not None or self.found is not None:
+            text += f": expected {self.expected}, found {self.found}"
+        return text
+
+
+class Broken(Exception):
+    """The stored bytes cannot be read on: corrupt compression, or a file cut short."""
+
+
+class HashThread:
+    """Runs hash updates in submission order on a thread of its own."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=32)
+        self.thread = threading.Thread(target=self._run, daemon=True, name="verify-hash")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job[0].update(job[1])
+            self.jobs.task_done()
+        self.jobs.task_done()
+
+    def update(self, sha: Any, data: bytes) -> None:
+        self.jobs.put((sha, data))
+
+    def wait(self) -> None:
+        self.jobs.join()
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+
+Hashers = tuple[HashThread, HashThread]   # (block digests, payload digests)
+
+
+class Digest:
+    """A digest header value ("algo:value", hex or base32) and the hash that should match it."""
+
+    def __init__(self, value: str | None, hasher: HashThread | None = None):
+        self.expected = value
+        self.hasher = hasher
+        algo, _, self.value = (value or "").partition(":")
+        try:
+            self.sha: Any = hashlib.new(algo.lower().replace("-", "")) if value else None
+        except ValueError:
+            self.sha = None
+        if self.sha is not None and not self.sha.digest_size:
+            self.sha = None   # variable-length digests (shake_*) name no length: unsupported
+
+    def update(self, data: bytes) -> None:
+        if self.sha is None or not data:
+            return
+        if self.hasher is not None:
+            self.hasher.update(self.sha, data)
+        else:
+            self.sha.update(data)
+
+    def found(self) -> str:
+        if self.sha is None:
+            return "unsupported algorithm"
+        if self.hasher is not None:
+            self.hasher.wait()
+        algo = (self.expected or "").partition(":")[0]
+        if len(self.value) == 2 * self.sha.digest_size and all(c in "0123456789abcdefABCDEF" for c in self.value):
+            return f"{algo}:{self.sha.hexdigest()}"
+        return f"{algo}:{b32encode(self.sha.digest()).decode()}"
+
+    def matches(self) -> bool:
+        # base32 values are compared without their "=" padding, which some tools leave off
+        return self.sha is not None and \
+            self.found().lower().rstrip("=") == (self.expected or "").lower().rstrip("=")

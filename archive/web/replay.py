@@ -1,0 +1,245 @@
+"""Replay with pywb, the field's replay engine, run as a subprocess from its own environment.
+
+pywb pins old libraries and monkey-patches with gevent, so it lives in a virtual environment
+of its own (`make pywb` makes `.venv-pywb`). We generate its configuration from the
+collection, in `<collection>/.replay/`: one pywb collection per snapshot, named by its full
+id and reading the snapshot's own index and WARC files in place, so a replay URL
+`/<id>/<14-digit timestamp>/<url>` shows that snapshot and nothing from another; and an
+`all` collection across every snapshot, for browsing across time. Replay is frameless (the
+page at top level, no banner frame) with Memento headers.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from archive.errors import ArchiveError
+from archive.snapshot.depends import find_snapshot, resolve
+from archive.snapshot.reader import Package
+from archive.snapshot.store import Collection, snapshot_id_of
+
+logger = logging.getLogger(__name__)
+
+ENV_WAYBACK = "ARCHIVE_PYWB"
+WORKDIR = ".replay"
+ALL = "all"
+
+
+class ReplayUnavailable(ArchiveError):
+    """pywb is not installed, or would not start."""
+
+    def __init__(self, why: str):
+        self.why = why
+        super().__init__(why)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One snapshot as replay knows it."""
+
+    id: str
+    path: Path
+    index: Path
+    seeds: tuple[tuple[str, str], ...]   # (url, 14-digit timestamp) of each seed page
+    created: str
+    deps_index: Path | None = None       # the index lines of the records its revisits refer to
+    deps_archives: tuple[Path, ...] = () # and the archive/ folders holding them
+
+
+def find_wayback() -> Path:
+    """Return pywb's `wayback` program: $ARCHIVE_PYWB, the checkout's .venv-pywb, or PATH."""
+    candidates = []
+    if os.environ.get(ENV_WAYBACK):
+        given = Path(os.environ[ENV_WAYBACK])
+        candidates.append(given / "bin" / "wayback" if given.is_dir() else given)
+    candidates.append(Path(__file__).resolve().parents[2] / ".venv-pywb" / "bin" / "wayback")
+    candidates.append(Path(sys.prefix).parent / ".venv-pywb" / "bin" / "wayback")
+    found = shutil.which("wayback")
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise ReplayUnavailable("pywb is not installed: run `make pywb` (or set ARCHIVE_PYWB to its wayback)")
+
+
+def entries(collection: Collection, workdir: Path) -> list[Entry]:
+    """Return the replayable snapshots of a collection, deriving an index where one is needed."""
+    found = []
+    for folder in collection.snapshots():
+        try:
+            snapshot_id = snapshot_id_of(folder)
+            with Package.open(folder) as package:
+                found.append(_entry(package, folder, snapshot_id, workdir))
+        except ArchiveError as exc:
+            logger.warning("not replayable: %s", exc)
+    return found
+
+
+def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> Entry:
+    index = folder / "indexes" / "index.cdx"
+    if not index.is_file():
+        # A package made elsewhere (a gzipped or ZipNum index): pywb gets a plain copy.
+        index = workdir / "indexes" / f"{snapshot_id}.cdx"
+        if not index.is_file():
+            index.parent.mkdir(parents=True, exist_ok=True)
+            lines = sorted(f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in package.index())
+            index.write_text("".join(line + "\n" for line in lines), "utf-8")
+    seeds = tuple((str(p["url"]), _stamp14(str(p.get("ts", "")))) for p in package.pages())
+    created = str(package.datapackage().get("created", ""))
+    deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
+    return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
+
+
+def _dependencies(package: Package, folder: Path, snapshot_id: str,
+                  workdir: Path) -> tuple[Path | None, tuple[Path, ...]]:
+    """Write the index of the records a snapshot's revisits refer to (pywb resolves a revisit
+    by looking its original up in the collection's indexes); return it with their folders."""
+    resolution = resolve(package, Collection(folder.parent))
+    if not resolution.originals:
+        return None, ()
+    lines, archives = [], []
+    for dependency, entries in resolution.originals.items():
+        other = find_snapshot(Collection(folder.parent), dependency)
+        if other is not None:
+            lines += [f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in entries]
+            archives.append(other / "archive")
+    path = workdir / "indexes" / f"{snapshot_id}.deps.cdx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines)))
+    return path, tuple(archives)
+
+
+def _stamp14(ts: str) -> str:
+    """Return the 14-digit form of an RFC 3339 time (or of a 14-digit one).
+
+    >>> _stamp14("2026-11-26T11:37:54Z")
+    '20261126113754'
+    """
+    return "".join(ch for ch in ts if ch.isdigit())[:14]
+
+
+def write_config(workdir: Path, items: list[Entry]) -> Path:
+    """Write pywb's config.yaml and home page for `items`; return the config path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    colls: dict[str, object] = {}
+    for e in items:
+        colls[e.id] = {"index_paths": str(e.index.resolve()),
+                       "archive_paths": str((e.path / "archive").resolve()) + "/"}
+        if e.deps_index is not None:
+            colls[e.id] = {"index_group": {"own": str(e.index.resolve()), "deps": str(e.deps_index.resolve())},
+                           "archive_paths": [str(p.resolve()) + "/" for p in (e.path / "archive", *e.deps_archives)]}
+    if items:
+        colls[ALL] = {"index_group": {e.id[:12]: str(e.index.resolve()) for e in items},
+                      "archive_paths": [str((e.path / "archive").resolve()) + "/" for e in items]}
+    config = {"framed_replay": False, "enable_memento": True, "collections": colls,
+              "templates_dir": str((workdir / "templates").resolve())}
+    path = workdir / "config.yaml"
+    # JSON is YAML: no YAML library needed in our environment.
+    path.write_text(json.dumps(config, indent=2), "utf-8")
+    _write_home(workdir / "templates", items)
+    return path
+
+
+def _write_home(folder: Path, items: list[Entry]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for e in sorted(items, key=lambda e: e.created, reverse=True):
+        links = "".join(
+            f'<li><a href="/{e.id}/{ts}/{html.escape(url)}">{html.escape(url)}</a> '
+            f'<small>{ts}</small></li>' for url, ts in e.seeds)
+        rows.append(f"<section><h2>{html.escape(e.path.name)}</h2><p><code>sha256:{e.id}</code> "
+                    f"created {html.escape(e.created)}</p><ul>{links}</ul></section>")
+    body = "".join(rows) or "<p>No snapshots yet.</p>"
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>archive: snapshots</title>"
+            "</head><body><h1>Snapshots</h1>"
+            f"<p>Browse across time in the <a href='/{ALL}/'>{ALL}</a> collection.</p>"
+            f"{{% raw %}}{body}{{% endraw %}}</body></html>")
+    (folder / "index.html").write_text(page, "utf-8")
+
+
+class Replay:
+    """pywb serving a collection; `refresh()` picks up new or removed snapshots."""
+
+    def __init__(self, collection: Path | str | None = None, host: str = "127.0.0.1",
+                 port: int = 8080, wayback: Path | None = None):
+        self.collection = Collection(collection)
+        self.host = host
+        self.port = port
+        self.wayback = wayback or find_wayback()
+        self.workdir = self.collection.root / WORKDIR
+        self.process: subprocess.Popen[bytes] | None = None
+        self.signature: tuple[str, ...] = ()
+        self.items: list[Entry] = []
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Generate the configuration, start pywb and wait until it answers; return its URL."""
+        if not self.collection.root.is_dir():
+            raise ReplayUnavailable(f"no collection at {self.collection.root}")
+        self.items = entries(self.collection, self.workdir)
+        self.signature = tuple(sorted(str(e.path) for e in self.items))
+        config = write_config(self.workdir, self.items)
+        env = dict(os.environ, PYWB_CONFIG_FILE=str(config.resolve()))
+        log = open(self.workdir / "pywb.log", "ab")
+        self.process = subprocess.Popen(
+            [str(self.wayback), "--bind", self.host, "--port", str(self.port)],
+            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self._wait_ready(timeout)
+        return self.url
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise ReplayUnavailable(f"pywb exited at start (code {self.process.returncode}); "
+                                        f"see {self.workdir / 'pywb.log'}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise ReplayUnavailable(f"pywb did not answer on {self.url} within {timeout:.0f} s")
+
+    def refresh(self) -> bool:
+        """Restart pywb with a new configuration when the snapshots changed; return True if so."""
+        current = tuple(sorted(str(p) for p in self.collection.snapshots()))
+        if current == self.signature:
+            return False
+        self.stop()
+        self.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop pywb."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "Replay":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
