@@ -95,7 +95,8 @@ def test_py_wacz_package_imports(demo_snapshot, tmp_path, collection):
         pytest.skip(f"{tool} is missing: `make pywb` installs py-wacz in .venv-pywb")
     warc = next((demo_snapshot.path / "archive").glob("*.warc.gz"))
     wacz = tmp_path / "made-by-py-wacz.wacz"
-    result = subprocess.run([tool, "create", "-o", wacz, warc], capture_output=True, text=True, timeout=60)
+    pages = demo_snapshot.path / "pages" / "pages.jsonl"   # WACZ 1.1.1 requires a page list
+    result = subprocess.run([tool, "create", "-p", pages, "-o", wacz, warc], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     snap = import_archive(wacz, collection)
     with zipfile.ZipFile(wacz) as zf:

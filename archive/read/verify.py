@@ -24,6 +24,8 @@ from archive.warc.check import GZIP_MAGIC
 from archive.warc.digests import Problem
 from archive.warc.writer import DIGEST_CONVENTION
 
+from .coverage import Records, check_index, check_layout, check_pages
+
 HTTP_RECORDS = ("response", "request")
 SOURCE_FILES = (SOURCE + DATAPACKAGE, SOURCE + DIGEST_FILE)
 
@@ -73,9 +75,15 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
     with store.open(str(snapshot)) as package:
         report = Report(package.path)
         ours = _check_package(package, report)
+        report.problems.extend(check_layout(package))
         listed = _check_listing(package, ours, report)
+        warcs: dict[str, Records] = {}
         for rel, entry in listed.items():
-            _check_file(package, rel, entry, report)
+            _check_file(package, rel, entry, report, warcs)
+        # what readers go by (index, page list) must point at exactly the records just checked
+        coverage = check_index(package, warcs)
+        report.problems.extend(coverage.problems)
+        report.problems.extend(check_pages(package, coverage.captured))
         _check_source(package, listed, report)
         # after _check_source: a self-contained export's proofs are over the snapshot it carries
         check_proofs(package, report, trust=trust, tsa_certs=tsa_certs)
@@ -163,11 +171,14 @@ def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> 
     return {rel: e for rel, e in listed.items() if rel in present}
 
 
-def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report) -> None:
+def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report,
+                warcs: dict[str, Records]) -> None:
     report.files += 1
     with package.member(rel) as f:
         if rel.endswith((".warc.gz", ".warc")):
-            digest, size = check_warc(f, rel, report)
+            records = warcs[rel] = Records()
+            digest, size = check_warc(f, rel, report, records.heads)
+            records.size = size
         else:
             digest, size = _hash_stream(f)
     report.bytes += size
@@ -222,11 +233,13 @@ def _rehash(package: Package, rel: str, algo: str) -> str:
         return f"{algo}:unsupported"
 
 
-def check_warc(f: BinaryIO, rel: str, report: Report) -> tuple[str, int]:
-    """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size)."""
+def check_warc(f: BinaryIO, rel: str, report: Report,
+               heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int]:
+    """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size).
+    With `heads`, collect each record's (offset, WARC headers) there (warc.check.check_warc)."""
     gz = f.read(3) == GZIP_MAGIC
     f.seek(0)
-    digest, size, records, problems = warccheck.check_warc(f, rel, gz)
+    digest, size, records, problems = warccheck.check_warc(f, rel, gz, heads)
     report.records += records
     report.problems.extend(problems)
     return digest, size

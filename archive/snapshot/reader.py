@@ -159,8 +159,17 @@ class Package:
         return [n for n in self.names() if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
 
     def warc_path(self, filename: str) -> str:
-        """Return the member name of a WARC file named in the index."""
-        return filename if filename.startswith("archive/") else f"archive/{filename}"
+        """Return the member name of a WARC file named in the index; raise NotASnapshot for a
+        name that leads anywhere but a file directly in the package's `archive/` folder."""
+        member = warc_member(filename)
+        if member is None:
+            raise NotASnapshot(self.path, f"index names a WARC file outside archive/: {filename!r:.200}")
+        return member
+
+    def anomalies(self) -> list[tuple[str, str]]:
+        """Return (member name, what is wrong) for each entry of the container that a reader
+        could be misled by: duplicate names, directories holding data, unsafe names."""
+        return []
 
     @contextmanager
     def record(self, filename: str, offset: int) -> Iterator[tuple[Response, BinaryIO]]:
@@ -201,15 +210,20 @@ class ZipPackage(Package):
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise NotASnapshot(path, f"unreadable zip: {exc}") from None
-        self._names = sorted(i.filename for i in self.zip.infolist() if not i.is_dir())
+        infos = self.zip.infolist()
+        self._names = sorted(i.filename for i in infos if not i.is_dir())
+        self._anomalies = _zip_anomalies(infos)
         if DATAPACKAGE not in self._names:
             self.zip.close()
             raise NotASnapshot(path, f"no {DATAPACKAGE} in the zip")
 
     def names(self) -> list[str]:
         return list(self._names)
+
+    def anomalies(self) -> list[tuple[str, str]]:
+        return list(self._anomalies)
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
@@ -218,6 +232,40 @@ class ZipPackage(Package):
 
     def close(self) -> None:
         self.zip.close()
+
+
+def warc_member(filename: str) -> str | None:
+    """Return the member name (`archive/<name>`) of a WARC file an index line names, or None when
+    the name leads anywhere else: a parent (`..`), an absolute path, another folder, a drive.
+
+    WACZ 1.1.1 (section "indexes"): a CDXJ `filename` is relative to the `archive/` folder.
+
+    >>> warc_member("a.warc.gz"), warc_member("archive/a.warc.gz")
+    ('archive/a.warc.gz', 'archive/a.warc.gz')
+    >>> [warc_member(n) for n in ("../x/archive/a.warc.gz", "/etc/passwd", "pages/p.warc", "a\\b", "..")]
+    [None, None, None, None, None]
+    """
+    name = filename.removeprefix("archive/") if isinstance(filename, str) else ""
+    if (not name or name in (".", "..") or any(ch in name for ch in "/\\\0")
+            or any(ord(ch) < 32 for ch in name)):
+        return None
+    return f"archive/{name}"
+
+
+def _zip_anomalies(infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
+    """Return (name, why) for duplicate names, directories with data and unsafe names of a zip."""
+    found, seen = [], set()
+    for info in infos:
+        name = info.filename
+        if name in seen:
+            found.append((name, "duplicate zip member name (readers would disagree on its bytes)"))
+        seen.add(name)
+        if info.is_dir() and info.file_size:
+            found.append((name, "directory entry holding data"))
+        parts = name.rstrip("/").split("/")
+        if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+            found.append((name, "zip member name leads outside the package"))
+    return found
 
 
 def parse_cdxj(line: str) -> IndexEntry | None:
@@ -232,11 +280,13 @@ def parse_cdxj(line: str) -> IndexEntry | None:
         return None
     try:
         fields = json.loads(parts[2])
+        if not (isinstance(fields["url"], str) and isinstance(fields["filename"], str)):
+            return None
         return IndexEntry(parts[0], parts[1], fields["url"], str(fields.get("status", "")),
-                          fields.get("mime", ""), fields.get("digest", ""), fields["filename"],
+                          str(fields.get("mime", "")), str(fields.get("digest", "")), fields["filename"],
                           int(fields["offset"]), int(fields["length"]), fields)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
-__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "parse_cdxj"]
+__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "parse_cdxj", "warc_member"]

@@ -37,8 +37,10 @@ class _Stored:
     member starts so any position maps back to the file offset of its member.
     """
 
-    def __init__(self, f: BinaryIO, gz: bool, file_sha: Any, start: int = 0):
+    def __init__(self, f: BinaryIO, gz: bool, file_sha: Any, start: int = 0,
+                 heads: list[tuple[int, dict[str, str]]] | None = None):
         self.f, self.gz, self.file_sha = f, gz, file_sha
+        self.heads = heads   # where wanted: (file offset, WARC headers) of every record read
         self.buf, self.off, self.total = b"", 0, 0
         self.tail, self.tail_at = b"", start
         self.members: deque[tuple[int, int]] = deque([(0, start)])
@@ -164,8 +166,13 @@ class _FileHash:
         self.size += len(data)
 
 
-def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Problem]]:
-    """Check every record of a WARC file; return (file sha256, file size, records, problems)."""
+def check_warc(f: BinaryIO, rel: str, gz: bool,
+               heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int, int, list[Problem]]:
+    """Check every record of a WARC file; return (file sha256, file size, records, problems).
+
+    With `heads`, append (file offset, WARC headers with lowercase names) of each record read,
+    in file order, so an index can be checked against the records without reading them again.
+    """
     # The main thread inflates; the file checksum and block digests hash on one thread and
     # payload digests on another (the block and the payload are mostly the same bytes).
     hasher = HashThread()
@@ -173,7 +180,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Pro
     file_sha = _FileHash(hasher)
     problems: list[Problem] = []
     records = 0
-    stored = _Stored(f, gz, file_sha)
+    stored = _Stored(f, gz, file_sha, heads=heads)
     try:
         _check_records(stored, rel, (hasher, payload_hasher), problems)
         records = stored.records
@@ -182,7 +189,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Pro
         failed = stored.record_start
         problems.append(Problem(rel, f"unreadable record ({exc})", failed))
         stored.drain()
-        records += _resync(f, rel, gz, failed, (hasher, payload_hasher), problems)
+        records += _resync(f, rel, gz, failed, (hasher, payload_hasher), problems, heads)
     except Exception as exc:   # whatever else a hostile file does, it is a problem, not a crash
         records = stored.records
         problems.append(Problem(rel, f"unreadable record ({type(exc).__name__}: {exc})", stored.record_start))
@@ -195,13 +202,13 @@ def check_warc(f: BinaryIO, rel: str, gz: bool) -> tuple[str, int, int, list[Pro
 
 
 def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
-            problems: list[Problem]) -> int:
+            problems: list[Problem], heads: list[tuple[int, dict[str, str]]] | None = None) -> int:
     """Go on checking from each next record that can be found after a damaged one."""
     records = 0
     magic = GZIP_MAGIC if gz else b"WARC/1."
     while (start := _find(f, magic, failed + 1)) is not None:
         f.seek(start)
-        stored = _Stored(f, gz, _FileHash(), start)
+        stored = _Stored(f, gz, _FileHash(), start, heads)
         try:
             _check_records(stored, rel, hasher, problems)
             return records + stored.records
@@ -245,6 +252,8 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
             problems.append(Problem(rel, "several records in one gzip member", offset))
         previous = offset
         headers = _warc_headers(stored)
+        if stored.heads is not None:
+            stored.heads.append((stored.record_start, headers))
         try:
             length = int(headers.get("content-length", ""))
         except ValueError:
