@@ -10,7 +10,6 @@ page at top level, no banner frame) with Memento headers.
 """
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -19,12 +18,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.snapshot.depends import find_snapshot, resolve
-from archive.snapshot.reader import Package
+from archive.snapshot.reader import IndexEntry, Package, warc_member
 from archive.snapshot.store import Collection, snapshot_id_of
 
 logger = logging.getLogger(__name__)
@@ -86,18 +86,34 @@ def entries(collection: Collection, workdir: Path) -> list[Entry]:
 
 
 def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> Entry:
-    index = folder / "indexes" / "index.cdx"
+    index = workdir / "indexes" / f"{snapshot_id}.checked.cdx"
+    lines = _index_lines(package.index())
     if not index.is_file():
-        # A package made elsewhere (a gzipped or ZipNum index): pywb gets a plain copy.
-        index = workdir / "indexes" / f"{snapshot_id}.cdx"
-        if not index.is_file():
-            index.parent.mkdir(parents=True, exist_ok=True)
-            lines = sorted(f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in package.index())
-            index.write_text("".join(line + "\n" for line in lines), "utf-8")
-    seeds = tuple((str(p["url"]), _stamp14(str(p.get("ts", "")))) for p in package.pages())
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text("".join(line + "\n" for line in lines), "utf-8")
+    # the home page lists captured responses the index holds, not what pages.jsonl claims
+    captured = {(e.url, e.timestamp[:14]) for e in package.index() if warc_member(e.filename)}
+    seeds = tuple((str(p["url"]), _stamp14(str(p.get("ts", "")))) for p in package.pages()
+                  if (p["url"], _stamp14(str(p.get("ts", "")))) in captured)
     created = str(package.datapackage().get("created", ""))
     deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
     return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
+
+
+def _index_lines(entries: Iterable[IndexEntry]) -> list[str]:
+    """Return the sorted CDXJ lines pywb gets: only lines naming a WARC file inside the
+    snapshot's `archive/` folder (pywb joins the name to that folder), with only the fields
+    pywb needs to find and serve the record."""
+    lines = []
+    for e in entries:
+        member = warc_member(e.filename)
+        if member is None:
+            logger.warning("index line of %r names a WARC file outside the snapshot: left out", e.url[:200])
+            continue
+        fields = {"url": e.url, "mime": e.mime, "status": e.status, "digest": e.digest,
+                  "length": str(e.length), "offset": str(e.offset), "filename": member.removeprefix("archive/")}
+        lines.append(f"{e.urlkey} {e.timestamp} {json.dumps(fields)}")
+    return sorted(lines, key=lambda line: line.encode("utf-8"))
 
 
 def _dependencies(package: Package, folder: Path, snapshot_id: str,
@@ -111,11 +127,11 @@ def _dependencies(package: Package, folder: Path, snapshot_id: str,
     for dependency, entries in resolution.originals.items():
         other = find_snapshot(Collection(folder.parent), dependency)
         if other is not None:
-            lines += [f"{e.urlkey} {e.timestamp} {json.dumps(e.fields)}" for e in entries]
+            lines += _index_lines(entries)
             archives.append(other / "archive")
     path = workdir / "indexes" / f"{snapshot_id}.deps.cdx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines)))
+    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines, key=str.encode)))
     return path, tuple(archives)
 
 
@@ -151,20 +167,39 @@ def write_config(workdir: Path, items: list[Entry]) -> Path:
 
 
 def _write_home(folder: Path, items: list[Entry]) -> None:
+    """Write pywb's home page template with every datum as inert text (see `inert`)."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for e in sorted(items, key=lambda e: e.created, reverse=True):
         links = "".join(
-            f'<li><a href="/{e.id}/{ts}/{html.escape(url)}">{html.escape(url)}</a> '
-            f'<small>{ts}</small></li>' for url, ts in e.seeds)
-        rows.append(f"<section><h2>{html.escape(e.path.name)}</h2><p><code>sha256:{e.id}</code> "
-                    f"created {html.escape(e.created)}</p><ul>{links}</ul></section>")
+            f'<li><a href="/{inert(e.id)}/{inert(ts)}/{inert(url)}">{inert(url)}</a> '
+            f'<small>{inert(ts)}</small></li>' for url, ts in e.seeds)
+        rows.append(f"<section><h2>{inert(e.path.name)}</h2><p><code>sha256:{inert(e.id)}</code> "
+                    f"created {inert(e.created)}</p><ul>{links}</ul></section>")
     body = "".join(rows) or "<p>No snapshots yet.</p>"
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>archive: snapshots</title>"
             "</head><body><h1>Snapshots</h1>"
             f"<p>Browse across time in the <a href='/{ALL}/'>{ALL}</a> collection.</p>"
-            f"{{% raw %}}{body}{{% endraw %}}</body></html>")
+            f"{body}</body></html>")
     (folder / "index.html").write_text(page, "utf-8")
+
+
+_INERT = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'{}%#`\\"}
+
+
+def inert(text: str) -> str:
+    """Return text as HTML character references wherever it could be markup or template source.
+
+    pywb renders `index.html` with Jinja2, whose delimiters all start with `{` or end with `}`
+    (`{{ }}`, `{% %}`, `{# #}`), and `%` and `#` open line statements and comments where those
+    are enabled: none of them survives as such, so no datum can close a tag, an attribute or a
+    Jinja block, whatever it holds (HTML 5 section 13.1.4, character references).
+
+    >>> inert("{%endraw%}{{7*7}}<b>&#x27;\x1b")
+    '&#123;&#37;endraw&#37;&#125;&#123;&#123;7*7&#125;&#125;&#60;b&#62;&#38;&#35;x27;\ufffd'
+    """
+    # control characters have no business on the page: each shows as U+FFFD
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in str(text)).translate(_INERT)
 
 
 class Replay:

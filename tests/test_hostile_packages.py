@@ -1,0 +1,327 @@
+"""Packages made by an attacker who controls every byte: verify, import, replay and cite must not
+be misled. Each hostile package is made here from a real capture: unzipped, edited, its
+datapackage.json resealed (every file's digest and the package digest recomputed), re-zipped."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archive import capture, verify
+from archive.demo import DemoSite
+from archive.errors import ArchiveError, ImportRejected
+from archive.read.ingest import import_archive
+from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, canonical_json, digest_document
+from archive.snapshot.reader import Package, warc_member
+
+Files = dict[str, bytes]
+Edit = Callable[[Files, dict[str, Any]], None]
+INDEX = "indexes/index.cdx"
+PAGES = "pages/pages.jsonl"
+# Jinja2 that writes a file named "pwned" in pywb's working folder when rendered, with no
+# quote, space or slash (so it survives in a URL's user-info part)
+PAYLOAD = ("{%endraw%}{{self.__init__.__globals__.__builtins__.open(dict(pwned=1)|first,"
+           "dict(w=1)|first).write(dict(x=1)|first)}}{%raw%}")
+ESCAPED = "&#123;&#37;endraw&#37;&#125;&#123;&#123;self.__init__"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real snapshot folder (one page and its requisites)."""
+    root = tmp_path_factory.mktemp("hostile-packages")
+    with DemoSite() as site:
+        return capture([site.main_url + "/contact.html"], root / "coll", depth=0).path
+
+
+def unpack(folder: Path) -> Files:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def reseal(files: Files, edit_package: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """List every file with its digest and size again, and recompute the package digest."""
+    package = json.loads(files[DATAPACKAGE])
+    package["resources"] = [{"name": name.rsplit("/", 1)[-1], "path": name, "bytes": len(data),
+                             "hash": "sha256:" + hashlib.sha256(data).hexdigest()}
+                            for name, data in sorted(files.items()) if name not in (DATAPACKAGE, DIGEST_FILE)]
+    if edit_package:
+        edit_package(package)
+    files[DATAPACKAGE] = canonical_json(package)
+    files[DIGEST_FILE] = canonical_json(digest_document(hashlib.sha256(files[DATAPACKAGE]).hexdigest()))
+
+
+def write_zip(files: Files, dest: Path, extra: list[tuple[zipfile.ZipInfo | str, bytes]] = ()) -> Path:  # type: ignore[assignment]
+    with warnings.catch_warnings(), zipfile.ZipFile(dest, "w") as zf:
+        warnings.simplefilter("ignore")   # zipfile warns of duplicate names: we want them
+        for name, data in files.items():
+            zf.writestr(name, data)
+        for info, data in extra:
+            zf.writestr(info, data)
+    return dest
+
+
+def crafted(pristine: Path, dest: Path, edit: Callable[[Files], None] | None = None,
+            edit_package: Callable[[dict[str, Any]], None] | None = None,
+            extra: list[tuple[zipfile.ZipInfo | str, bytes]] = ()) -> Path:  # type: ignore[assignment]
+    files = unpack(pristine)
+    if edit:
+        edit(files)
+    reseal(files, edit_package)
+    return write_zip(files, dest, extra)
+
+
+def index_lines(files: Files) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(k, t, json.loads(f)) for k, t, f in (line.split(" ", 2) for line in files[INDEX].decode().splitlines())]
+
+
+def set_index(files: Files, lines: list[tuple[str, str, dict[str, Any]]]) -> None:
+    files[INDEX] = "".join(f"{k} {t} {json.dumps(f)}\n" for k, t, f in lines).encode()
+
+
+def edit_line(change: Callable[[list[Any]], None], which: int = 0) -> Callable[[Files], None]:
+    def edit(files: Files) -> None:
+        lines = [list(line) for line in index_lines(files)]
+        change(lines[which])
+        set_index(files, [tuple(line) for line in lines])  # type: ignore[misc]
+    return edit
+
+
+def problems(target: Path) -> list[str]:
+    return [str(p) for p in verify(target).problems]
+
+
+# -- verify covers everything a reader reads --------------------------------------------------------
+
+def test_pristine_package_zipped_verifies_and_imports(pristine, tmp_path):
+    wacz = crafted(pristine, tmp_path / "same.wacz")
+    assert problems(wacz) == []
+    assert verify(import_archive(wacz, tmp_path / "coll").path).ok
+
+
+def test_index_pointing_into_another_snapshot_is_refused_and_never_replayed(pristine, tmp_path):
+    """Issue 13 item 2: CDXJ lines naming another snapshot's WARC file through `..`."""
+    coll = tmp_path / "coll"
+    other = import_archive(crafted(pristine, tmp_path / "other.wacz",
+                                   edit_package=lambda p: p.update(title="the other")), coll)
+    other_warc = next((other.path / "archive").glob("*.warc.gz")).name
+    outside = f"../../{other.path.name}/archive/{other_warc}"
+
+    def point_outside(files: Files) -> None:
+        set_index(files, [(k, t, {**f, "filename": outside}) for k, t, f in index_lines(files)])
+    wacz = crafted(pristine, tmp_path / "outside.wacz", point_outside)
+    found = problems(wacz)
+    assert found and all("outside the package's archive/ folder" in p for p in found if p.startswith(INDEX))
+    with pytest.raises(ImportRejected, match="outside the package"):
+        import_archive(wacz, coll)
+    assert [p.name for p in coll.iterdir() if not p.name.startswith(".")] == [other.path.name]
+    # the reader is the one place a WARC path is resolved: it refuses the name whatever asks
+    with Package.open(wacz) as package:
+        entry = next(package.index())
+        with pytest.raises(ArchiveError, match="outside archive/"):
+            package.body(entry)
+
+
+@pytest.mark.parametrize("name, change, reason", [
+    ("absolute", lambda l: l[2].update(filename="/etc/passwd"), "outside the package's archive/ folder"),
+    ("other folder", lambda l: l[2].update(filename="pages/pages.jsonl"), "outside the package's archive/ folder"),
+    ("missing file", lambda l: l[2].update(filename="nothing.warc.gz"), "does not hold"),
+    ("offset", lambda l: l[2].update(offset=str(int(l[2]["offset"]) + 1)), "no record starts at offset"),
+    ("length", lambda l: l[2].update(length=str(int(l[2]["length"]) - 1)), "length does not cover exactly"),
+    ("url", lambda l: l[2].update(url="javascript:alert(1)"), "URL differs"),
+    ("key", lambda l: l.__setitem__(0, "org,example)/"), "sort key"),
+    ("time", lambda l: l.__setitem__(1, "19990101000000"), "time differs"),
+    ("digest", lambda l: l[2].update(digest="sha256:" + "0" * 64), "digest differs"),
+    ("type", lambda l: l[2].update(mime="warc/revisit"), "record type differs"),
+])
+def test_each_index_field_is_checked_against_its_record(pristine, tmp_path, name, change, reason):
+    wacz = crafted(pristine, tmp_path / "line.wacz", edit_line(change))
+    found = problems(wacz)
+    assert any(p.startswith(f"{INDEX}: line 1: ") and reason in p for p in found), found
+    with pytest.raises(ImportRejected):
+        import_archive(wacz, tmp_path / "coll")
+
+
+def test_malformed_index_line_is_a_problem(pristine, tmp_path):
+    wacz = crafted(pristine, tmp_path / "bad.wacz",
+                   lambda files: files.update({INDEX: files[INDEX] + b"org,x)/ 2026 [1, 2]\n"}))
+    assert any("not a CDXJ line" in p for p in problems(wacz))
+
+
+def test_page_list_entries_must_be_captures(pristine, tmp_path):
+    def add_page(files: Files) -> None:
+        files[PAGES] += json.dumps({"url": "javascript:alert(1)", "ts": "2026-01-01T00:00:00Z",
+                                    "title": "not captured"}).encode() + b"\n"
+    found = problems(crafted(pristine, tmp_path / "pages.wacz", add_page))
+    assert any(p.startswith(f"{PAGES}: line 3: page 'javascript:alert(1)'") for p in found), found
+
+    def shift_time(files: Files) -> None:
+        lines = files[PAGES].decode().splitlines()
+        page = json.loads(lines[1])
+        page["ts"] = "1999-01-01T00:00:00Z"
+        files[PAGES] = "\n".join([lines[0], json.dumps(page)]).encode() + b"\n"
+    found = problems(crafted(pristine, tmp_path / "time.wacz", shift_time))
+    assert any("is no capture the index holds" in p for p in found), found
+
+
+def test_zip_anomalies_are_problems(pristine, tmp_path):
+    files = unpack(pristine)
+    reseal(files)
+    folder_with_data = zipfile.ZipInfo("archive/")
+    wacz = write_zip(files, tmp_path / "odd.wacz", [(INDEX, b"shadowing line\n"), (folder_with_data, b"data"),
+                                                     ("logs/unlisted.txt", b"not in the manifest")])
+    found = problems(wacz)
+    assert any(p.startswith(f"{INDEX}: duplicate zip member name") for p in found), found
+    assert any(p.startswith("archive/: directory entry holding data") for p in found), found
+    assert any(p.startswith("logs/unlisted.txt: file not listed") for p in found), found
+
+
+def test_package_without_index_and_page_list_is_refused(pristine, tmp_path):
+    """Issue 13 item 8: WACZ 1.1.1 requires indexes/ and pages/pages.jsonl."""
+    def strip(files: Files) -> None:
+        del files[INDEX], files[PAGES]
+    wacz = crafted(pristine, tmp_path / "bare.wacz", strip)
+    run = subprocess.run([sys.executable, "-m", "archive", "verify", str(wacz)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "WACZ 1.1.1 requires indexes/" in run.stdout + run.stderr
+    assert "WACZ 1.1.1 requires pages/pages.jsonl" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    coll = tmp_path / "coll"
+    run = subprocess.run([sys.executable, "-m", "archive", "import", "-C", str(coll), str(wacz)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stderr.startswith("archive: error: ") and "Traceback" not in run.stderr
+    assert not coll.exists() or not [p for p in coll.iterdir() if not p.name.startswith(".")]
+
+
+# -- hypothesis: mutated packages ------------------------------------------------------------------
+
+MUTATIONS = ("index bytes", "index filename", "pages bytes", "datapackage field", "zip name")
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _mutate(files: Files, data: st.DataObject) -> Callable[[dict[str, Any]], None] | None:
+    """Change the bytes of index or page lines, an index filename or a zip name in `files`; or
+    return a change of a datapackage.json field to make after resealing."""
+    kind = data.draw(st.sampled_from(MUTATIONS))
+    if kind in ("index bytes", "pages bytes"):
+        name = INDEX if kind == "index bytes" else PAGES
+        raw = bytearray(files[name])
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at:at + data.draw(st.integers(0, 8))] = data.draw(st.binary(max_size=16))
+        files[name] = bytes(raw)
+    elif kind == "index filename":
+        path = data.draw(st.sampled_from(["../", "/", "..\\", "archive/../", "x/", ""])) + \
+            data.draw(st.text(max_size=20))
+        edit_line(lambda l: l[2].update(filename=path), 0)(files)
+    elif kind == "datapackage field":
+        key = data.draw(st.sampled_from(["created", "title", "mainPageURL", "archive", "resources", "software"]))
+        value = data.draw(st.one_of(st.none(), st.integers(), st.text(max_size=30),
+                                    st.lists(st.text(max_size=5), max_size=3)))
+        return lambda package: package.__setitem__(key, value)
+    else:
+        old = data.draw(st.sampled_from(sorted(n for n in files if n not in (DATAPACKAGE, DIGEST_FILE))))
+        files[data.draw(st.text(min_size=1, max_size=30))] = files.pop(old)
+    return None
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mutated_packages_never_crash_nor_pass_with_an_index_pointing_outside(pristine, tmp_path, data):
+    files = unpack(pristine)
+    reseal(files, _mutate(files, data))
+    example = uuid.uuid4().hex   # tmp_path is shared by every example
+    wacz = write_zip(files, tmp_path / f"{example}.wacz")
+    try:
+        report = verify(wacz)
+    except ArchiveError:
+        report = None
+    if report is not None and report.ok:
+        with Package.open(wacz) as package:
+            assert all(warc_member(e.filename) in package.warc_names() for e in package.index())
+    coll = tmp_path / f"coll-{example}"
+    try:
+        snap = import_archive(wacz, coll)
+    except ArchiveError:
+        assert not coll.exists() or not [p for p in coll.iterdir() if not p.name.startswith(".")]
+    else:
+        assert report is not None and report.ok
+        assert verify(snap.path).ok
+
+
+# -- no text from a page or package is template source or markup -------------------------------------
+
+def _serve_home(collection: Path, tmp_path: Path) -> str:
+    """Run the real `archive serve` on the collection; return the home page pywb renders."""
+    from archive.web.replay import find_wayback
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, ARCHIVE_PYWB=str(find_wayback()))
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    return resp.read().decode("utf-8")
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError((tmp_path / "serve.log").read_text())
+                time.sleep(0.2)
+    finally:
+        log.close()
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+def _pwned(collection: Path, tmp_path: Path) -> list[Path]:
+    return [p for root in (collection, tmp_path, Path.cwd()) for p in root.rglob("pwned")]
+
+
+def test_page_url_with_template_syntax_is_shown_as_text(tmp_path):
+    """Issue 13 item 1: a captured URL whose user-info holds Jinja, loaded through `archive serve`."""
+    collection = tmp_path / "coll"
+    with DemoSite() as site:
+        site.routes[("main", "/x.html")] = lambda h: h.send_bytes(
+            200, b"<!doctype html><title>{{7*7}} {% raw %}</title><p>hi", "text/html")
+        seed = site.main_url.replace("://", f"://{PAYLOAD}@") + "/x.html"
+        snap = capture([seed], collection, depth=0)
+    pages = (snap.path / PAGES).read_text()
+    assert PAYLOAD in pages    # the hostile URL is in the snapshot, as captured
+    home = _serve_home(collection, tmp_path)
+    assert _pwned(collection, tmp_path) == []
+    assert ESCAPED in home and PAYLOAD not in home and snap.id in home
+
+
+def test_package_metadata_with_template_syntax_is_shown_as_text(pristine, tmp_path):
+    """The same through a crafted .wacz that verifies: its `created` holds the template."""
+    wacz = crafted(pristine, tmp_path / "created.wacz", edit_package=lambda p: p.update(created=PAYLOAD))
+    assert verify(wacz).ok
+    collection = tmp_path / "coll"
+    snap = import_archive(wacz, collection)
+    home = _serve_home(collection, tmp_path)
+    assert _pwned(collection, tmp_path) == []
+    assert ESCAPED in home and PAYLOAD not in home and snap.id in home
