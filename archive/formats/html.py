@@ -8,6 +8,7 @@ parses what it fetched for links, and the read side, which cites and compares te
 from __future__ import annotations
 
 import codecs
+import html
 import re
 from collections.abc import Iterable, Iterator
 
@@ -15,6 +16,26 @@ from lxml import etree
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 CSS_TYPES = ("text/css",)
+TITLE_BYTES = 8192          # a <title> sits near the top; reading further would not be cheap
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def page_title(blocks: Iterable[bytes]) -> str:
+    """Return the <title> found in the first TITLE_BYTES of a page's body blocks, or "".
+
+    >>> page_title([b"<html><title>A &amp;\t B</title>"])
+    'A & B'
+    """
+    head = b""
+    try:
+        for block in blocks:
+            head += block
+            if len(head) >= TITLE_BYTES:
+                break
+    except ValueError:
+        pass   # a body that will not decode (wire.WireError) has no title we can read
+    match = _TITLE.search(head[:TITLE_BYTES])
+    return " ".join(html.unescape(match.group(1).decode("utf-8", "replace")).split()) if match else ""
 
 
 def charset_of(content_type: str | None) -> str | None:

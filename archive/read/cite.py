@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from warcio.exceptions import ArchiveLoadFailed
 
@@ -71,33 +72,57 @@ def cite(ref: str, collection: Path | str | None = None, fmt: str = "text", *,
 
 def citation(package: Package, base_url: str | None = None,
              local_replay: str = LOCAL_REPLAY) -> Citation:
-    """Return the citation of a snapshot's main page; raise NotASnapshot when none was captured."""
+    """Return the citation of a snapshot's main page; raise NotASnapshot when none was captured
+    or its record does not bear out its index line, UsageError for a link that is not http(s).
+
+    The URLs and the capture time come from the records' own WARC headers and the title from
+    the record's body; the package metadata only says which seed to look for."""
     data = package.datapackage()
     meta = _dict(data.get("archive"))
     seeds = _seeds(meta, data, package)
     found = _scan(package, {u for seed in seeds for u in seed[1:]})
     # The first seed with a recorded response: a seed that got no answer has nothing to cite.
-    given, requested, final = next((s for s in seeds if found.get(s[1])), ("", "", ""))
+    _, requested, final = next((s for s in seeds if found.get(s[1])), ("", "", ""))
     first = next(iter(found.get(requested, [])), None)
     if first is None:
         raise NotASnapshot(package.path, "no response recorded for any seed")
     page = next((e for e in found.get(final, []) if not e.status.startswith("3")), first)
+    original, captured = _recorded(package, first)
+    cited_url = _recorded(package, page)[0] if page is not first else original
     info = _page_info(package, page)
-    captured = _captured(package, first)
     window = _dict(meta.get("capture_window"))
+    start, end = utc_iso(str(window.get("start", ""))), utc_iso(str(window.get("end", "")))
+    if not (start and end and start <= captured <= end):
+        start = end = None   # a window the cited record is not in is no window of this capture
     stamp, sid, software = re.sub(r"\D", "", captured), package.id, data.get("software")
+    replay = f"{(base_url or local_replay).rstrip('/')}/{sid}/{stamp}/{original}"
+    for link in (original, cited_url, replay):
+        web_link(link)
     return Citation(
-        title=info.title or given, authors=info.authors, site_name=info.site_name,
-        published=info.published, original_url=given,
-        final_url=page.url if page.url != requested else None,
+        title=info.title or original, authors=info.authors, site_name=info.site_name,
+        published=info.published, original_url=original,
+        final_url=cited_url if cited_url != original else None,
         status=int(page.status) if page.status.isdigit() else None,
-        captured=captured, timestamp14=stamp,
-        window_start=utc_iso(str(window.get("start", ""))),
-        window_end=utc_iso(str(window.get("end", ""))),
-        snapshot_id=sid, digest=f"sha256:{sid}",
-        replay_url=f"{(base_url or local_replay).rstrip('/')}/{sid}/{stamp}/{requested}",
+        captured=captured, timestamp14=stamp, window_start=start, window_end=end,
+        snapshot_id=sid, digest=f"sha256:{sid}", replay_url=replay,
         tool=software if isinstance(software, str) and software else f"archive {__version__}",
         language=info.language)
+
+
+def web_link(url: str) -> str:
+    """Return `url` when it is an absolute http(s) URL with a host; raise UsageError otherwise
+    (a citation's link is followed by its readers: `javascript:` and the like are refused).
+
+    >>> web_link("https://ex.org/a")
+    'https://ex.org/a'
+    >>> web_link("javascript:alert(1)")
+    Traceback (most recent call last):
+    archive.errors.UsageError: refusing to cite a link that is not http(s): 'javascript:alert(1)'
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(ord(c) < 33 for c in url):
+        raise UsageError(f"refusing to cite a link that is not http(s): {url[:200]!r}")
+    return url
 
 
 def _seeds(meta: dict[str, Any], data: dict[str, Any], package: Package) -> list[tuple[str, str, str]]:
@@ -131,18 +156,21 @@ def _scan(package: Package, urls: set[str]) -> dict[str, list[IndexEntry]]:
             for url, entries in found.items()}
 
 
-def _captured(package: Package, entry: IndexEntry) -> str:
-    """Return the WARC-Date of a response record (to the second); the index timestamp if unreadable."""
+def _recorded(package: Package, entry: IndexEntry) -> tuple[str, str]:
+    """Return (WARC-Target-URI, WARC-Date to the second) of the record an index line names;
+    raise NotASnapshot when the record cannot be read or does not bear the line out."""
     try:
         with package.record(entry.filename, entry.offset) as (response, _):
-            warc_date = response.warc_headers.get("WARC-Date", "")
+            heads = response.warc_headers
     except _READ_ERRORS as exc:
-        logger.warning("record of %s unreadable, its index timestamp used: %s", entry.url, exc)
-        warc_date = ""
-    captured = utc_iso(warc_date) or utc_iso(entry.timestamp)
-    if captured is None:
-        raise NotASnapshot(package.path, f"no capture date for {entry.url}")
-    return captured
+        raise NotASnapshot(package.path, f"the record of {entry.url[:200]!r} is unreadable ({exc}); "
+                                         "run archive verify") from None
+    uri = heads.get("WARC-Target-URI", "").strip().strip("<>")
+    captured = utc_iso(heads.get("WARC-Date", ""))
+    if uri != entry.url or captured is None or re.sub(r"\D", "", captured) != entry.timestamp[:14]:
+        raise NotASnapshot(package.path, f"the record at {entry.filename[:100]}@{entry.offset} is not the one "
+                                         f"its index line names ({entry.url[:200]!r}); run archive verify")
+    return uri, captured
 
 
 def _page_info(package: Package, entry: IndexEntry) -> PageMetadata:
@@ -189,6 +217,9 @@ def render(c: Citation, fmt: str) -> str:
         "json": lambda c: json.dumps(asdict(c), indent=2, ensure_ascii=False) + "\n"}
     if fmt not in renderers:
         raise UsageError(f"unknown citation format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    for link in (c.original_url, c.final_url, c.replay_url):
+        if link is not None:
+            web_link(link)   # every format links these: http(s) only, whoever made the Citation
     return renderers[fmt](c)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from archive.errors import ArchiveError
 from archive.formats.urls import canonicalize, surt_key
-from archive.snapshot.reader import Package
+from archive.snapshot.depends import payload_of
+from archive.snapshot.reader import IndexEntry, Package, warc_member
 from archive.snapshot.store import Collection, last_verifications
 
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
@@ -98,14 +99,47 @@ def _partial_summary(folder: Path) -> Summary:
 def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]) -> Summary:
     data = package.datapackage()
     meta = package.metadata()
-    seeds = tuple(s.get("url") or s.get("given", "") for s in meta.get("seeds", []) if isinstance(s, dict))
+    captures = _captures(package)
+    urls = {url for url, _ in captures}
+    seeds = tuple(str(s.get("url") or s.get("given", "")) for s in _of(meta.get("seeds"), list)
+                  if isinstance(s, dict))
     if not seeds and data.get("mainPageURL"):
         seeds = (str(data["mainPageURL"]),)
-    size = sum(int(r.get("bytes", 0)) for r in data.get("resources", []) if isinstance(r, dict))
+    size = sum(r["bytes"] for r in data.get("resources", []) if isinstance(r, dict) and type(r.get("bytes")) is int)
     snapshot_id = package.id
     created = str(data.get("created", ""))
-    return Summary(snapshot_id, folder, created, seeds, len(package.pages()), size,
+    # seeds and pages as the index names them: metadata alone names nothing
+    return Summary(snapshot_id, folder, created, tuple(s for s in seeds if s in urls),
+                   len(_listed_pages(package, captures)), size,
                    verified.get(snapshot_id), started=str(meta.get("started_at") or created))
+
+
+def _captures(package: Package) -> dict[tuple[str, str], IndexEntry]:
+    """Return the index lines naming a WARC file of the package, by (URL, 14-digit time)."""
+    return {(e.url, e.timestamp[:14]): e for e in package.index() if warc_member(e.filename)}
+
+
+def _listed_pages(package: Package, captures: dict[tuple[str, str], IndexEntry]) -> list[tuple[dict[str, Any], IndexEntry]]:
+    """Return (page list entry, its index line) of each page the index holds a capture of."""
+    found = []
+    for page in package.pages():
+        entry = captures.get((str(page["url"]), "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]))
+        if entry is not None:
+            found.append((page, entry))
+    return found
+
+
+def _page(package: Package, page: dict[str, Any], entry: IndexEntry) -> dict[str, Any]:
+    """Return what `show` says of a page: URL, time and status from its index line, title from its record."""
+    stamp = entry.timestamp
+    try:
+        with payload_of(package, entry) as (holder, original):
+            title = holder.title(original)
+    except ArchiveError:
+        title = ""
+    return {"id": str(page.get("id", "")), "url": entry.url,
+            "ts": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:{stamp[12:14]}Z",
+            "title": title, "status": int(entry.status) if entry.status.isdigit() else entry.status}
 
 
 def _warcinfo_seeds(warc: Path) -> list[str]:
@@ -195,14 +229,21 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
             kind = (entry.mime or "unknown").split(";")[0]
             counts[kind] += 1
             sizes[kind] += entry.length
+        pages = [_page(package, page, entry) for page, entry in _listed_pages(package, _captures(package))]
         types = {k: {"count": counts[k], "stored_bytes": sizes[k]} for k in sorted(counts)}
-        failures = list(meta.get("failures", []))
+        failures = [f for f in _of(meta.get("failures"), list) if isinstance(f, dict)]
         failures += _skips(package)
         return Details(package.id, package.path, str(data.get("created", "")),
-                       dict(meta.get("capture_window", {})), package.pages(), types, failures,
-                       dict(meta.get("options", {})), dict(meta.get("counts", {})),
-                       list(meta.get("warnings", [])),
-                       [d for d in meta.get("dependencies") or [] if isinstance(d, dict)])
+                       _of(meta.get("capture_window"), dict), pages, types, failures,
+                       _of(meta.get("options"), dict), _of(meta.get("counts"), dict),
+                       [str(w) for w in _of(meta.get("warnings"), list)],
+                       [d for d in _of(meta.get("dependencies"), list) if isinstance(d, dict)])
+
+
+def _of(value: Any, kind: type) -> Any:
+    """Return `value` when it is of the JSON kind (dict or list) expected, else an empty one:
+    metadata may come from anywhere."""
+    return value if isinstance(value, kind) else kind()
 
 
 def _skips(package: Package) -> list[dict[str, Any]]:

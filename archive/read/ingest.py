@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import html
 import json
 import re
 import uuid
@@ -29,6 +28,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import AlreadyImported, DiskFull, ImportRejected, NotASnapshot, StorageError, UsageError
+from archive.formats.html import page_title
 from archive.formats.urls import host_of
 from archive.formats.wire import (
     BLOCK,
@@ -50,8 +50,6 @@ from .verify import Problem, Report, check_warc, verify
 
 INDEXED = ("response", "revisit", "resource")
 PAGE_TYPES = ("text/html", "application/xhtml+xml")
-TITLE_BYTES = 8192          # a <title> sits near the top; reading further would not be cheap
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _SOFTWARE = re.compile(rb"^software:(.*)$", re.IGNORECASE | re.MULTILINE)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 Clock = Callable[[], datetime]
@@ -247,25 +245,11 @@ def _describe(record: Any) -> tuple[str, int, str, str | None] | None:
     if not (200 <= status < 300 and mime in PAGE_TYPES and url.startswith(("http:", "https:"))):
         return url, status, mime, None
     body = iter_payload(record.raw_stream, is_chunked(headers))
-    return url, status, mime, _title(decode_content(body, header_value(headers, "Content-Encoding"), 1 << 20))
+    return url, status, mime, page_title(decode_content(body, header_value(headers, "Content-Encoding"), 1 << 20))
 
 
 def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
-
-
-def _title(blocks: Iterable[bytes]) -> str:
-    """Return the <title> found in the first bytes of a page, or ""."""
-    head = b""
-    try:
-        for block in blocks:
-            head += block
-            if len(head) >= TITLE_BYTES:
-                break
-    except WireError:
-        pass   # a body that will not decode has no title we can read; the record is still indexed
-    match = _TITLE.search(head[:TITLE_BYTES])
-    return " ".join(html.unescape(match.group(1).decode("utf-8", "replace")).split()) if match else ""
 
 
 def _warcinfo_software(stream: BinaryIO) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import NotASnapshot
+from archive.formats.html import page_title
 from archive.formats.wire import WireError, decode_content, iter_payload, parse_head, read_head
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
@@ -184,6 +185,16 @@ class Package:
                 raise NotASnapshot(self.path, f"bad HTTP record at {filename}@{offset}: {exc}") from None
             chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
             yield Response(dict(record.rec_headers.headers), status, headers, chunked), stream
+
+    def title(self, entry: IndexEntry) -> str:
+        """Return the <title> the body of an indexed response declares ("" when it declares none
+        or its record cannot be read: the record, not the page list, is the source)."""
+        try:
+            with self.record(entry.filename, entry.offset) as (resp, stream):
+                return page_title(decode_content(iter_payload(stream, resp.chunked),
+                                                 resp.header("Content-Encoding"), 1 << 20))
+        except Exception:   # warcio's parse errors have no common base: an unreadable record has no title
+            return ""
 
     def body(self, entry: IndexEntry, cap: int = 32 << 20) -> bytes:
         """Return the decoded body of an indexed response, at most `cap` bytes."""
