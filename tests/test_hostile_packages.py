@@ -325,3 +325,85 @@ def test_package_metadata_with_template_syntax_is_shown_as_text(pristine, tmp_pa
     home = _serve_home(collection, tmp_path)
     assert _pwned(collection, tmp_path) == []
     assert ESCAPED in home and PAYLOAD not in home and snap.id in home
+
+
+# -- citations, show and list from verified records -------------------------------------------------
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "archive", *argv], capture_output=True, text=True, timeout=120)
+
+
+def _lie_in_metadata(files: Files, package: dict[str, Any]) -> None:
+    """Metadata and page list that name a URL and a title no record holds."""
+    seed = package["archive"]["seeds"][0]["url"]
+    package["archive"]["seeds"] = [{"given": "javascript:alert(1)", "url": seed},
+                                   {"given": "http://nowhere.test/", "url": "http://nowhere.test/"}]
+    package["archive"]["capture_window"] = {"start": "1999-01-01T00:00:00Z", "end": "1999-01-02T00:00:00Z"}
+    package["mainPageURL"] = "javascript:alert(2)"
+
+
+def test_citation_comes_from_the_records_not_the_metadata(pristine, tmp_path):
+    """Issue 13 item 3: metadata naming a javascript: seed, a seed never captured and a false window."""
+    files = unpack(pristine)
+    pages = files[PAGES].decode().splitlines()
+    fake = {**json.loads(pages[1]), "title": "A title no record holds"}
+    files[PAGES] = "\n".join([pages[0], json.dumps(fake)]).encode() + b"\n"
+    reseal(files, lambda package: _lie_in_metadata(files, package))
+    wacz = write_zip(files, tmp_path / "lies.wacz")
+    seed = json.loads(pages[1])["url"]
+    for fmt in ("text", "markdown", "bibtex", "csl-json", "ris", "robust-links", "json"):
+        run = _cli("cite", "--format", fmt, str(wacz))
+        assert run.returncode == 0, run.stderr
+        assert "javascript" not in run.stdout and "nowhere.test" not in run.stdout and "1999" not in run.stdout
+        assert "no record holds" not in run.stdout and "Tidewatch Notes" in run.stdout
+        assert seed in run.stdout
+
+
+def test_citation_of_an_index_line_its_record_does_not_bear_out_is_refused(pristine, tmp_path):
+    def lie(files: Files) -> None:
+        set_index(files, [(k, t, {**f, "url": "javascript:alert(1)"}) for k, t, f in index_lines(files)])
+    wacz = crafted(pristine, tmp_path / "line.wacz", lie,
+                   lambda package: package.update(archive={}, mainPageURL="javascript:alert(1)"))
+    for fmt in ("text", "robust-links"):
+        run = _cli("cite", "--format", fmt, str(wacz))
+        assert run.returncode == 2 and run.stdout == "", run.stdout
+        assert run.stderr.startswith("archive: error: ") and len(run.stderr.splitlines()) == 1, run.stderr
+        assert "is not the one its index line names" in run.stderr
+
+
+def test_citation_links_are_http_only_in_every_format(pristine, tmp_path):
+    from dataclasses import replace
+
+    from archive.errors import UsageError
+    from archive.read.cite import FORMATS, citation, render
+    with Package.open(pristine) as package:
+        cited = citation(package)
+    for field in ("original_url", "final_url", "replay_url"):
+        for link in ("javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "http://"):
+            for fmt in FORMATS:
+                with pytest.raises(UsageError, match="not http"):
+                    render(replace(cited, **{field: link}), fmt)
+    run = _cli("cite", "--base-url", "javascript:alert(1)//", str(pristine))
+    assert run.returncode == 2 and run.stdout == "" and "not http(s)" in run.stderr
+
+
+def test_show_and_list_name_only_what_the_index_holds(pristine, tmp_path):
+    coll = tmp_path / "coll"
+    snap = import_archive(crafted(pristine, tmp_path / "ok.wacz"), coll)
+    # edited in place after import (list and show do not verify): the records stay the source
+    pages = (snap.path / PAGES).read_text().splitlines()
+    real = json.loads(pages[1])
+    forged = [{**real, "title": "A title no record holds"},
+              {"url": "javascript:alert(1)", "ts": real["ts"], "title": "forged page"}]
+    (snap.path / PAGES).write_text("\n".join([pages[0], *map(json.dumps, forged)]) + "\n")
+    package = json.loads((snap.path / DATAPACKAGE).read_text())
+    _lie_in_metadata({}, package)
+    (snap.path / DATAPACKAGE).write_text(json.dumps(package))
+    show = _cli("show", "-C", str(coll), "--json", str(snap.path))
+    assert show.returncode == 0, show.stderr
+    shown = json.loads(show.stdout)["pages"]
+    assert [(p["url"], p["title"]) for p in shown] == [(real["url"], "Contact | Tidewatch Notes")]
+    listed = _cli("list", "-C", str(coll), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (summary,) = json.loads(listed.stdout)
+    assert summary["seeds"] == [real["url"]] and summary["pages"] == 1
