@@ -17,6 +17,7 @@ import binascii
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from archive.warc.digests import Problem
 
 PAGES = "pages/pages.jsonl"
 INDEXED_TYPES = ("response", "revisit", "resource")
+_NOT_DIGIT = re.compile(r"\D")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 MAX_SHOWN = 50    # problems of one kind reported per file; the rest are counted in one line
 
 
@@ -143,7 +146,7 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
         return "URL differs from the record's WARC-Target-URI", uri, entry.url
     if entry.urlkey != _surt(entry.url):
         return "sort key is not the URL's", _surt(entry.url), entry.urlkey
-    date = "".join(ch for ch in heads.get("warc-date", "") if ch.isdigit())
+    date = _NOT_DIGIT.sub("", heads.get("warc-date", ""))
     if not (entry.timestamp.isdigit() and len(entry.timestamp) >= 14 and date.startswith(entry.timestamp)):
         return "time differs from the record's WARC-Date", date[:14], entry.timestamp
     stored = heads.get("warc-payload-digest")
@@ -168,6 +171,8 @@ def same_digest(a: str, b: str) -> bool:
     >>> same_digest("sha256:" + "ab" * 32, "ab" * 32), same_digest("sha1:AAAAAAAA", "sha256:AAAAAAAA")
     (True, False)
     """
+    if a == b:
+        return True
     (algo_a, raw_a), (algo_b, raw_b) = _digest(a), _digest(b)
     if algo_a and algo_b and algo_a != algo_b:
         return False
@@ -178,8 +183,7 @@ def _digest(text: str) -> tuple[str, bytes | None]:
     algo, sep, value = text.strip().rpartition(":")
     value = value.strip()
     try:
-        raw = bytes.fromhex(value) if len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value) \
-            else base64.b32decode(value.upper() + "=" * (-len(value) % 8))
+        raw = bytes.fromhex(value) if _HEX.fullmatch(value) else base64.b32decode(value.upper() + "=" * (-len(value) % 8))
     except (ValueError, binascii.Error):
         raw = None
     return algo.lower(), raw

@@ -98,14 +98,16 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
 
 
 def _wacz_seeds(package: Package, data: dict[str, Any]) -> list[str]:
-    """Return the package's seeds: ours from its metadata, else its main page or first page."""
-    ours = [s.get("url") or s.get("given") for s in package.metadata().get("seeds", [])
-            if isinstance(s, dict)]
+    """Return the package's seeds the index holds a capture of: ours from its metadata, else
+    its main page or first page (metadata only says which URL; the index, verified, says it is one)."""
+    captured = {e.url for e in package.index()}
+    seeds = package.metadata().get("seeds")
+    ours = [s.get("url") or s.get("given") for s in seeds if isinstance(s, dict)] if isinstance(seeds, list) else []
     if any(ours):
-        return [str(s) for s in ours if s]
-    if data.get("mainPageURL"):
+        return [str(s) for s in ours if s in captured]
+    if data.get("mainPageURL") in captured:
         return [str(data["mainPageURL"])]
-    return [str(p["url"]) for p in package.pages()[:1]]
+    return [str(p["url"]) for p in package.pages() if p["url"] in captured][:1]
 
 
 def _refuse_duplicate(store: Collection, snapshot_id: str) -> None:

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -245,6 +246,9 @@ class ZipPackage(Package):
         self.zip.close()
 
 
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")   # a folder separator or a control character
+
+
 def warc_member(filename: str) -> str | None:
     """Return the member name (`archive/<name>`) of a WARC file an index line names, or None when
     the name leads anywhere else: a parent (`..`), an absolute path, another folder, a drive.
@@ -257,8 +261,7 @@ def warc_member(filename: str) -> str | None:
     [None, None, None, None, None]
     """
     name = filename.removeprefix("archive/") if isinstance(filename, str) else ""
-    if (not name or name in (".", "..") or any(ch in name for ch in "/\\\0")
-            or any(ord(ch) < 32 for ch in name)):
+    if not name or name in (".", "..") or _UNSAFE_NAME.search(name):
         return None
     return f"archive/{name}"
 

@@ -28,6 +28,7 @@ READ = 1 << 20
 THREAD_MIN = 1 << 20   # records at least this long are hashed on the hash threads
 HTTP_RECORDS = ("response", "request")
 GZIP_MAGIC = b"\x1f\x8b\x08"
+HEAD_FIELDS = ("warc-type", "warc-target-uri", "warc-date", "warc-payload-digest")
 
 
 class _Stored:
@@ -170,8 +171,9 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
                heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int, int, list[Problem]]:
     """Check every record of a WARC file; return (file sha256, file size, records, problems).
 
-    With `heads`, append (file offset, WARC headers with lowercase names) of each record read,
-    in file order, so an index can be checked against the records without reading them again.
+    With `heads`, append (file offset, the HEAD_FIELDS of its WARC headers, names lowercase) of
+    each record read, in file order, so an index can be checked against the records without
+    reading them again.
     """
     # The main thread inflates; the file checksum and block digests hash on one thread and
     # payload digests on another (the block and the payload are mostly the same bytes).
@@ -252,8 +254,8 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
             problems.append(Problem(rel, "several records in one gzip member", offset))
         previous = offset
         headers = _warc_headers(stored)
-        if stored.heads is not None:
-            stored.heads.append((stored.record_start, headers))
+        if stored.heads is not None:   # the fields an index line is checked against, no more
+            stored.heads.append((stored.record_start, {k: headers[k] for k in HEAD_FIELDS if k in headers}))
         try:
             length = int(headers.get("content-length", ""))
         except ValueError:

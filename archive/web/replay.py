@@ -160,7 +160,10 @@ def write_config(workdir: Path, items: list[Entry]) -> Path:
     config = {"framed_replay": False, "enable_memento": True, "collections": colls,
               "templates_dir": str((workdir / "templates").resolve())}
     path = workdir / "config.yaml"
-    # JSON is YAML: no YAML library needed in our environment.
+    # JSON is YAML: no YAML library needed in our environment. Every value is a double-quoted
+    # scalar, which PyYAML reads as a plain string: no tag, no anchor, and no `${VAR}` expansion
+    # (pywb's !envvar resolver matches plain scalars only). Names are hex ids and paths under
+    # the collection, whose folder names are sanitized (store.snapshot_name).
     path.write_text(json.dumps(config, indent=2), "utf-8")
     _write_home(workdir / "templates", items)
     return path
