@@ -407,3 +407,28 @@ def test_show_and_list_name_only_what_the_index_holds(pristine, tmp_path):
     assert listed.returncode == 0, listed.stderr
     (summary,) = json.loads(listed.stdout)
     assert summary["seeds"] == [real["url"]] and summary["pages"] == 1
+
+
+def test_folder_whose_warc_is_a_link_to_another_snapshot_fails_verify(pristine, tmp_path):
+    """The same bytes, reached through a symbolic link: readers would follow it out of the folder."""
+    import shutil
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(pristine, elsewhere)
+    folder = tmp_path / "linked"
+    shutil.copytree(pristine, folder)
+    warc = next((folder / "archive").glob("*.warc.gz"))
+    warc.unlink()
+    warc.symlink_to(elsewhere / "archive" / warc.name)
+    run = _cli("verify", str(folder))
+    assert run.returncode == 1 and "symbolic link" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_pywb_post_keys_are_accepted(pristine, tmp_path):
+    """What cdxj-indexer writes for a POST (the URL's key plus the request body) still keys the
+    record's own URL: not a problem."""
+    def post_key(files: Files) -> None:
+        lines = index_lines(files)
+        key, stamp, fields = lines[0]
+        lines[0] = (key + "?__wb_method=post&__wb_post_data=eD0x", stamp, fields)
+        set_index(files, lines)
+    assert problems(crafted(pristine, tmp_path / "post.wacz", post_key)) == []

@@ -30,7 +30,7 @@ from archive.warc.cdxj import REVISIT_MIME
 from archive.warc.digests import Problem
 
 PAGES = "pages/pages.jsonl"
-INDEXED_TYPES = ("response", "revisit", "resource")
+INDEXED_TYPES = ("response", "revisit", "resource", "metadata")   # cdxj-indexer's defaults
 _NOT_DIGIT = re.compile(r"\D")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 MAX_SHOWN = 50    # problems of one kind reported per file; the rest are counted in one line
@@ -144,7 +144,9 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
     uri = heads.get("warc-target-uri", "").strip().strip("<>")
     if uri != entry.url:
         return "URL differs from the record's WARC-Target-URI", uri, entry.url
-    if entry.urlkey != _surt(entry.url):
+    # pywb keys a POST by its URL plus "__wb_method=post&..." (the request body): same URL
+    key = entry.urlkey.split("__wb_method=", 1)[0].rstrip("?&") if "__wb_method=" in entry.urlkey else entry.urlkey
+    if key != _surt(entry.url):
         return "sort key is not the URL's", _surt(entry.url), entry.urlkey
     date = _NOT_DIGIT.sub("", heads.get("warc-date", ""))
     if not (entry.timestamp.isdigit() and len(entry.timestamp) >= 14 and date.startswith(entry.timestamp)):

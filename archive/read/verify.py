@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from archive.formats.wire import BLOCK
+from archive.errors import NotASnapshot
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
 from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
@@ -174,13 +175,11 @@ def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> 
 def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report,
                 warcs: dict[str, Records]) -> None:
     report.files += 1
-    with package.member(rel) as f:
-        if rel.endswith((".warc.gz", ".warc")):
-            records = warcs[rel] = Records()
-            digest, size = check_warc(f, rel, report, records.heads)
-            records.size = size
-        else:
-            digest, size = _hash_stream(f)
+    try:
+        digest, size = _digest_file(package, rel, report, warcs)
+    except NotASnapshot as exc:   # a folder's link that leads out of it: the reader refused it
+        report.problems.append(Problem(rel, f"unreadable: {exc.why}"))
+        return
     report.bytes += size
     algo = str(entry.get("hash", "sha256:")).partition(":")[0] or "sha256"
     if algo != "sha256":
@@ -191,6 +190,18 @@ def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Repor
     if entry.get("bytes") != size:
         report.problems.append(Problem(rel, "file size mismatch", expected=str(entry.get("bytes")),
                                        found=str(size)))
+
+
+def _digest_file(package: Package, rel: str, report: Report, warcs: dict[str, Records]) -> tuple[str, int]:
+    """Return ("sha256:<hex>", size) of a file; a WARC file's records are checked on the way."""
+    with package.member(rel) as f:
+        if rel.endswith((".warc.gz", ".warc")):
+            records = warcs[rel] = Records()
+            digest, size = check_warc(f, rel, report, records.heads)
+            records.size = size
+        else:
+            digest, size = _hash_stream(f)
+    return digest, size
 
 
 def _check_source(package: Package, listed: dict[str, dict[str, Any]], report: Report) -> None:

@@ -208,6 +208,10 @@ class FolderPackage(Package):
     def names(self) -> list[str]:
         return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
 
+    def anomalies(self) -> list[tuple[str, str]]:
+        return [(p.relative_to(self.path).as_posix(), "symbolic link (readers would follow it out of the package)")
+                for p in self.path.rglob("*") if p.is_symlink()]
+
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
         target = (self.path / name).resolve()
