@@ -253,6 +253,7 @@ def test_mutated_packages_never_crash_nor_pass_with_an_index_pointing_outside(pr
     if report is not None and report.ok:
         with Package.open(wacz) as package:
             assert all(warc_member(e.filename) in package.warc_names() for e in package.index())
+    _read_every_way(wacz, tmp_path / f"replay-{example}")
     coll = tmp_path / f"coll-{example}"
     try:
         snap = import_archive(wacz, coll)
@@ -261,6 +262,33 @@ def test_mutated_packages_never_crash_nor_pass_with_an_index_pointing_outside(pr
     else:
         assert report is not None and report.ok
         assert verify(snap.path).ok
+
+
+def _read_every_way(wacz: Path, workdir: Path) -> None:
+    """Cite, show and index the package for replay as readers do: nothing but ArchiveError, and
+    the replay index copy names no WARC file outside the package."""
+    from archive.read.cite import cite
+    from archive.read.find import details
+    from archive.web.replay import Entry, _index_lines, _write_home
+    for read in (lambda: cite(str(wacz), tmp_collection, "robust-links"), lambda: details(str(wacz), tmp_collection)):
+        try:
+            read()
+        except ArchiveError:
+            pass
+    try:
+        with Package.open(wacz) as package:
+            lines = _index_lines(package.index())
+            seeds = tuple((str(p["url"]), str(p.get("ts", ""))) for p in package.pages())
+            created = str(package.datapackage().get("created", ""))
+    except ArchiveError:
+        return
+    assert all(warc_member(json.loads(line.split(" ", 2)[2])["filename"]) for line in lines)
+    _write_home(workdir, [Entry("ab" * 32, wacz, wacz, seeds, created)])
+    page = (workdir / "index.html").read_text("utf-8")
+    assert "{{" not in page and "{%" not in page and "<script" not in page
+
+
+tmp_collection = Path("/nonexistent-collection")
 
 
 # -- no text from a page or package is template source or markup -------------------------------------

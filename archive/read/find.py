@@ -255,8 +255,8 @@ def _skips(package: Package) -> list[dict[str, Any]]:
     for line in package.read(name).decode("utf-8", "replace").splitlines():
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if entry.get("outcome") == "skipped":
+        if isinstance(entry, dict) and entry.get("outcome") == "skipped":
             skips.append({"url": entry.get("url"), "reason": f"skipped: {entry.get('reason', '')}"})
     return skips

@@ -128,7 +128,8 @@ class Package:
         return meta if isinstance(meta, dict) else {}
 
     def pages(self) -> list[dict[str, Any]]:
-        """Return the page entries of pages/pages.jsonl (header line skipped)."""
+        """Return the page entries of pages/pages.jsonl (header line skipped): objects with a
+        string "url", as the package says; `read/coverage.check_pages` checks them against the index."""
         pages = []
         for name in ("pages/pages.jsonl", "pages/extraPages.jsonl"):
             if not self.has(name):
@@ -136,9 +137,9 @@ class Package:
             for line in self.read(name).decode("utf-8", "replace").splitlines():
                 try:
                     entry = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
-                if isinstance(entry, dict) and "url" in entry:
+                if isinstance(entry, dict) and isinstance(entry.get("url"), str):
                     pages.append(entry)
         return pages
 
@@ -217,7 +218,11 @@ class FolderPackage(Package):
         target = (self.path / name).resolve()
         if self.path.resolve() not in target.parents:
             raise NotASnapshot(self.path, f"{name!r} is outside the package")
-        with open(target, "rb") as f:
+        try:
+            f = open(target, "rb")
+        except FileNotFoundError:
+            raise NotASnapshot(self.path, f"no {name[:200]!r} in the package") from None
+        with f:
             yield f
 
 
@@ -243,7 +248,13 @@ class ZipPackage(Package):
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
-        with self.zip.open(name) as f:
+        try:
+            f = self.zip.open(name)
+        except KeyError:
+            raise NotASnapshot(self.path, f"no {name[:200]!r} in the package") from None
+        except (zipfile.BadZipFile, NotImplementedError, ValueError) as exc:   # a damaged entry, odd compression
+            raise NotASnapshot(self.path, f"unreadable {name[:200]!r}: {exc}") from None
+        with f:
             yield f  # type: ignore[misc]
 
     def close(self) -> None:
