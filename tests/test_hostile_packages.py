@@ -460,3 +460,33 @@ def test_pywb_post_keys_are_accepted(pristine, tmp_path):
         lines[0] = (key + "?__wb_method=post&__wb_post_data=eD0x", stamp, fields)
         set_index(files, lines)
     assert problems(crafted(pristine, tmp_path / "post.wacz", post_key)) == []
+
+
+HOSTILE = (PAYLOAD, "{{7*7}}", "{#", "#}", "{% if 1 %}", "%}", "</a><script>alert(1)</script>", "\" onmouseover=\"x",
+           "'><img src=x>", "&amp;", "## line", "\x1b[2J", "`")
+
+
+def test_home_page_renders_hostile_strings_in_every_field_as_text(tmp_path):
+    """pywb's own Jinja2 (from .venv-pywb) renders the home page written with a hostile string
+    in every field: nothing executes and each string reads back as written."""
+    import html
+
+    from archive.web.replay import Entry, find_wayback, write_config
+    hostile = "".join(HOSTILE)
+    folder = tmp_path / hostile.replace("/", "_").replace("\x1b", "")
+    folder.mkdir()
+    seeds = tuple((f"http://ex.test/{h}", h) for h in HOSTILE)
+    entries = [Entry("cd" * 32, folder, folder / "index.cdx", seeds, hostile)]
+    workdir = tmp_path / "replay"
+    write_config(workdir, entries)
+    python = find_wayback().parent / "python"
+    render = ("import sys, jinja2; env = jinja2.Environment(loader=jinja2.FileSystemLoader(sys.argv[1]), "
+              "autoescape=jinja2.select_autoescape()); print(env.get_template('index.html').render())")
+    run = subprocess.run([str(python), "-c", render, str(workdir / "templates")], cwd=workdir,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert _pwned(workdir, tmp_path) == []
+    text = html.unescape(run.stdout)
+    for h in HOSTILE:
+        assert h.replace("\x1b", "\ufffd") in text
+    assert "49" not in run.stdout and "<script>" not in run.stdout and "<img" not in run.stdout
