@@ -1,4 +1,5 @@
-"""verify(): recompute every digest and checksum of a snapshot and report each difference.
+"""verify(): recompute every digest and checksum of a snapshot and report each difference, and
+check that the index and page list readers go by describe exactly those records.
 
 Read side: it never imports fetch or crawl. Every problem is collected (none stops the
 others), each with its place: file, record offset, target URI, expected and found values.
@@ -70,6 +71,9 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
     With `record`, a snapshot of the collection gets the result noted in the collection's
     state (shown by `archive list`). Its signature and timestamps are checked too: against
     the keys in `trust` and the TSA certificates in `tsa_certs` when given (proofs.py).
+    Readers go by the index and the page list, so those are checked against the records too:
+    the WACZ 1.1.1 layout, zip anomalies, every CDXJ line against the one record at its place,
+    every page entry against the matched lines (read/coverage.py).
     Raises NotASnapshot, SnapshotNotFound, ProofError (an unreadable trust file).
     """
     store = Collection(collection)
@@ -78,13 +82,7 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         ours = _check_package(package, report)
         report.problems.extend(check_layout(package))
         listed = _check_listing(package, ours, report)
-        warcs: dict[str, Records] = {}
-        for rel, entry in listed.items():
-            _check_file(package, rel, entry, report, warcs)
-        # what readers go by (index, page list) must point at exactly the records just checked
-        coverage = check_index(package, warcs)
-        report.problems.extend(coverage.problems)
-        report.problems.extend(check_pages(package, coverage.captured))
+        _check_contents(package, listed, report)
         _check_source(package, listed, report)
         # after _check_source: a self-contained export's proofs are over the snapshot it carries
         check_proofs(package, report, trust=trust, tsa_certs=tsa_certs)
@@ -103,6 +101,17 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         store.record_verification(report.snapshot_id, report.ok, len(report.problems), when)
     return report
+
+
+def _check_contents(package: Package, listed: dict[str, dict[str, Any]], report: Report) -> None:
+    """Check every listed file, then what readers go by (the index and the page list) against
+    exactly the records just checked."""
+    warcs: dict[str, Records] = {}
+    for rel, entry in listed.items():
+        _check_file(package, rel, entry, report, warcs)
+    coverage = check_index(package, warcs)
+    report.problems.extend(coverage.problems)
+    report.problems.extend(check_pages(package, coverage.captured))
 
 
 def _load_json(package: Package, name: str, report: Report, canonical: bool) -> Any:
