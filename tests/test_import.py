@@ -246,3 +246,35 @@ def test_sample_warcs_from_installed_packages(name, accepted, collection):
     with Package.open(snap.path) as package:
         assert "http://example.com/" in {e.url for e in package.index()}
         assert package.datapackage()["archive"]["imported"]["software"].startswith("Wget/1.14")
+
+
+def test_py_wacz_package_of_an_uncompressed_warc_imports(demo_snapshot, tmp_path, collection):
+    """cdxj-indexer's length of a record in an uncompressed WARC leaves out its final CRLF CRLF:
+    verify's index check accepts that, and only that, as the record's extent."""
+    tool = PYWB_BIN / "wacz"
+    if not tool.exists():
+        pytest.skip(f"{tool} is missing: `make pywb` installs py-wacz in .venv-pywb")
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(next((demo_snapshot.path / "archive").glob("*.warc.gz")).read_bytes()))
+    wacz = tmp_path / "plain.wacz"
+    pages = demo_snapshot.path / "pages" / "pages.jsonl"
+    result = subprocess.run([tool, "create", "-p", pages, "-o", wacz, plain], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert verify(wacz).ok
+    assert verify(import_archive(wacz, collection).path).ok
+
+
+def test_py_wacz_package_without_a_page_list_is_refused(demo_snapshot, tmp_path, collection):
+    """py-wacz leaves pages/pages.jsonl out when it finds no page; WACZ 1.1.1 requires it."""
+    tool = PYWB_BIN / "wacz"
+    if not tool.exists():
+        pytest.skip(f"{tool} is missing: `make pywb` installs py-wacz in .venv-pywb")
+    wacz = tmp_path / "no-pages.wacz"
+    warc = next((demo_snapshot.path / "archive").glob("*.warc.gz"))
+    result = subprocess.run([tool, "create", "-o", wacz, warc], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pages/pages.jsonl" not in zipfile.ZipFile(wacz).namelist()
+    assert [p.what for p in verify(wacz).problems] == ["missing (WACZ 1.1.1 requires pages/pages.jsonl)"]
+    with pytest.raises(ImportRejected, match="requires pages/pages.jsonl"):
+        import_archive(wacz, collection)
+    assert not collection.exists() or not [p for p in collection.iterdir() if not p.name.startswith(".")]
