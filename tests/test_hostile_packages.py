@@ -3,6 +3,7 @@ be misled. Each hostile package is made here from a real capture: unzipped, edit
 datapackage.json resealed (every file's digest and the package digest recomputed), re-zipped."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,11 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -293,36 +295,54 @@ tmp_collection = Path("/nonexistent-collection")
 
 # -- no text from a page or package is template source or markup -------------------------------------
 
-def _serve_home(collection: Path, tmp_path: Path) -> str:
-    """Run the real `archive serve` on the collection; return the home page pywb renders."""
+@contextlib.contextmanager
+def serving(collection: Path, tmp_path: Path) -> Iterator[str]:
+    """Run the real `archive serve` on the collection (its own process group, pywb in it too);
+    yield its base URL once the home page answers; stop the whole group whatever happens."""
     from archive.web.replay import find_wayback
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, ARCHIVE_PYWB=str(find_wayback()))
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection), "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
-                    return resp.read().decode("utf-8")
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError((tmp_path / "serve.log").read_text())
-                time.sleep(0.2)
+        while not _answers(base + "/"):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+            time.sleep(0.2)
+        yield base
     finally:
-        log.close()
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def _serve_home(collection: Path, tmp_path: Path) -> str:
+    """Return the home page the real `archive serve` renders for the collection."""
+    with serving(collection, tmp_path) as base:
+        return _get(base + "/")[1]
 
 
 def _pwned(collection: Path, tmp_path: Path) -> list[Path]:
@@ -490,3 +510,32 @@ def test_home_page_renders_hostile_strings_in_every_field_as_text(tmp_path):
     for h in HOSTILE:
         assert h.replace("\x1b", "\ufffd") in text
     assert "49" not in run.stdout and "<script>" not in run.stdout and "<img" not in run.stdout
+
+
+def test_replay_never_serves_another_snapshots_records(pristine, tmp_path):
+    """Issue 13 item 2 through replay: a snapshot folder put in the collection (not imported,
+    so never verified) whose index names another snapshot's WARC file through `..`. pywb gets
+    an index copy without those lines: the other snapshot's page is not served under its id."""
+    collection = tmp_path / "coll"
+    with DemoSite() as site:
+        other = capture([site.main_url + "/about.html"], collection, depth=0)
+    files = unpack(pristine)
+    stolen = []
+    for line in (other.path / INDEX).read_text().splitlines():
+        key, stamp, fields = line.split(" ", 2)
+        fields = json.loads(fields)
+        fields["filename"] = f"../../{other.path.name}/archive/{fields['filename']}"
+        stolen.append((key, stamp, fields))
+    set_index(files, stolen)
+    reseal(files)
+    evil_id = hashlib.sha256(files[DATAPACKAGE]).hexdigest()
+    folder = collection / f"20200101T000000Z-evil-{evil_id[:12]}"
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    key, stamp, fields = stolen[0]
+    with serving(collection, tmp_path) as base:
+        own = _get(f"{base}/{other.id}/{stamp}/{fields['url']}")
+        stolen_page = _get(f"{base}/{evil_id}/{stamp}/{fields['url']}")
+    assert own[0] == 200 and "Tidewatch" in own[1]       # the page is there, under its own id
+    assert stolen_page[0] == 404 and "Tidewatch" not in stolen_page[1]
