@@ -170,7 +170,7 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
         order[summary.id] = summary.started
         with Package.open(summary.path) as package:
             for entry in package.index():
-                if entry.urlkey == key and entry.url == target:
+                if entry.urlkey == key and entry.url == target and warc_member(entry.filename):
                     found.append(Memento(summary.id, entry.timestamp, entry.url, entry.status,
                                          entry.digest, replay_url(base_url, summary.id, entry.timestamp, entry.url)))
     found.sort(key=lambda m: (m.timestamp, order.get(m.snapshot_id, ""), m.snapshot_id))
