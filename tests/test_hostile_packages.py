@@ -33,7 +33,6 @@ from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, canonical_json, d
 from archive.snapshot.reader import Package, warc_member
 
 Files = dict[str, bytes]
-Edit = Callable[[Files, dict[str, Any]], None]
 INDEX = "indexes/index.cdx"
 PAGES = "pages/pages.jsonl"
 # Jinja2 that writes a file named "pwned" in pywb's working folder when rendered, with no
@@ -272,7 +271,8 @@ def _read_every_way(wacz: Path, workdir: Path) -> None:
     from archive.read.cite import cite
     from archive.read.find import details
     from archive.web.replay import Entry, _index_lines, _write_home
-    for read in (lambda: cite(str(wacz), tmp_collection, "robust-links"), lambda: details(str(wacz), tmp_collection)):
+    nowhere = workdir / "no-collection"   # the package is named by its path; no collection is read
+    for read in (lambda: cite(str(wacz), nowhere, "robust-links"), lambda: details(str(wacz), nowhere)):
         try:
             read()
         except ArchiveError:
@@ -288,9 +288,6 @@ def _read_every_way(wacz: Path, workdir: Path) -> None:
     _write_home(workdir, [Entry("ab" * 32, wacz, wacz, seeds, created)])
     page = (workdir / "index.html").read_text("utf-8")
     assert "{{" not in page and "{%" not in page and "<script" not in page
-
-
-tmp_collection = Path("/nonexistent-collection")
 
 
 # -- no text from a page or package is template source or markup -------------------------------------

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.formats.wire import BLOCK
 from archive.errors import NotASnapshot
+from archive.formats.wire import BLOCK
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
 from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
