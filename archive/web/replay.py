@@ -87,17 +87,24 @@ def entries(collection: Collection, workdir: Path) -> list[Entry]:
 
 def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> Entry:
     index = workdir / "indexes" / f"{snapshot_id}.checked.cdx"
-    lines = _index_lines(package.index())
-    if not index.is_file():
+    listed = index.with_suffix(".pages.json")
+    if not (index.is_file() and listed.is_file()):   # a snapshot's id names its bytes: made once
+        entries = list(package.index())
         index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text("".join(line + "\n" for line in lines), "utf-8")
-    # the home page lists captured responses the index holds, not what pages.jsonl claims
-    captured = {(e.url, e.timestamp[:14]) for e in package.index() if warc_member(e.filename)}
-    seeds = tuple((str(p["url"]), _stamp14(str(p.get("ts", "")))) for p in package.pages()
-                  if (p["url"], _stamp14(str(p.get("ts", "")))) in captured)
+        index.write_text("".join(line + "\n" for line in _index_lines(entries)), "utf-8")
+        listed.write_text(json.dumps(_listed(package, entries)), "utf-8")
+    seeds = tuple((str(url), str(ts)) for url, ts in json.loads(listed.read_text("utf-8")))
     created = str(package.datapackage().get("created", ""))
     deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
     return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
+
+
+def _listed(package: Package, entries: list[IndexEntry]) -> list[tuple[str, str]]:
+    """Return (url, 14-digit time) of each listed page the index holds a capture of: the home
+    page lists captured responses, not what pages.jsonl alone claims."""
+    captured = {(e.url, e.timestamp[:14]) for e in entries if warc_member(e.filename)}
+    pages = ((p["url"], _stamp14(str(p.get("ts", "")))) for p in package.pages())
+    return [page for page in pages if page in captured]
 
 
 def _index_lines(entries: Iterable[IndexEntry]) -> list[str]:
