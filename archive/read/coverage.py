@@ -124,10 +124,10 @@ def line_problem(entry: IndexEntry, warcs: dict[str, Records]) -> tuple[str, str
     WARC-Date and WARC-Payload-Digest must be those of the line."""
     member = warc_member(entry.filename)
     if member is None:
-        return "names a WARC file outside the package's archive/ folder", None, entry.filename[:200]
+        return "names a WARC file outside the package's archive/ folder", "a file in archive/", entry.filename[:200]
     records = warcs.get(member)
     if records is None:
-        return "names a WARC file the package does not hold", None, entry.filename[:200]
+        return "names a WARC file the package does not hold", "a listed WARC file", entry.filename[:200]
     found = records.at(entry.offset)
     if found is None:
         return f"no record starts at offset {entry.offset} of {member}", None, None
