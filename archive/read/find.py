@@ -13,7 +13,7 @@ from typing import Any
 from archive.errors import ArchiveError
 from archive.formats.urls import canonicalize, surt_key
 from archive.snapshot.reader import Package
-from archive.snapshot.store import Collection, last_verifications
+from archive.snapshot.store import Collection, file_lines, last_verifications
 
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
 
@@ -85,10 +85,11 @@ def _partial_summary(folder: Path) -> Summary:
     seeds = _warcinfo_seeds(warcs[0]) if warcs else []
     pages = 0
     try:
-        for line in (folder / "logs" / "capture.jsonl").read_text("utf-8", "replace").splitlines():
+        for line in file_lines(folder / "logs" / "capture.jsonl"):
             entry = json.loads(line)
-            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched")
-    except (OSError, ValueError):
+            pages += int(isinstance(entry, dict) and entry.get("kind") == "page"
+                         and entry.get("outcome") == "fetched")
+    except (OSError, ValueError, RecursionError):
         pass
     size = sum(p.stat().st_size for p in warcs)
     started = datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -104,7 +105,7 @@ def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]
     size = sum(int(r.get("bytes", 0)) for r in data.get("resources", []) if isinstance(r, dict))
     snapshot_id = package.id
     created = str(data.get("created", ""))
-    return Summary(snapshot_id, folder, created, seeds, len(package.pages()), size,
+    return Summary(snapshot_id, folder, created, seeds, package.page_count(), size,
                    verified.get(snapshot_id), started=str(meta.get("started_at") or created))
 
 
@@ -211,11 +212,11 @@ def _skips(package: Package) -> list[dict[str, Any]]:
     if not package.has(name):
         return []
     skips = []
-    for line in package.read(name).decode("utf-8", "replace").splitlines():
+    for line in package.lines(name):
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if entry.get("outcome") == "skipped":
+        if isinstance(entry, dict) and entry.get("outcome") == "skipped":
             skips.append({"url": entry.get("url"), "reason": f"skipped: {entry.get('reason', '')}"})
     return skips

@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import re
+import shutil
 import uuid
 import zipfile
 import zlib
@@ -32,6 +33,7 @@ from archive.errors import AlreadyImported, DiskFull, ImportRejected, NotASnapsh
 from archive.formats.urls import host_of
 from archive.formats.wire import (
     BLOCK,
+    STORED_HEAD,
     WireError,
     decode_content,
     header_value,
@@ -55,6 +57,8 @@ _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _SOFTWARE = re.compile(rb"^software:(.*)$", re.IGNORECASE | re.MULTILINE)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 Clock = Callable[[], datetime]
+MIN_FREE = 64 << 20            # left free after an import, as a capture's --min-free default
+DATAPACKAGE_ROOM = 16 << 20    # datapackage.json, its digest and a copy being written
 
 
 def import_archive(path: Path | str, collection: Path | str | None = None, *,
@@ -81,6 +85,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
     report = _verified(path, path, store)
     snapshot_id = str(report.snapshot_id)
     _refuse_duplicate(store, snapshot_id)
+    _check_free_space(store, report.bytes + (DATAPACKAGE_ROOM))
     with _partial(store, import_id) as folder, Package.open(path) as package:
         for name in package.names():
             if ".." in name.split("/"):
@@ -93,7 +98,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
         seeds = _wacz_seeds(package, data)
         host = host_of(seeds[0] if seeds else next((e.url for e in package.index()), ""))
         counts = {"files": report.files, "records": report.records, "bytes": report.bytes,
-                  "pages": len(package.pages())}
+                  "pages": package.page_count()}
         target = store.publish(folder, snapshot_name(created, host, snapshot_id))
     return Snapshot(id=snapshot_id, path=target, created=str(data.get("created", "")),
                     seeds=tuple(seeds), counts=counts)
@@ -108,6 +113,21 @@ def _wacz_seeds(package: Package, data: dict[str, Any]) -> list[str]:
     if data.get("mainPageURL"):
         return [str(data["mainPageURL"])]
     return [str(p["url"]) for p in package.pages()[:1]]
+
+
+def _check_free_space(store: Collection, needed: int) -> None:
+    """Raise DiskFull (nothing written yet) unless the collection's disk has `needed` bytes
+    free, and MIN_FREE to spare."""
+    where = store.root
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError as exc:
+        raise StorageError(where, exc.strerror or str(exc)) from None
+    if free < needed + MIN_FREE:
+        raise DiskFull(store.root, why=f"the import needs {needed} bytes and {MIN_FREE} to spare; "
+                                       f"{free} are free (nothing was written)")
 
 
 def _refuse_duplicate(store: Collection, snapshot_id: str) -> None:
@@ -132,6 +152,8 @@ class _Scan:
 
 def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) -> Snapshot:
     checked = _check_warc_file(path)
+    # the copy, plus an index and page list that are a small fraction of it
+    _check_free_space(store, checked[1] + checked[1] // 4 + DATAPACKAGE_ROOM)
     with _partial(store, import_id) as folder:
         name = _warc_name(store, path.name, import_id)
         with open(path, "rb") as src, open(folder / "archive" / name, "xb") as out:
@@ -238,7 +260,7 @@ def _describe(record: Any) -> tuple[str, int, str, str | None] | None:
             return None
         return url, 200, _media_type(record.content_type), None
     try:
-        _, status, _, headers = parse_head(read_head(record.raw_stream))
+        _, status, _, headers = parse_head(read_head(record.raw_stream, STORED_HEAD))
     except WireError:
         return None   # a revisit without an HTTP head, or garbage: nothing a replay could use
     mime = _media_type(header_value(headers, "Content-Type"))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
+import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +21,18 @@ from typing import Any, BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import NotASnapshot
-from archive.formats.wire import WireError, decode_content, iter_payload, parse_head, read_head
+from archive.formats.wire import BLOCK, STORED_HEAD, WireError, decode_content, iter_payload, parse_head, read_head
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
 
+# Bounds on what a package may make us hold or inflate: a hostile package of a few MB must
+# not cost GBs of memory or disk (issue 13). Legitimate packages stay far below them.
+MAX_JSON = 8 << 20          # datapackage.json, datapackage-digest.json, read whole
+MAX_LINE = 1 << 20          # one line of pages.jsonl, a CDXJ index or a log
+MAX_PAGES = 100_000         # page entries held at once (page_count() counts them all)
+INFLATE_RATIO = 20          # deflated members may inflate to 20 times their size in all...
+INFLATE_ALLOWANCE = 4 << 20  # ...plus this: small text files compress better than large ones
+_TIMESTAMP = re.compile(r"\d{14}")
 
 @dataclass(frozen=True)
 class IndexEntry:
@@ -95,10 +105,27 @@ class Package:
         self.close()
 
     # -- shared ---------------------------------------------------------------------------
-    def read(self, name: str) -> bytes:
-        """Return a small file of the package whole (JSON, pages)."""
+    def read(self, name: str, cap: int = MAX_JSON) -> bytes:
+        """Return a small file of the package whole (its JSON files); raise NotASnapshot when it
+        is over `cap` bytes (read no further than that)."""
         with self.member(name) as f:
-            return f.read()
+            data = f.read(cap + 1)
+        if len(data) > cap:
+            raise NotASnapshot(self.path, f"{name} is over {cap} bytes")
+        return data
+
+    def lines(self, name: str, limit: int = MAX_LINE) -> Iterator[bytes]:
+        """Yield the lines of a text member (gunzipped when its name ends in .gz), streamed;
+        raise NotASnapshot at a line over `limit` bytes."""
+        with self.member(name) as raw:
+            stream: Any = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+            try:
+                while line := stream.readline(limit + 1):
+                    if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+                        raise NotASnapshot(self.path, f"{name} has a line over {limit} bytes")
+                    yield line
+            except (OSError, EOFError, zlib.error) as exc:   # a gzip index cut short or corrupt
+                raise NotASnapshot(self.path, f"unreadable {name}: {exc}") from None
 
     def has(self, name: str) -> bool:
         return name in self.names()
@@ -114,7 +141,7 @@ class Package:
         """Return datapackage.json parsed; raise NotASnapshot when it is not a JSON object."""
         try:
             data = json.loads(self.read(DATAPACKAGE))
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, OSError, RecursionError) as exc:
             raise NotASnapshot(self.path, f"unreadable {DATAPACKAGE}: {exc}") from None
         if not isinstance(data, dict):
             raise NotASnapshot(self.path, f"{DATAPACKAGE} is not an object")
@@ -125,20 +152,31 @@ class Package:
         meta = self.datapackage().get("archive")
         return meta if isinstance(meta, dict) else {}
 
-    def pages(self) -> list[dict[str, Any]]:
-        """Return the page entries of pages/pages.jsonl (header line skipped)."""
-        pages = []
+    def pages(self, limit: int = MAX_PAGES) -> list[dict[str, Any]]:
+        """Return the first `limit` page entries of pages/pages.jsonl and extraPages.jsonl
+        (header line skipped; an entry is an object with a string "url")."""
+        pages: list[dict[str, Any]] = []
+        for entry in self._page_entries():
+            if len(pages) >= limit:
+                break
+            pages.append(entry)
+        return pages
+
+    def page_count(self) -> int:
+        """Return how many page entries the package lists, reading them one at a time."""
+        return sum(1 for _ in self._page_entries())
+
+    def _page_entries(self) -> Iterator[dict[str, Any]]:
         for name in ("pages/pages.jsonl", "pages/extraPages.jsonl"):
             if not self.has(name):
                 continue
-            for line in self.read(name).decode("utf-8", "replace").splitlines():
+            for line in self.lines(name):
                 try:
                     entry = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
-                if isinstance(entry, dict) and "url" in entry:
-                    pages.append(entry)
-        return pages
+                if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+                    yield entry
 
     def index_names(self) -> list[str]:
         """Return the package's plain or gzipped CDX(J) index files."""
@@ -148,12 +186,10 @@ class Package:
     def index(self) -> Iterator[IndexEntry]:
         """Yield every CDXJ entry of the package's indexes."""
         for name in self.index_names():
-            with self.member(name) as raw:
-                stream: BinaryIO = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw  # type: ignore[assignment]
-                for line in io.TextIOWrapper(stream, encoding="utf-8", errors="replace"):
-                    entry = parse_cdxj(line)
-                    if entry:
-                        yield entry
+            for line in self.lines(name):
+                entry = parse_cdxj(line.decode("utf-8", "replace"))
+                if entry:
+                    yield entry
 
     def warc_names(self) -> list[str]:
         return [n for n in self.names() if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
@@ -170,7 +206,7 @@ class Package:
             record = next(iter(ArchiveIterator(f, no_record_parse=True)))
             stream = record.raw_stream
             try:
-                _, status, _, headers = parse_head(read_head(stream))
+                _, status, _, headers = parse_head(read_head(stream, STORED_HEAD))
             except WireError as exc:
                 raise NotASnapshot(self.path, f"bad HTTP record at {filename}@{offset}: {exc}") from None
             chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
@@ -201,8 +237,20 @@ class ZipPackage(Package):
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+            # ValueError: a name flagged UTF-8 that is not, an impossible header field
             raise NotASnapshot(path, f"unreadable zip: {exc}") from None
+        try:
+            _check_sizes(path, self.zip.infolist())
+            with open(path, "rb") as raw:
+                for info in self.zip.infolist():
+                    _check_inflation(path, raw, info)
+        except OSError as exc:
+            self.zip.close()
+            raise NotASnapshot(path, f"unreadable zip: {exc}") from None
+        except NotASnapshot:
+            self.zip.close()
+            raise
         self._names = sorted(i.filename for i in self.zip.infolist() if not i.is_dir())
         if DATAPACKAGE not in self._names:
             self.zip.close()
@@ -213,11 +261,64 @@ class ZipPackage(Package):
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
-        with self.zip.open(name) as f:
-            yield f  # type: ignore[misc]
+        # zipfile inflates a member no further than its declared size and then checks its
+        # CRC, so a member that inflates to more than it declares fails here, read or not
+        try:
+            with self.zip.open(name) as f:
+                yield f  # type: ignore[misc]
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as exc:
+            raise NotASnapshot(self.path, f"unreadable member {name}: {exc}") from None
 
     def close(self) -> None:
         self.zip.close()
+
+
+def _check_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip whose members would inflate past a sane ratio (a decompression bomb), or
+    whose stored members claim another size than they hold; raise NotASnapshot."""
+    packed = inflated = 0
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise NotASnapshot(path, f"member {info.filename} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise NotASnapshot(path, f"member {info.filename} uses compression method {info.compress_type} "
+                                     "(WACZ members are stored or deflated)")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise NotASnapshot(path, f"member {info.filename} is stored with {info.compress_size} "
+                                         f"bytes but claims {info.file_size}")
+            continue
+        packed += info.compress_size
+        inflated += info.file_size
+    if inflated > INFLATE_ALLOWANCE + INFLATE_RATIO * packed:
+        raise NotASnapshot(path, f"its members would inflate from {packed} to {inflated} bytes, more than "
+                                 f"{INFLATE_RATIO} times (a decompression bomb?)")
+
+
+def _check_inflation(path: Path, raw: BinaryIO, info: zipfile.ZipInfo) -> None:
+    """Inflate a deflated member once, counting, and refuse it when it yields more than it
+    declares: the declared sizes bound everything else (APPNOTE 4.3.7: the local header,
+    then the data). Memory stays at one block whatever the member holds."""
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        return
+    raw.seek(info.header_offset)
+    head = raw.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise NotASnapshot(path, f"member {info.filename} has no local header")
+    name_length, extra_length = struct.unpack("<HH", head[26:30])
+    raw.seek(info.header_offset + 30 + name_length + extra_length)
+    inflater, left, out = zlib.decompressobj(-zlib.MAX_WBITS), info.compress_size, 0
+    while left > 0 and not inflater.eof and (block := raw.read(min(BLOCK, left))):
+        left -= len(block)
+        while block and not inflater.eof:
+            try:
+                out += len(inflater.decompress(block, BLOCK))
+            except zlib.error as exc:
+                raise NotASnapshot(path, f"member {info.filename} is corrupt: {exc}") from None
+            if out > info.file_size:
+                raise NotASnapshot(path, f"member {info.filename} inflates to more than the "
+                                         f"{info.file_size} bytes it declares")
+            block = inflater.unconsumed_tail
 
 
 def parse_cdxj(line: str) -> IndexEntry | None:
@@ -228,14 +329,20 @@ def parse_cdxj(line: str) -> IndexEntry | None:
     5
     """
     parts = line.strip().split(" ", 2)
-    if len(parts) != 3:
-        return None
+    if len(parts) != 3 or not _TIMESTAMP.fullmatch(parts[1][:14]):
+        return None   # a 14-digit timestamp (WARC-Date to the second) or longer
     try:
         fields = json.loads(parts[2])
-        return IndexEntry(parts[0], parts[1], fields["url"], str(fields.get("status", "")),
-                          fields.get("mime", ""), fields.get("digest", ""), fields["filename"],
-                          int(fields["offset"]), int(fields["length"]), fields)
-    except (ValueError, KeyError, TypeError):
+        url, filename = fields["url"], fields["filename"]
+        mime, digest = fields.get("mime", ""), fields.get("digest", "")
+        if not all(isinstance(v, str) for v in (url, filename, mime, digest)):
+            return None
+        offset, length = int(fields["offset"]), int(fields["length"])
+        if offset < 0 or length < 0:
+            return None
+        return IndexEntry(parts[0], parts[1][:14], url, str(fields.get("status", "")), mime, digest,
+                          filename, offset, length, fields)
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
