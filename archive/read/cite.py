@@ -13,7 +13,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,34 @@ def render(c: Citation, fmt: str) -> str:
         "json": lambda c: json.dumps(asdict(c), indent=2, ensure_ascii=False) + "\n"}
     if fmt not in renderers:
         raise UsageError(f"unknown citation format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return renderers[fmt](c)
+    return renderers[fmt](_without_controls(c))
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_URL_FIELDS = ("original_url", "final_url", "replay_url")
+
+
+def _without_controls(c: Citation) -> Citation:
+    """Return the citation with control characters (C0, C1, DEL, bidi controls, line
+    separators) taken out of every text field: a space in prose, percent-encoded in a URL
+    (RFC 3986 2.1), so each format stays well-formed and nothing acts on a terminal.
+
+    >>> _without_controls(replace(_SAMPLE, title="a\\x1b[2Jb", original_url="http://x/\\x9b")).title
+    'a [2Jb'
+    """
+    def url(text: str) -> str:
+        return _CONTROLS.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+    def prose(text: str) -> str:
+        return " ".join(_CONTROLS.sub(" ", text).split())
+
+    changes: dict[str, Any] = {}
+    for name, value in asdict(c).items():
+        if isinstance(value, str):
+            changes[name] = url(value) if name in _URL_FIELDS else prose(value)
+        elif isinstance(value, (list, tuple)):
+            changes[name] = tuple(prose(v) for v in value if isinstance(v, str))
+    return replace(c, **changes)
 
 
 def join_names(names: Iterable[str]) -> str:
@@ -349,3 +376,7 @@ def _robust_link(c: Citation) -> str:
     return (f'<a href="{q(c.original_url)}" data-originalurl="{q(c.original_url)}" '
             f'data-versionurl="{q(c.replay_url)}" data-versiondate="{c.captured[:10]}">'
             f"{q(c.title)}</a>\n")
+
+
+_SAMPLE = Citation("t", (), None, None, "http://x/", None, 200, "2026-01-01T00:00:00Z", "20260101000000",
+                   None, None, "ab" * 32, "sha256:" + "ab" * 32, "http://127.0.0.1:8080/", "archive")
