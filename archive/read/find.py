@@ -12,7 +12,7 @@ from typing import Any
 
 from archive.errors import ArchiveError
 from archive.formats.urls import canonicalize, surt_key
-from archive.snapshot.reader import Package
+from archive.snapshot.reader import Package, as_dict, as_list
 from archive.snapshot.store import Collection, file_lines, last_verifications
 
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
@@ -99,10 +99,12 @@ def _partial_summary(folder: Path) -> Summary:
 def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]) -> Summary:
     data = package.datapackage()
     meta = package.metadata()
-    seeds = tuple(s.get("url") or s.get("given", "") for s in meta.get("seeds", []) if isinstance(s, dict))
+    seeds = tuple(str(s.get("url") or s.get("given") or "") for s in as_list(meta.get("seeds"))
+                  if isinstance(s, dict))
     if not seeds and data.get("mainPageURL"):
         seeds = (str(data["mainPageURL"]),)
-    size = sum(int(r.get("bytes", 0)) for r in data.get("resources", []) if isinstance(r, dict))
+    size = sum(r["bytes"] for r in as_list(data.get("resources"))
+               if isinstance(r, dict) and isinstance(r.get("bytes"), int))
     snapshot_id = package.id
     created = str(data.get("created", ""))
     return Summary(snapshot_id, folder, created, seeds, package.page_count(), size,
@@ -197,13 +199,13 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
             counts[kind] += 1
             sizes[kind] += entry.length
         types = {k: {"count": counts[k], "stored_bytes": sizes[k]} for k in sorted(counts)}
-        failures = list(meta.get("failures", []))
+        failures = [f for f in as_list(meta.get("failures")) if isinstance(f, dict)]
         failures += _skips(package)
         return Details(package.id, package.path, str(data.get("created", "")),
-                       dict(meta.get("capture_window", {})), package.pages(), types, failures,
-                       dict(meta.get("options", {})), dict(meta.get("counts", {})),
-                       list(meta.get("warnings", [])),
-                       [d for d in meta.get("dependencies") or [] if isinstance(d, dict)])
+                       as_dict(meta.get("capture_window")), package.pages(), types, failures,
+                       as_dict(meta.get("options")), as_dict(meta.get("counts")),
+                       [str(w) for w in as_list(meta.get("warnings"))],
+                       [d for d in as_list(meta.get("dependencies")) if isinstance(d, dict)])
 
 
 def _skips(package: Package) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from archive.formats.wire import (
 )
 from archive.models import Record, Snapshot, rfc3339, utcnow
 from archive.snapshot.package import datapackage, write_package, write_pages
-from archive.snapshot.reader import Package
+from archive.snapshot.reader import Package, as_list
 from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name
 from archive.warc.cdxj import REVISIT_MIME, write_index
 
@@ -106,7 +106,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
 
 def _wacz_seeds(package: Package, data: dict[str, Any]) -> list[str]:
     """Return the package's seeds: ours from its metadata, else its main page or first page."""
-    ours = [s.get("url") or s.get("given") for s in package.metadata().get("seeds", [])
+    ours = [s.get("url") or s.get("given") for s in as_list(package.metadata().get("seeds"))
             if isinstance(s, dict)]
     if any(ours):
         return [str(s) for s in ours if s]

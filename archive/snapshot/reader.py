@@ -321,6 +321,17 @@ def _check_inflation(path: Path, raw: BinaryIO, info: zipfile.ZipInfo) -> None:
             block = inflater.unconsumed_tail
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """Return a JSON value from a package if it is an object, else {}: metadata is data
+    someone else wrote, of whatever type they chose."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """Return a JSON value from a package if it is an array, else []."""
+    return value if isinstance(value, list) else []
+
+
 def parse_cdxj(line: str) -> IndexEntry | None:
     """Parse one CDXJ line; return None for blank or malformed lines.
 
@@ -346,4 +357,4 @@ def parse_cdxj(line: str) -> IndexEntry | None:
         return None
 
 
-__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "parse_cdxj"]
+__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "as_dict", "as_list", "parse_cdxj"]
