@@ -137,7 +137,8 @@ def _captured(package: Package, entry: IndexEntry) -> str:
         with package.record(entry.filename, entry.offset) as (response, _):
             warc_date = response.warc_headers.get("WARC-Date", "")
     except _READ_ERRORS as exc:
-        logger.warning("record of %s unreadable, its index timestamp used: %s", entry.url, exc)
+        logger.warning("record of %s unreadable, its index timestamp used: %.200s", entry.url,
+                       " ".join(str(exc).split()))
         warc_date = ""
     captured = utc_iso(warc_date) or utc_iso(entry.timestamp)
     if captured is None:
@@ -157,7 +158,8 @@ def _page_info(package: Package, entry: IndexEntry) -> PageMetadata:
                 charset = _CHARSET.search(response.header("Content-Type") or "")
             return page_metadata(holder.body(original), entry.url, charset.group(1) if charset else None)
     except _READ_ERRORS as exc:
-        logger.warning("no page metadata from %s: %s", entry.url, exc)
+        # the message may quote the record's bytes: one short line, not all of them
+        logger.warning("no page metadata from %s: %.200s", entry.url, " ".join(str(exc).split()))
         return PageMetadata()
 
 
