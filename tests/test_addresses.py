@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -90,5 +90,23 @@ def test_schedule_run_refuses_a_loopback_seed_by_default_and_captures_it_with_th
         results2 = run_due(collection, now=datetime.fromisoformat(retry.replace("Z", "+00:00")))
         assert [r.ok for r in results2] == [True], results2
         assert len(Collection(collection).snapshots()) == 1 and site.requests
+    finally:
+        site.close()
+
+
+def test_a_cluster_job_is_captured_with_the_same_guard(tmp_path: Path):
+    """`archive worker` runs each job through capture_due, as `schedule run` does: a job for a
+    loopback seed fails as blocked, even when the job's own options do not ask for the guard."""
+    from archive.services.runner import capture_due
+    from archive.services.schedule import Due
+
+    site = RecaptureSite(pages=1)
+    collection = tmp_path / "snapshots"
+    collection.mkdir()
+    try:
+        job = Due(site.url + "/", datetime(2026, 11, 30, tzinfo=timezone.utc), CaptureOptions(depth=0))
+        result = capture_due(job, collection)
+        assert not result.ok and "blocked-private" in str(result.error), result
+        assert site.requests == [] and Collection(collection).partials() == []
     finally:
         site.close()
