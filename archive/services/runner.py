@@ -75,7 +75,8 @@ def capture_due(item: Due, collection: Path | str | None = None, *, limiter: Any
                 clock: Callable[[], datetime] | None = None) -> Result:
     """Run one due capture; return its Result (a failure is a Result, not an exception).
 
-    A partial capture left by an earlier try of the same (seed, due time) is resumed.
+    A partial capture left by an earlier try of the same (seed, due time) is resumed. Private
+    addresses are refused unless the collection opts out (`service_options`).
     """
     from archive.write.capture import capture
 

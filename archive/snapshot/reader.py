@@ -34,6 +34,7 @@ INFLATE_RATIO = 20          # deflated members may inflate to 20 times their siz
 INFLATE_ALLOWANCE = 4 << 20  # ...plus this: small text files compress better than large ones
 _TIMESTAMP = re.compile(r"\d{14}")
 
+
 @dataclass(frozen=True)
 class IndexEntry:
     """One CDXJ line: where a captured URL's record is."""
