@@ -48,9 +48,6 @@ class Run:
     written: int   # bytes the process wrote (write(2) and friends)
 
 
-MEASURED: list[tuple[str, Run]] = []   # every run, for a summary with -s
-
-
 def run(tmp: Path, *args: str) -> Run:
     io_file = tmp / f"io-{os.urandom(4).hex()}"
     out, err = tmp / "out.txt", tmp / "err.txt"
@@ -69,7 +66,6 @@ def run(tmp: Path, *args: str) -> Run:
     peak = int(counters.get("VmHWM", "0 kB").split()[0]) * 1024 or usage.ru_maxrss * 1024
     result = Run(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
                  peak, int(counters.get("wchar", -1)))
-    MEASURED.append((" ".join(a for a in args if not a.startswith("/")), result))
     return result
 
 
@@ -257,10 +253,3 @@ def test_import_checks_free_space_first(real, tmp_path):
         ingest._check_free_space(Collection(tmp_path / "c"), 1 << 62)
     ingest._check_free_space(Collection(tmp_path / "c"), 1 << 20)   # room: no error
 
-
-def test_zz_print_measurements(capsys):
-    """Not a check: with -s, the peak RSS and bytes written of every run above."""
-    with capsys.disabled():
-        for what, r in MEASURED:
-            print(f"  {what:40} exit {r.code}  peak RSS {r.rss / 1e6:6.1f} MB  written {r.written / 1e3:8.1f} KB")
-    assert all(r.rss < MAX_RSS for _, r in MEASURED)
