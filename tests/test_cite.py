@@ -17,7 +17,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive import capture
 from archive.errors import UsageError
-from archive.read.cite import FORMATS, Citation, citation, cite, render
+from archive.read.cite import citation, cite
+from archive.read.citeformats import FORMATS, Citation, render
 from archive.read.metadata import META_CAP, PageMetadata, page_metadata
 from archive.snapshot.reader import Package
 from archive.snapshot.store import Collection

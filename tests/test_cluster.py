@@ -48,6 +48,15 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> o
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.fixture(autouse=True)
+def loopback_allowed(tmp_path: Path) -> None:
+    """The collections these tests use (tmp_path/c, tmp_path/coll) capture loopback test
+    servers: they opt out of the services' block_private default in archive.toml."""
+    for name in ("c", "coll"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "archive.toml").write_text("block_private = false\n")
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -337,7 +346,6 @@ def test_a_missing_collection_is_an_error_not_a_new_folder(redis_server, tmp_pat
 
 
 def test_a_lease_longer_than_the_visibility_timeout_is_refused(tmp_path, capsys):
-    (tmp_path / "coll").mkdir()
     assert main(["worker", "--broker", "redis://127.0.0.1:9/0", "-C", str(tmp_path / "coll"),
                  "--lease-ttl", "30", "--visibility-timeout", "10"]) == 2
     assert "shorter than the visibility timeout" in capsys.readouterr().err

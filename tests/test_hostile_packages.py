@@ -420,7 +420,8 @@ def test_citation_links_are_http_only_in_every_format(pristine, tmp_path):
     from dataclasses import replace
 
     from archive.errors import UsageError
-    from archive.read.cite import FORMATS, citation, render
+    from archive.read.cite import citation
+    from archive.read.citeformats import FORMATS, render
     with Package.open(pristine) as package:
         cited = citation(package)
     for field in ("original_url", "final_url", "replay_url"):

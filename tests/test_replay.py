@@ -119,45 +119,50 @@ def test_refresh_picks_up_new_snapshots(replayed, tmp_path):
     assert replay.refresh() is False
 
 
-def test_serve_command_regenerates_when_snapshots_change(site, collection, wayback, monkeypatch):
+def test_serve_command_regenerates_when_snapshots_change(site, collection, wayback, tmp_path):
     import os
     import signal
     import subprocess
     import sys
-    import time
+
+    def wait_for(what, check, timeout=90.0):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {log.read_text()}")
+
+    def home_page():  # type: ignore[no-untyped-def]
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+        except OSError:
+            return None
 
     capture([site.main_url + "/contact.html"], collection, depth=0)
     port = free_port()
     env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
-    proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection),
-                             "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
-    lines: list[str] = []
-    import threading
-    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection),
+                                 "--port", str(port)], stderr=err, env=env, start_new_session=True)
     try:
-        home = f"http://127.0.0.1:{port}/"
-        for _ in range(100):
-            try:
-                first = urllib.request.urlopen(home).read().decode()
-                break
-            except OSError:
-                time.sleep(0.2)
+        first = wait_for("the home page", home_page)
         newer = capture([site.main_url + "/moved.html"], collection, depth=0)
-        for _ in range(300):
-            time.sleep(0.2)
-            try:
-                page = urllib.request.urlopen(home).read().decode()
-            except OSError:
-                continue
-            if newer.id in page and any("regenerated" in line for line in lines):
-                break
-    finally:
+        wait_for("the regenerated configuration", lambda: "regenerated" in log.read_text())
+        page = wait_for("the new snapshot on the home page",
+                        lambda: (p := home_page()) is not None and newer.id in p and p)
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    err = "".join(lines)
-    assert newer.id not in first and newer.id in page, err
-    assert proc.returncode == 0, err
-    assert "regenerated" in err
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        try:   # serve's group; pywb, in a group of its own, dies with serve (parent-death signal)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert newer.id not in first and newer.id in page
+    assert "regenerated" in log.read_text()
 
 
 def test_serve_binds_loopback_by_default():

@@ -30,6 +30,16 @@ def site():  # type: ignore[no-untyped-def]
     s.close()
 
 
+@pytest.fixture
+def collection(tmp_path: Path) -> Path:
+    """These tests schedule captures of loopback test servers: their collection opts out of
+    the services' block_private default, as an archivist would, in archive.toml."""
+    root = tmp_path / "snapshots"
+    root.mkdir()
+    (root / "archive.toml").write_text("block_private = false\n")
+    return root
+
+
 def archive_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return subprocess.run([sys.executable, "-m", "archive", *args], capture_output=True, text=True, **kwargs)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from archive.errors import ArchiveError
 from archive.version import __version__
 
-from .common import error
+from .common import error, safe_output
 
 # capture (requests, lxml) and find (surt) are imported by the commands that use them, so
 # `archive verify` starts fast.
@@ -29,7 +29,13 @@ COMMAND_MODULES: tuple[str, ...] = ("capture", "read", "web", "upkeep", "proof",
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code. Whatever it prints goes through
+    `common.SafeStream`: text from pages and packages never reaches the terminal raw."""
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

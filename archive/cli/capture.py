@@ -13,7 +13,7 @@ from archive.errors import UsageError
 from archive.models import DEFAULT_USER_AGENT, CaptureOptions
 from archive.read.verify import verify
 
-from .common import command, emit_capture, error, human_bytes
+from .common import command, emit_capture, error, human_bytes, raw_stream
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -170,7 +170,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if args.sign or args.tsa:   # a key that cannot sign fails before the capture, not after
         from .proof import check_proof_options
         check_proof_options(args.sign, args.key, args.tsa)
-    progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
+    progress = None if args.quiet or not sys.stderr.isatty() else _Progress(raw_stream(sys.stderr))
     snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
     if progress:
         progress.done()

@@ -1,15 +1,21 @@
 """What every command group of the command line shares: one shape for a subcommand's
 set-up, and one output path for what commands print.
 
-Text from a page, a package or the network is printed through `printable`, so nothing it
-holds can start a line of its own, move the cursor or talk to the terminal.
+Everything a command prints goes through one filter, `SafeStream`, which `archive.cli.main`
+puts in front of stdout and stderr: control characters (C0 but the line feed, C1, DEL) and
+the characters that reorder or break lines (bidi controls, U+2028/9) are written escaped,
+so no text from a page, a package or the network can move the cursor, clear the screen, set
+the clipboard (OSC 52) or talk to the terminal. A single field that must not even start a
+line of its own (a problem in a report) goes through `printable`, which escapes line feeds too.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from archive.models import Snapshot
@@ -46,9 +52,16 @@ def subcommands(parser: argparse.ArgumentParser) -> Any:
     raise RuntimeError(f"{parser.prog} has no subcommands")
 
 
+MAX_ERROR = 2000   # characters of one error line: a message may quote what a package holds
+
+
 def error(message: str) -> None:
-    """Print one error line on stderr, whitespace folded."""
-    print(f"archive: error: {' '.join(message.split())}", file=sys.stderr)
+    """Print one error line on stderr, whitespace folded, control characters escaped, cut
+    at MAX_ERROR characters."""
+    line = printable(" ".join(message.split()))
+    if len(line) > MAX_ERROR:
+        line = line[:MAX_ERROR] + f"... ({len(line) - MAX_ERROR} more characters)"
+    print(f"archive: error: {line}", file=sys.stderr)
 
 
 def write_json(data: Any, out: TextIO | None = None) -> None:
@@ -69,14 +82,66 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+# C0 but LF (CR only before LF: RIS ends lines with CR LF), DEL, C1 (ECMA-48: CSI is 0x9B),
+# and what reorders or breaks lines: LRM/RLM, bidi embeddings and isolates, U+2028/U+2029.
+_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029"
+                     "\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+_UNSAFE_FIELD = re.compile(_UNSAFE.pattern + "|[\r\n]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def terminal_text(text: str) -> str:
+    """Return text with what could act on a terminal escaped, line feeds kept.
+
+    >>> terminal_text("title\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J \\x9b31m\\nnext")
+    'title\\\\x1b]52;c;ZXZpbA==\\\\x07\\\\x1b[2J \\\\x9b31m\\nnext'
+    """
+    return _UNSAFE.sub(_escape, text)
+
+
 def printable(text: str) -> str:
-    """Return text from a package (a name in a certificate, a URL) with its control characters
-    escaped: nothing it holds can start a line of its own in a report.
+    """Return one field of text from a package (a name in a certificate, a URL) with control
+    characters and line breaks escaped: nothing it holds can start a line of its own.
 
     >>> printable("evil\\n  signature valid")
     'evil\\\\n  signature valid'
     """
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return _UNSAFE_FIELD.sub(_escape, text)
+
+
+class SafeStream:
+    """A text stream that writes through `terminal_text`: the one output path of the command
+    line. Everything else (flush, isatty, fileno, encoding) is the wrapped stream's."""
+
+    def __init__(self, inner: TextIO):
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(terminal_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@contextmanager
+def safe_output() -> Iterator[None]:
+    """Put `SafeStream` in front of sys.stdout and sys.stderr for the block."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def raw_stream(stream: TextIO) -> TextIO:
+    """Return the stream under a SafeStream, for output made of our own text only that needs a
+    carriage return (the progress line)."""
+    return stream.inner if isinstance(stream, SafeStream) else stream  # type: ignore[unreachable]
 
 
 def snapshot_json(snap: Snapshot) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def is_chunked(headers: Iterable[tuple[str, str]]) -> bool:
 
 MAX_LINE = 65537          # http.client's line limit, plus one
 MAX_HEAD = 1024 * MAX_LINE  # as many header lines as the fetcher accepts
+STORED_HEAD = 4 << 20       # a head read back from a record someone else may have made
 
 
 def read_head(stream: BinaryIO, limit: int = MAX_HEAD) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 from archive.errors import ArchiveError, StorageError
 from archive.models import rfc3339
-from archive.snapshot.store import STATE, Collection
+from archive.snapshot.store import STATE, Collection, file_lines
 
 from .verify import verify
 
@@ -107,7 +107,7 @@ def audit(collection: Path | str | None = None, *, workers: int = 2,
 def _unfinished(log: Path) -> tuple[str, str, dict[str, Checked]] | None:
     """Return (audit id, start, results so far) of the last audit when it never finished."""
     try:
-        lines = log.read_text("utf-8").splitlines()
+        lines = list(file_lines(log))   # one line per snapshot audited: small lines, capped
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -116,7 +116,7 @@ def _unfinished(log: Path) -> tuple[str, str, dict[str, Checked]] | None:
     for line in lines:
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue   # a line cut short by a crash
         if not isinstance(entry, dict):
             continue

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
-import io
 import json
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from archive.formats.urls import surt_key
 from archive.snapshot.package import DATAPACKAGE
@@ -99,20 +97,20 @@ def check_index(package: Package, warcs: dict[str, Records]) -> Coverage:
 
 
 def _lines(package: Package, name: str, result: Coverage) -> Iterator[tuple[int, IndexEntry]]:
-    """Yield (line number, entry) of an index file; a malformed line or file is a problem."""
+    """Yield (line number, entry) of an index file, streamed with the reader's line cap (a line
+    over it is NotASnapshot); a malformed line or an unreadable file is a problem."""
     bad = 0
     try:
-        with package.member(name) as raw:
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw  # type: ignore[assignment]
-            for number, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), 1):
-                entry = parse_cdxj(line)
-                if entry is not None:
-                    yield number, entry
-                elif line.strip() and not line.startswith("!"):   # "!" opens a CDX header line
-                    bad += 1
-                    if bad <= MAX_SHOWN:
-                        result.problems.append(Problem(name, f"line {number}: not a CDXJ line with url, "
-                                                             "filename, offset and length"))
+        for number, raw in enumerate(package.lines(name), 1):
+            line = raw.decode("utf-8", "replace")
+            entry = parse_cdxj(line)
+            if entry is not None:
+                yield number, entry
+            elif line.strip() and not line.startswith("!"):   # "!" opens a CDX header line
+                bad += 1
+                if bad <= MAX_SHOWN:
+                    result.problems.append(Problem(name, f"line {number}: not a CDXJ line with url, "
+                                                         "filename, offset and length"))
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         result.problems.append(Problem(name, f"unreadable index ({type(exc).__name__}: {exc})"[:300]))
 
@@ -199,8 +197,8 @@ def check_pages(package: Package, captured: set[tuple[str, str]]) -> list[Proble
     for name in (PAGES, "pages/extraPages.jsonl"):
         if not package.has(name):
             continue
-        for number, line in enumerate(package.read(name).decode("utf-8", "replace").splitlines(), 1):
-            why = _page_problem(line, captured)
+        for number, raw in enumerate(package.lines(name), 1):
+            why = _page_problem(raw.decode("utf-8", "replace"), captured)
             if why is not None and len(problems) < MAX_SHOWN:
                 problems.append(Problem(name, f"line {number}: {why}"))
     return problems

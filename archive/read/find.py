@@ -13,8 +13,8 @@ from typing import Any
 from archive.errors import ArchiveError
 from archive.formats.urls import canonicalize, surt_key
 from archive.snapshot.depends import payload_of
-from archive.snapshot.reader import IndexEntry, Package, warc_member
-from archive.snapshot.store import Collection, last_verifications
+from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
+from archive.snapshot.store import Collection, file_lines, last_verifications
 
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
 
@@ -86,10 +86,11 @@ def _partial_summary(folder: Path) -> Summary:
     seeds = _warcinfo_seeds(warcs[0]) if warcs else []
     pages = 0
     try:
-        for line in (folder / "logs" / "capture.jsonl").read_text("utf-8", "replace").splitlines():
+        for line in file_lines(folder / "logs" / "capture.jsonl"):
             entry = json.loads(line)
-            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched")
-    except (OSError, ValueError):
+            pages += int(isinstance(entry, dict) and entry.get("kind") == "page"
+                         and entry.get("outcome") == "fetched")
+    except (OSError, ValueError, RecursionError):
         pass
     size = sum(p.stat().st_size for p in warcs)
     started = datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -101,11 +102,12 @@ def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]
     meta = package.metadata()
     captures = _captures(package)
     urls = {url for url, _ in captures}
-    seeds = tuple(str(s.get("url") or s.get("given", "")) for s in _of(meta.get("seeds"), list)
+    seeds = tuple(str(s.get("url") or s.get("given", "")) for s in as_list(meta.get("seeds"))
                   if isinstance(s, dict))
     if not seeds and data.get("mainPageURL"):
         seeds = (str(data["mainPageURL"]),)
-    size = sum(r["bytes"] for r in data.get("resources", []) if isinstance(r, dict) and type(r.get("bytes")) is int)
+    size = sum(r["bytes"] for r in as_list(data.get("resources"))
+               if isinstance(r, dict) and type(r.get("bytes")) is int)
     snapshot_id = package.id
     created = str(data.get("created", ""))
     # seeds and pages as the index names them: metadata alone names nothing
@@ -231,19 +233,14 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
             sizes[kind] += entry.length
         pages = [_page(package, page, entry) for page, entry in _listed_pages(package, _captures(package))]
         types = {k: {"count": counts[k], "stored_bytes": sizes[k]} for k in sorted(counts)}
-        failures = [f for f in _of(meta.get("failures"), list) if isinstance(f, dict)]
+        failures = [f for f in as_list(meta.get("failures")) if isinstance(f, dict)]
         failures += _skips(package)
         return Details(package.id, package.path, str(data.get("created", "")),
-                       _of(meta.get("capture_window"), dict), pages, types, failures,
-                       _of(meta.get("options"), dict), _of(meta.get("counts"), dict),
-                       [str(w) for w in _of(meta.get("warnings"), list)],
-                       [d for d in _of(meta.get("dependencies"), list) if isinstance(d, dict)])
+                       as_dict(meta.get("capture_window")), pages, types, failures,
+                       as_dict(meta.get("options")), as_dict(meta.get("counts")),
+                       [str(w) for w in as_list(meta.get("warnings"))],
+                       [d for d in as_list(meta.get("dependencies")) if isinstance(d, dict)])
 
-
-def _of(value: Any, kind: type) -> Any:
-    """Return `value` when it is of the JSON kind (dict or list) expected, else an empty one:
-    metadata may come from anywhere."""
-    return value if isinstance(value, kind) else kind()
 
 
 def _skips(package: Package) -> list[dict[str, Any]]:
@@ -252,7 +249,7 @@ def _skips(package: Package) -> list[dict[str, Any]]:
     if not package.has(name):
         return []
     skips = []
-    for line in package.read(name).decode("utf-8", "replace").splitlines():
+    for line in package.lines(name):
         try:
             entry = json.loads(line)
         except (ValueError, RecursionError):

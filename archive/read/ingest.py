@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import re
+import shutil
 import uuid
 import zipfile
 import zlib
@@ -32,6 +33,7 @@ from archive.formats.html import page_title
 from archive.formats.urls import host_of
 from archive.formats.wire import (
     BLOCK,
+    STORED_HEAD,
     WireError,
     decode_content,
     header_value,
@@ -42,7 +44,7 @@ from archive.formats.wire import (
 )
 from archive.models import Record, Snapshot, rfc3339, utcnow
 from archive.snapshot.package import datapackage, write_package, write_pages
-from archive.snapshot.reader import Package
+from archive.snapshot.reader import Package, as_list
 from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name
 from archive.warc.cdxj import REVISIT_MIME, write_index
 
@@ -53,6 +55,8 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml")
 _SOFTWARE = re.compile(rb"^software:(.*)$", re.IGNORECASE | re.MULTILINE)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 Clock = Callable[[], datetime]
+MIN_FREE = 64 << 20            # left free after an import, as a capture's --min-free default
+DATAPACKAGE_ROOM = 16 << 20    # datapackage.json, its digest and a copy being written
 
 
 def import_archive(path: Path | str, collection: Path | str | None = None, *,
@@ -79,6 +83,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
     report = _verified(path, path, store)
     snapshot_id = str(report.snapshot_id)
     _refuse_duplicate(store, snapshot_id)
+    _check_free_space(store, report.bytes + (DATAPACKAGE_ROOM))
     with _partial(store, import_id) as folder, Package.open(path) as package:
         for name in package.names():
             if ".." in name.split("/"):
@@ -91,7 +96,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
         seeds = _wacz_seeds(package, data)
         host = host_of(seeds[0] if seeds else next((e.url for e in package.index()), ""))
         counts = {"files": report.files, "records": report.records, "bytes": report.bytes,
-                  "pages": len(package.pages())}
+                  "pages": package.page_count()}
         target = store.publish(folder, snapshot_name(created, host, snapshot_id))
     return Snapshot(id=snapshot_id, path=target, created=str(data.get("created", "")),
                     seeds=tuple(seeds), counts=counts)
@@ -101,13 +106,28 @@ def _wacz_seeds(package: Package, data: dict[str, Any]) -> list[str]:
     """Return the package's seeds the index holds a capture of: ours from its metadata, else
     its main page or first page (metadata only says which URL; the index, verified, says it is one)."""
     captured = {e.url for e in package.index()}
-    seeds = package.metadata().get("seeds")
-    ours = [s.get("url") or s.get("given") for s in seeds if isinstance(s, dict)] if isinstance(seeds, list) else []
+    ours = [s.get("url") or s.get("given") for s in as_list(package.metadata().get("seeds"))
+            if isinstance(s, dict)]
     if any(ours):
         return [str(s) for s in ours if s in captured]
     if data.get("mainPageURL") in captured:
         return [str(data["mainPageURL"])]
     return [str(p["url"]) for p in package.pages() if p["url"] in captured][:1]
+
+
+def _check_free_space(store: Collection, needed: int) -> None:
+    """Raise DiskFull (nothing written yet) unless the collection's disk has `needed` bytes
+    free, and MIN_FREE to spare."""
+    where = store.root
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError as exc:
+        raise StorageError(where, exc.strerror or str(exc)) from None
+    if free < needed + MIN_FREE:
+        raise DiskFull(store.root, why=f"the import needs {needed} bytes and {MIN_FREE} to spare; "
+                                       f"{free} are free (nothing was written)")
 
 
 def _refuse_duplicate(store: Collection, snapshot_id: str) -> None:
@@ -132,6 +152,8 @@ class _Scan:
 
 def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) -> Snapshot:
     checked = _check_warc_file(path)
+    # the copy, plus an index and page list that are a small fraction of it
+    _check_free_space(store, checked[1] + checked[1] // 4 + DATAPACKAGE_ROOM)
     with _partial(store, import_id) as folder:
         name = _warc_name(store, path.name, import_id)
         with open(path, "rb") as src, open(folder / "archive" / name, "xb") as out:
@@ -238,7 +260,7 @@ def _describe(record: Any) -> tuple[str, int, str, str | None] | None:
             return None
         return url, 200, _media_type(record.content_type), None
     try:
-        _, status, _, headers = parse_head(read_head(record.raw_stream))
+        _, status, _, headers = parse_head(read_head(record.raw_stream, STORED_HEAD))
     except WireError:
         return None   # a revisit without an HTTP head, or garbage: nothing a replay could use
     mime = _media_type(header_value(headers, "Content-Type"))

@@ -11,12 +11,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from archive.errors import ArchiveError, Interrupted, ScheduleBusy, StorageError, UsageError
-from archive.models import rfc3339
+from archive.models import CaptureOptions, rfc3339
 from archive.snapshot.store import PARTIAL, STATE, Collection
 
 from .schedule import AUDIT, LOCK_FILE, Due, Result, Schedule
@@ -53,33 +54,54 @@ def locked(collection: Path | str | None = None) -> Iterator[str | None]:
         os.close(fd)
 
 
+def service_options(options: CaptureOptions, store: Collection) -> CaptureOptions:
+    """Return the options a service (`schedule run`, `archive worker`) captures with.
+
+    Their URLs come from other people (a shared schedule, a cluster's jobs), so private,
+    loopback and link-local addresses are refused unless the collection's `archive.toml`
+    says `block_private = false`. Raises UsageError for an unreadable archive.toml.
+    """
+    if store.settings().get("block_private") is False:
+        return options
+    return replace(options, block_private=True)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def capture_due(item: Due, collection: Path | str | None = None, *, limiter: Any = None,
                 dedup_index: Any = None, capture_id: str | None = None, resume: str | None = None,
                 clock: Callable[[], datetime] | None = None) -> Result:
     """Run one due capture; return its Result (a failure is a Result, not an exception).
 
-    A partial capture left by an earlier try of the same (seed, due time) is resumed.
+    A partial capture left by an earlier try of the same (seed, due time) is resumed. Private
+    addresses are refused unless the collection opts out (`service_options`).
     """
     from archive.write.capture import capture
 
     store = Collection(collection)
     capture_id = capture_id or item.capture_id
+    try:
+        options = service_options(item.options, store)
+    except ArchiveError as exc:
+        return Result(item.url, item.due, False, None, " ".join(str(exc).split()), (clock or _utcnow)())
     if resume is None and (store.root / PARTIAL / capture_id).is_dir():
         resume = capture_id
-    now = clock or (lambda: datetime.now(timezone.utc))
+    now = clock or _utcnow
     kwargs: dict[str, Any] = {"limiter": limiter, "dedup_index": dedup_index}
     try:
         snap = None
         if resume is not None:
             try:
-                snap = capture([], store.root, item.options, resume=resume, **kwargs)
+                snap = capture([], store.root, options, resume=resume, **kwargs)
             except UsageError:
                 if resume != capture_id:
                     raise
                 # killed before its first record: nothing to resume from, so start afresh
                 store.discard(store.root / PARTIAL / capture_id)
         if snap is None:
-            snap = capture(item.url, store.root, item.options, capture_id=capture_id, **kwargs)
+            snap = capture(item.url, store.root, options, capture_id=capture_id, **kwargs)
     except Interrupted:
         raise   # Ctrl-C stops the whole run, not just this capture
     except ArchiveError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from archive.errors import StorageError, UsageError
 from archive.models import CaptureOptions, rfc3339
-from archive.snapshot.store import STATE, Collection
+from archive.snapshot.store import STATE, Collection, read_small
 
 from .timing import next_due, parse_every
 
@@ -198,10 +198,10 @@ class Schedule:
     def state(self) -> dict[str, dict[str, Any]]:
         """Return the run state by URL (an entry that is not an object counts as none)."""
         try:
-            data = json.loads(self.state_path.read_text("utf-8"))
+            data = json.loads(read_small(self.state_path))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise UsageError(f"cannot read the run state {self.state_path} ({' '.join(str(exc).split())}); "
                              "move it away to start the schedule afresh") from None
         if not isinstance(data, dict):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,9 +21,17 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import NotASnapshot
 from archive.formats.html import page_title
-from archive.formats.wire import WireError, decode_content, iter_payload, parse_head, read_head
+from archive.formats.wire import STORED_HEAD, WireError, decode_content, iter_payload, parse_head, read_head
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
+from .zipcheck import check_inflation, check_sizes, zip_anomalies
+
+# Bounds on what a package may make us hold or inflate: a hostile package of a few MB must
+# not cost GBs of memory or disk (issue 13). Legitimate packages stay far below them.
+MAX_JSON = 8 << 20          # datapackage.json, datapackage-digest.json, read whole
+MAX_LINE = 1 << 20          # one line of pages.jsonl, a CDXJ index or a log
+MAX_PAGES = 100_000         # page entries held at once (page_count() counts them all)
+_TIMESTAMP = re.compile(r"\d{14}")
 
 
 @dataclass(frozen=True)
@@ -97,10 +105,27 @@ class Package:
         self.close()
 
     # -- shared ---------------------------------------------------------------------------
-    def read(self, name: str) -> bytes:
-        """Return a small file of the package whole (JSON, pages)."""
+    def read(self, name: str, cap: int = MAX_JSON) -> bytes:
+        """Return a small file of the package whole (its JSON files); raise NotASnapshot when it
+        is over `cap` bytes (read no further than that)."""
         with self.member(name) as f:
-            return f.read()
+            data = f.read(cap + 1)
+        if len(data) > cap:
+            raise NotASnapshot(self.path, f"{name} is over {cap} bytes")
+        return data
+
+    def lines(self, name: str, limit: int = MAX_LINE) -> Iterator[bytes]:
+        """Yield the lines of a text member (gunzipped when its name ends in .gz), streamed;
+        raise NotASnapshot at a line over `limit` bytes."""
+        with self.member(name) as raw:
+            stream: Any = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+            try:
+                while line := stream.readline(limit + 1):
+                    if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+                        raise NotASnapshot(self.path, f"{name} has a line over {limit} bytes")
+                    yield line
+            except (OSError, EOFError, zlib.error) as exc:   # a gzip index cut short or corrupt
+                raise NotASnapshot(self.path, f"unreadable {name}: {exc}") from None
 
     def has(self, name: str) -> bool:
         return name in self.names()
@@ -116,7 +141,7 @@ class Package:
         """Return datapackage.json parsed; raise NotASnapshot when it is not a JSON object."""
         try:
             data = json.loads(self.read(DATAPACKAGE))
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, OSError, RecursionError) as exc:
             raise NotASnapshot(self.path, f"unreadable {DATAPACKAGE}: {exc}") from None
         if not isinstance(data, dict):
             raise NotASnapshot(self.path, f"{DATAPACKAGE} is not an object")
@@ -127,21 +152,32 @@ class Package:
         meta = self.datapackage().get("archive")
         return meta if isinstance(meta, dict) else {}
 
-    def pages(self) -> list[dict[str, Any]]:
-        """Return the page entries of pages/pages.jsonl (header line skipped): objects with a
-        string "url", as the package says; `read/coverage.check_pages` checks them against the index."""
-        pages = []
+    def pages(self, limit: int = MAX_PAGES) -> list[dict[str, Any]]:
+        """Return the first `limit` page entries of pages/pages.jsonl and extraPages.jsonl
+        (header line skipped; an entry is an object with a string "url"), as the package says;
+        `read/coverage.check_pages` checks them against the index."""
+        pages: list[dict[str, Any]] = []
+        for entry in self._page_entries():
+            if len(pages) >= limit:
+                break
+            pages.append(entry)
+        return pages
+
+    def page_count(self) -> int:
+        """Return how many page entries the package lists, reading them one at a time."""
+        return sum(1 for _ in self._page_entries())
+
+    def _page_entries(self) -> Iterator[dict[str, Any]]:
         for name in ("pages/pages.jsonl", "pages/extraPages.jsonl"):
             if not self.has(name):
                 continue
-            for line in self.read(name).decode("utf-8", "replace").splitlines():
+            for line in self.lines(name):
                 try:
                     entry = json.loads(line)
                 except (ValueError, RecursionError):
                     continue
                 if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-                    pages.append(entry)
-        return pages
+                    yield entry
 
     def index_names(self) -> list[str]:
         """Return the package's plain or gzipped CDX(J) index files."""
@@ -151,12 +187,10 @@ class Package:
     def index(self) -> Iterator[IndexEntry]:
         """Yield every CDXJ entry of the package's indexes."""
         for name in self.index_names():
-            with self.member(name) as raw:
-                stream: BinaryIO = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw  # type: ignore[assignment]
-                for line in io.TextIOWrapper(stream, encoding="utf-8", errors="replace"):
-                    entry = parse_cdxj(line)
-                    if entry:
-                        yield entry
+            for line in self.lines(name):
+                entry = parse_cdxj(line.decode("utf-8", "replace"))
+                if entry:
+                    yield entry
 
     def warc_names(self) -> list[str]:
         return [n for n in self.names() if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
@@ -182,7 +216,7 @@ class Package:
             record = next(iter(ArchiveIterator(f, no_record_parse=True)))
             stream = record.raw_stream
             try:
-                _, status, _, headers = parse_head(read_head(stream))
+                _, status, _, headers = parse_head(read_head(stream, STORED_HEAD))
             except WireError as exc:
                 raise NotASnapshot(self.path, f"bad HTTP record at {filename}@{offset}: {exc}") from None
             chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
@@ -231,11 +265,23 @@ class ZipPackage(Package):
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+            # ValueError: a name flagged UTF-8 that is not, an impossible header field
             raise NotASnapshot(path, f"unreadable zip: {exc}") from None
+        try:
+            check_sizes(path, self.zip.infolist())
+            with open(path, "rb") as raw:
+                for info in self.zip.infolist():
+                    check_inflation(path, raw, info)
+        except OSError as exc:
+            self.zip.close()
+            raise NotASnapshot(path, f"unreadable zip: {exc}") from None
+        except NotASnapshot:
+            self.zip.close()
+            raise
         infos = self.zip.infolist()
         self._names = sorted(i.filename for i in infos if not i.is_dir())
-        self._anomalies = _zip_anomalies(infos)
+        self._anomalies = zip_anomalies(infos)
         if DATAPACKAGE not in self._names:
             self.zip.close()
             raise NotASnapshot(path, f"no {DATAPACKAGE} in the zip")
@@ -248,14 +294,19 @@ class ZipPackage(Package):
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
+        # zipfile inflates a member no further than its declared size and then checks its
+        # CRC, so a member that inflates to more than it declares fails here, read or not
         try:
             f = self.zip.open(name)
         except KeyError:
             raise NotASnapshot(self.path, f"no {name[:200]!r} in the package") from None
         except (zipfile.BadZipFile, NotImplementedError, ValueError) as exc:   # a damaged entry, odd compression
             raise NotASnapshot(self.path, f"unreadable {name[:200]!r}: {exc}") from None
-        with f:
-            yield f  # type: ignore[misc]
+        try:
+            with f:
+                yield f  # type: ignore[misc]
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as exc:
+            raise NotASnapshot(self.path, f"unreadable member {name[:200]!r}: {exc}") from None
 
     def close(self) -> None:
         self.zip.close()
@@ -281,20 +332,15 @@ def warc_member(filename: str) -> str | None:
     return f"archive/{name}"
 
 
-def _zip_anomalies(infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
-    """Return (name, why) for duplicate names, directories with data and unsafe names of a zip."""
-    found, seen = [], set()
-    for info in infos:
-        name = info.filename
-        if name in seen:
-            found.append((name, "duplicate zip member name (readers would disagree on its bytes)"))
-        seen.add(name)
-        if info.is_dir() and info.file_size:
-            found.append((name, "directory entry holding data"))
-        parts = name.rstrip("/").split("/")
-        if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
-            found.append((name, "zip member name leads outside the package"))
-    return found
+def as_dict(value: Any) -> dict[str, Any]:
+    """Return a JSON value from a package if it is an object, else {}: metadata is data
+    someone else wrote, of whatever type they chose."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """Return a JSON value from a package if it is an array, else []."""
+    return value if isinstance(value, list) else []
 
 
 def parse_cdxj(line: str) -> IndexEntry | None:
@@ -305,17 +351,21 @@ def parse_cdxj(line: str) -> IndexEntry | None:
     5
     """
     parts = line.strip().split(" ", 2)
-    if len(parts) != 3:
-        return None
+    if len(parts) != 3 or not _TIMESTAMP.fullmatch(parts[1][:14]):
+        return None   # a 14-digit timestamp (WARC-Date to the second) or longer
     try:
         fields = json.loads(parts[2])
-        if not (isinstance(fields["url"], str) and isinstance(fields["filename"], str)):
+        url, filename = fields["url"], fields["filename"]
+        mime, digest = fields.get("mime", ""), fields.get("digest", "")
+        if not all(isinstance(v, str) for v in (url, filename, mime, digest)):
             return None
-        return IndexEntry(parts[0], parts[1], fields["url"], str(fields.get("status", "")),
-                          str(fields.get("mime", "")), str(fields.get("digest", "")), fields["filename"],
-                          int(fields["offset"]), int(fields["length"]), fields)
+        offset, length = int(fields["offset"]), int(fields["length"])
+        if offset < 0 or length < 0:
+            return None
+        return IndexEntry(parts[0], parts[1][:14], url, str(fields.get("status", "")), mime, digest,
+                          filename, offset, length, fields)
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
-__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "parse_cdxj", "warc_member"]
+__all__ = ["DIGEST_FILE", "IndexEntry", "Package", "Response", "as_dict", "as_list", "parse_cdxj", "warc_member"]

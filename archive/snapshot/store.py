@@ -10,19 +10,21 @@ half-written.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
 import tomllib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from archive.errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError, UsageError
 
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE
-from .reader import Package
+from .reader import MAX_JSON, MAX_LINE, Package
 
 ENV_COLLECTION = "ARCHIVE_COLLECTION"
 PARTIAL = ".partial"
@@ -59,8 +61,8 @@ def snapshot_id_of(path: Path) -> str:
     """
     carried = path / SOURCE / DIGEST_FILE
     try:
-        digest = json.loads((carried if carried.is_file() else path / DIGEST_FILE).read_text("utf-8"))["hash"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        digest = json.loads(read_small(carried if carried.is_file() else path / DIGEST_FILE))["hash"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise NotASnapshot(path, f"unreadable {DIGEST_FILE}: {exc}") from None
     if not isinstance(digest, str) or not digest.startswith("sha256:"):
         raise NotASnapshot(path, f"{DIGEST_FILE} has no sha256 hash")
@@ -240,18 +242,38 @@ class Collection:
         return matches[0]
 
 
+def file_lines(path: Path, limit: int = MAX_LINE) -> Iterator[bytes]:
+    """Yield the lines of a state or log file, streamed; a line over `limit` bytes is skipped
+    (read through, never held), as a line cut short by a crash is. Raises OSError."""
+    with open(path, "rb") as f:
+        while line := f.readline(limit + 1):
+            if len(line) <= limit or line.endswith(b"\n"):
+                yield line
+                continue
+            while (rest := f.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+
+
+def read_small(path: Path, cap: int = MAX_JSON) -> bytes:
+    """Return a state file whole; raise OSError (EFBIG) when it is over `cap` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise OSError(errno.EFBIG, f"over {cap} bytes", str(path))
+    return data
+
+
 def last_verifications(store: Collection) -> dict[str, dict[str, object]]:
     """Return the latest verification result of each snapshot id, from the collection state."""
     latest: dict[str, dict[str, object]] = {}
     try:
-        lines = (store.root / STATE / "verify.jsonl").read_text("utf-8").splitlines()
+        for line in file_lines(store.root / STATE / "verify.jsonl"):
+            try:
+                entry = json.loads(line)
+                latest[str(entry["id"])] = {"time": entry["time"], "ok": entry["ok"],
+                                            "problems": entry.get("problems", 0)}
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                continue
     except OSError:
-        return latest
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            latest[str(entry["id"])] = {"time": entry["time"], "ok": entry["ok"],
-                                        "problems": entry.get("problems", 0)}
-        except (ValueError, KeyError, TypeError):
-            continue
+        pass
     return latest

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from archive.formats.wire import WireError, head_headers, is_chunked, iter_payload, read_head
+from archive.formats.wire import STORED_HEAD, WireError, head_headers, is_chunked, iter_payload, read_head
 
 from .digests import Broken, Digest, Hashers, HashThread, Problem
 
@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - isal is a dependency where wheels exis
     _inflate_lib = zlib
 
 READ = 1 << 20
+MAX_WARC_HEAD = 1 << 20   # a record's WARC header block; real ones are a few KB (issue 13: bombs)
 THREAD_MIN = 1 << 20   # records at least this long are hashed on the hash threads
 HTTP_RECORDS = ("response", "request")
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -267,8 +268,14 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
 
 
 def _warc_headers(stored: _Stored) -> dict[str, str]:
+    """Read a record's WARC headers; raise Broken past MAX_WARC_HEAD bytes (one endless line
+    is read 64 KB at a time, never held whole)."""
     headers: dict[str, str] = {}
+    size = 0
     while (line := stored.readline()) not in (b"\r\n", b"\n", b""):
+        size += len(line)
+        if size > MAX_WARC_HEAD:
+            raise Broken(f"WARC header over {MAX_WARC_HEAD} bytes")
         name, sep, value = line.decode("utf-8", "replace").partition(":")
         if sep:
             headers.setdefault(name.strip().lower(), value.strip())
@@ -307,7 +314,7 @@ def _payload_check(block: _Block, headers: dict[str, str], hasher: HashThread | 
         _feed(check, lambda: iter(lambda: block.read(READ), b""))   # the payload is the block
         return check
     try:
-        chunked = is_chunked(head_headers(read_head(block)))   # type: ignore[arg-type]
+        chunked = is_chunked(head_headers(read_head(block, STORED_HEAD)))   # type: ignore[arg-type]
     except WireError as exc:
         problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
         chunked = False

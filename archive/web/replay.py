@@ -10,10 +10,13 @@ page at top level, no banner frame) with Memento headers.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +43,37 @@ class ReplayUnavailable(ArchiveError):
     def __init__(self, why: str):
         self.why = why
         super().__init__(why)
+
+
+class PortTaken(ArchiveError):
+    """The address `serve` was asked to listen on is in use or not ours to take (exit 2)."""
+
+    def __init__(self, host: str, port: int, why: str):
+        self.host, self.port, self.why = host, port, why
+        super().__init__(f"cannot serve on {host}:{port}: {why}")
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise PortTaken unless (host, port) can be listened on now, as pywb will (SO_REUSEADDR,
+    so a closed connection's TIME_WAIT does not count; a listener does)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            probe.listen(1)
+    except OSError as exc:
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise PortTaken(host, port, why) from None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel send SIGTERM to pywb when the process that started it dies,
+    however it dies (SIGKILL included), so no server outlives `archive serve`."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -238,13 +272,23 @@ class Replay:
         self.items = entries(self.collection, self.workdir)
         self.signature = tuple(sorted(str(e.path) for e in self.items))
         config = write_config(self.workdir, self.items)
+        check_port(self.host, self.port)
         env = dict(os.environ, PYWB_CONFIG_FILE=str(config.resolve()))
-        log = open(self.workdir / "pywb.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.wayback), "--bind", self.host, "--port", str(self.port)],
-            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self._wait_ready(timeout)
+        try:
+            with open(self.workdir / "pywb.log", "ab") as log:
+                # a process group of its own: stop() ends pywb and anything it started, and a
+                # Ctrl-C meant for `serve` reaches pywb only through stop()
+                self.process = subprocess.Popen(
+                    [str(self.wayback), "--bind", self.host, "--port", str(self.port)],
+                    cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        except OSError as exc:
+            raise ReplayUnavailable(f"cannot start pywb: {exc.strerror or exc} ({exc.filename or self.wayback})") from None
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
     def _wait_ready(self, timeout: float) -> None:
@@ -256,10 +300,12 @@ class Replay:
                                         f"see {self.workdir / 'pywb.log'}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.2)
-        self.stop()
+                continue
+            if self.process.poll() is None:   # whoever answered, pywb is still up: it is pywb
+                return
         raise ReplayUnavailable(f"pywb did not answer on {self.url} within {timeout:.0f} s")
 
     def refresh(self) -> bool:
@@ -271,16 +317,18 @@ class Replay:
         self.start()
         return True
 
-    def stop(self) -> None:
-        """Stop pywb."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop pywb and its process group: SIGTERM, then SIGKILL after `grace` seconds."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+        _signal_group(process, signal.SIGKILL)   # whatever pywb started and left behind
 
     def __enter__(self) -> "Replay":
         self.start()
@@ -288,3 +336,10 @@ class Replay:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass   # the group is gone already

@@ -201,5 +201,7 @@ def options_from(stored: dict[str, Any], base: CaptureOptions) -> CaptureOptions
         elif isinstance(value, list):
             value = tuple(value)
         values[name] = value
+    if base.block_private:
+        values["block_private"] = True   # a guard asked for now holds for what was started without it
     return CaptureOptions(**{**{f.name: getattr(base, f.name) for f in fields(CaptureOptions)}, **values,
                              "headers": base.headers, "cookies": base.cookies})

@@ -12,7 +12,6 @@ import errno
 import hashlib
 import http.client
 import io
-import ipaddress
 import os
 import socket
 import tempfile
@@ -25,6 +24,7 @@ from archive.errors import DiskFull, StorageError
 from archive.formats.wire import BLOCK
 from archive.models import Body, CaptureOptions, TlsInfo
 
+from .addresses import is_public
 from .tls import tls_info
 
 MEMORY_SPOOL = 1 << 20   # response blocks up to this size wait in memory, larger ones on disk
@@ -244,15 +244,15 @@ class Blocked(OSError):
 
 def public_address(host: str, port: int) -> str:
     """Resolve `host` and return an address that is not private, loopback, link-local or
-    reserved; raise Blocked when every address is one of those."""
+    reserved, in any IPv6 form that embeds an IPv4 address either (addresses.is_public);
+    raise Blocked when every address is one of those."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise Blocked(errno.EHOSTUNREACH, f"Name or service not known: {host} ({exc})") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_global and not address.is_multicast:
-            return str(address)
+        if is_public(str(info[4][0])):
+            return str(info[4][0])
     raise Blocked(errno.EACCES, f"blocked-private: {host} resolves to {infos[0][4][0]}, not a public address")
 
 

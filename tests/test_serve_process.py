@@ -1,0 +1,154 @@
+"""`archive serve` and its pywb child: stopped together on every signal, no orphan, a taken
+port refused before anything says "serving"."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from archive.web.replay import ReplayUnavailable, find_wayback
+
+DEADLINE = 90.0   # pywb's start under a loaded machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def wayback() -> Path:
+    try:
+        return find_wayback()
+    except ReplayUnavailable as exc:
+        pytest.fail(f"pywb missing: {exc} (make test installs it)")
+
+
+@contextmanager
+def serving(collection: Path, port: int, wayback: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`archive serve` in a session of its own; its group and pywb's are killed whatever happens."""
+    collection.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection),
+                                 "--port", str(port)], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                start_new_session=True)
+    groups = [proc.pid]
+    try:
+        yield proc
+    finally:
+        groups += children(proc.pid)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        proc.wait()
+
+
+def started(proc: subprocess.Popen[bytes], port: int, log: Path) -> int:
+    """Wait until serve says it serves and the port answers; return pywb's pid."""
+    wait_for("serve to say it serves", lambda: "serving" in log.read_text() or proc.poll() is not None)
+    assert proc.poll() is None, log.read_text()
+    wait_for("pywb to answer", lambda: answers(port))
+    kids = children(proc.pid)
+    assert len(kids) == 1, kids
+    return kids[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_serve_stops_pywb_on_every_signal(tmp_path, wayback, sig):
+    port, log = free_port(), tmp_path / "serve.log"
+    with serving(tmp_path / "snapshots", port, wayback, log) as proc:
+        pywb = started(proc, port, log)
+        assert os.getpgid(pywb) == pywb != os.getpgid(proc.pid)   # a process group of its own
+        proc.send_signal(sig)
+        assert proc.wait(DEADLINE) == 0, log.read_text()
+        wait_for("pywb to be gone", lambda: not alive(pywb), 30)
+        wait_for("the port to be free", lambda: not answers(port), 30)
+    assert "Traceback" not in log.read_text()
+
+
+def test_pywb_dies_with_a_serve_that_is_killed(tmp_path, wayback):
+    port, log = free_port(), tmp_path / "serve.log"
+    with serving(tmp_path / "snapshots", port, wayback, log) as proc:
+        pywb = started(proc, port, log)
+        proc.kill()   # no handler runs: the kernel's parent-death signal must end pywb
+        proc.wait()
+        wait_for("pywb to be gone", lambda: not alive(pywb), 30)
+
+
+def test_serve_on_a_taken_port_is_one_line_and_exit_2(tmp_path, wayback):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        log = tmp_path / "serve.log"
+        with serving(tmp_path / "snapshots", port, wayback, log) as proc:
+            assert proc.wait(DEADLINE) == 2
+            assert children(proc.pid) == []
+    lines = log.read_text().splitlines()
+    assert lines == [f"archive: error: cannot serve on 127.0.0.1:{port}: address already in use"]
+
+
+def test_a_failed_start_leaves_no_pywb(tmp_path, wayback):
+    """A start that fails (pywb's log cannot be opened) is one error line, and nothing is left."""
+    port, log = free_port(), tmp_path / "serve.log"
+    collection = tmp_path / "snapshots"
+    (collection / ".replay").mkdir(parents=True)
+    (collection / ".replay" / "pywb.log").mkdir()   # pywb's log cannot be opened: the start fails
+    with serving(collection, port, wayback, log) as proc:
+        assert proc.wait(DEADLINE) == 2
+        assert children(proc.pid) == []
+    text = log.read_text()
+    assert len(text.splitlines()) == 1 and text.startswith("archive: error:"), text
+    assert not answers(port)
