@@ -66,7 +66,8 @@ def test_no_answer_exits_3(collection, capsys):
         port = s.getsockname()[1]
     code, out, err = run(capsys, "capture", "-C", str(collection), f"http://127.0.0.1:{port}/")
     assert code == 3 and out == ""
-    assert err.count("\n") == 1 and "no snapshot written" in err
+    assert err.count("\n") == 2 and "no snapshot written" in err   # a head line, one line per seed
+    assert f"seed http://127.0.0.1:{port}/: connection-refused" in err
 
 
 @pytest.mark.parametrize("argv, message", [

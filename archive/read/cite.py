@@ -22,6 +22,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotASnapshot, UsageError
 from archive.formats.html import HTML_TYPES
+from archive.formats.urls import InvalidURL, canonicalize
 from archive.read.find import LOCAL_REPLAY
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
@@ -60,44 +61,81 @@ class Citation:
     replay_url: str
     tool: str                     # the software that made the snapshot
     language: str | None = None
+    local: bool = False           # replay_url is the local replay server's, not a published one
 
 
 def cite(ref: str, collection: Path | str | None = None, fmt: str = "text", *,
-         base_url: str | None = None) -> str:
-    """Return the citation, in `fmt`, of the snapshot `ref` names (folder, .wacz, id or prefix)."""
+         base_url: str | None = None, page: str | None = None) -> str:
+    """Return the citation, in `fmt`, of the snapshot `ref` names (folder, .wacz, id or prefix).
+
+    `page` picks the page cited (see `citation`). Raises UsageError for a base URL that is
+    not absolute http(s), an unknown or ambiguous page; NotASnapshot, SnapshotNotFound.
+    """
+    if base_url is not None and not re.match(r"https?://[^/?#\s]+", base_url):
+        raise UsageError(f"--base-url must be an absolute http(s) URL, not {base_url!r}")
     with Collection(collection).open(ref) as package:
-        return render(citation(package, base_url), fmt)
+        return render(citation(package, base_url, page=page), fmt)
 
 
 def citation(package: Package, base_url: str | None = None,
-             local_replay: str = LOCAL_REPLAY) -> Citation:
-    """Return the citation of a snapshot's main page; raise NotASnapshot when none was captured."""
+             local_replay: str = LOCAL_REPLAY, *, page: str | None = None) -> Citation:
+    """Return the citation of a snapshot's main page; raise NotASnapshot when none was captured.
+
+    The main page is the one seed that got an answer, or `page` (a seed or any page of
+    pages.jsonl, by URL). Several answered seeds and no `page` raise UsageError naming them.
+    """
     data = package.datapackage()
     meta = _dict(data.get("archive"))
     seeds = _seeds(meta, data, package)
-    found = _scan(package, {u for seed in seeds for u in seed[1:]})
-    # The first seed with a recorded response: a seed that got no answer has nothing to cite.
-    given, requested, final = next((s for s in seeds if found.get(s[1])), ("", "", ""))
+    asked = page
+    wanted = _canonical(asked) if asked is not None else None
+    found = _scan(package, {u for seed in seeds for u in seed[1:]} | ({wanted} if wanted else set()))
+    # a seed that got no answer has nothing to cite
+    given, requested, final = _chosen([s for s in seeds if found.get(s[1])], asked, wanted, found)
     first = next(iter(found.get(requested, [])), None)
     if first is None:
         raise NotASnapshot(package.path, "no response recorded for any seed")
-    page = next((e for e in found.get(final, []) if not e.status.startswith("3")), first)
-    info = _page_info(package, page)
+    cited = next((e for e in found.get(final, []) if not e.status.startswith("3")), first)
+    info = _page_info(package, cited)
     captured = _captured(package, first)
     window = _dict(meta.get("capture_window"))
     stamp, sid, software = re.sub(r"\D", "", captured), package.id, data.get("software")
     return Citation(
         title=info.title or given, authors=info.authors, site_name=info.site_name,
         published=info.published, original_url=given,
-        final_url=page.url if page.url != requested else None,
-        status=int(page.status) if page.status.isdigit() else None,
+        final_url=cited.url if cited.url != requested else None,
+        status=int(cited.status) if cited.status.isdigit() else None,
         captured=captured, timestamp14=stamp,
         window_start=utc_iso(str(window.get("start", ""))),
         window_end=utc_iso(str(window.get("end", ""))),
         snapshot_id=sid, digest=f"sha256:{sid}",
         replay_url=f"{(base_url or local_replay).rstrip('/')}/{sid}/{stamp}/{requested}",
         tool=software if isinstance(software, str) and software else f"archive {__version__}",
-        language=info.language)
+        language=info.language, local=base_url is None)
+
+
+def _canonical(url: str) -> str:
+    try:
+        return canonicalize(url)
+    except InvalidURL as exc:
+        raise UsageError(f"--page {url!r} is not a URL: {exc.why}") from None
+
+
+def _chosen(answered: list[tuple[str, str, str]], page: str | None, wanted: str | None,
+            found: dict[str, list[IndexEntry]]) -> tuple[str, str, str]:
+    """Return the (given, requested, final) page to cite: the one answered seed, or `page`."""
+    if wanted is None:
+        if len(answered) > 1:
+            raise UsageError(f"the snapshot has {len(answered)} seed pages; choose one with --page URL: "
+                             + ", ".join(s[1] for s in answered))
+        return answered[0] if answered else ("", "", "")
+    for seed in answered:
+        if wanted in seed[1:] or page == seed[0]:
+            return seed
+    if found.get(wanted):
+        return (str(page), wanted, wanted)
+    raise UsageError(f"no page {wanted} in the snapshot"
+                     + ("; its seed pages: " + ", ".join(s[1] for s in answered) if answered else ""))
 
 
 def _seeds(meta: dict[str, Any], data: dict[str, Any], package: Package) -> list[tuple[str, str, str]]:
@@ -220,7 +258,8 @@ def _line(c: Citation, markdown: bool) -> str:
     archived += f" (redirected to {url(c.final_url)})" if c.final_url else ""
     archived += f" (HTTP {c.status})" if c.status and not 200 <= c.status < 300 else ""
     parts.append(f"{archived}, captured {_human(c.captured)}.")
-    parts.append(f"Snapshot {code(c.digest)} at {url(c.replay_url)}.")
+    where = f"(local replay: {url(c.replay_url)})" if c.local else f"at {url(c.replay_url)}"
+    parts.append(f"Snapshot {code(c.digest)} {where}.")
     return " ".join(parts)
 
 

@@ -16,7 +16,7 @@ from archive.errors import ArchiveError, DiskFull, Interrupted, NoAnswer, Storag
 from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
 from archive.snapshot.package import datapackage, write_package, write_pages
-from archive.snapshot.store import Collection, snapshot_name
+from archive.snapshot.store import Collection, collection_of, snapshot_name
 from archive.warc.cdxj import write_index
 from archive.warc.writer import WarcWriter, new_record_id
 
@@ -90,12 +90,14 @@ class _Run:
                 self.seed_results.setdefault(_seed_key(link), {"error": out.reason})
             return
         self.counts["bytes"] += out.bytes
-        self.counts[f"{link.kind}s"] += 1
+        redirect = out.status is not None and 300 <= out.status < 400 and out.status != 304
+        # a redirect is counted apart: its target is the page (or file), counted when fetched
+        self.counts["redirects" if redirect else f"{link.kind}s"] += 1
         if out.truncated:
             self.incomplete.append({"url": out.url or link.url, "truncated": out.truncated})
-        if out.status and out.status >= 400:
+        # RFC 9309 2.3.1.3: a robots.txt 4xx means "no rules", not an error
+        if out.status and out.status >= 400 and not (link.kind is Kind.ROBOTS and out.status < 500):
             self.counts["http_errors"] += 1
-        redirect = out.status is not None and 300 <= out.status < 400 and out.status != 304
         if link.seed:
             self.seed_results[_seed_key(link)] = {"url": out.url, "status": out.status,
                                                   "ts": rfc3339(out.date) if out.date else None}
@@ -119,7 +121,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
     Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
-    With `resume` (a partial capture's id or folder), finish that capture instead: its seeds
+    With `resume` (a partial capture's id, or its folder, which names its collection), finish
+    that capture instead: its seeds
     and options are read back, and nothing it already holds is fetched again. A `limiter`
     shares per-host connection slots with other captures (the local `per_host` still holds).
     With `options.dedup` (the default), a payload a finished snapshot of the collection holds
@@ -136,7 +139,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         options = replace(options or CaptureOptions(), **option_values)
     except TypeError as exc:
         raise UsageError(f"unknown capture option: {exc}") from None
-    store = Collection(collection)
+    store = Collection(collection) if resume is None else collection_of(resume, collection)
     held = None
     if resume is not None:
         held = load_interrupted(store.partial(str(resume)))
