@@ -7,13 +7,13 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from archive.errors import UsageError
 from archive.models import DEFAULT_USER_AGENT, CaptureOptions
 from archive.read.verify import verify
 
-from .common import command, emit_capture, error, human_bytes, printable
+from .common import command, emit_capture, error, printable
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -199,10 +199,12 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if args.sign or args.tsa:   # a key that cannot sign fails before the capture, not after
         from .proof import check_proof_options
         check_proof_options(args.sign, args.key, args.tsa)
-    progress = None if args.quiet or not sys.stderr.isatty() else _Progress(sys.stderr)
-    snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
-    if progress:
-        progress.done()
+    from .progress import CaptureProgress   # rich loads for a capture only
+
+    live = not args.quiet and args.format != "json" and sys.stderr.isatty()
+    with CaptureProgress.on_stderr(live) as shown:
+        snap = capture(urls, args.collection, options, progress=shown if live else None,
+                       on_url=shown.url_done if args.verbose else None, resume=args.resume)
     proofs, failed = None, None
     if args.sign or args.tsa:   # signature and timestamps (proof.py) go in before verification
         from .proof import prove
@@ -231,24 +233,3 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     finally:
         site.stop()
     return emit_capture(snap, verify(snap.path, record=True), args.format)
-
-
-class _Progress:
-    """A one-line progress display on a terminal, redrawn at most ten times a second."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.last = 0.0
-
-    def __call__(self, counts: dict[str, int]) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.1:
-            return
-        self.last = now
-        self.stream.write(f"\r  pages {counts.get('pages', 0)}  files {counts.get('fetched', 0)}  "
-                          f"{human_bytes(counts.get('bytes', 0))}  errors {counts.get('failed', 0)}  ")
-        self.stream.flush()
-
-    def done(self) -> None:
-        self.stream.write("\r" + " " * 60 + "\r")
-        self.stream.flush()

@@ -31,15 +31,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Progress gets the counts so far (fetched, failed, skipped, bytes, pages, ... as in the
+# snapshot's metadata) plus "queued" and "in_flight", the frontier now; after every URL.
 Progress = Callable[[dict[str, int]], None]
+# OnURL gets each URL's capture log entry (url, kind, outcome, status, reason) and its "bytes".
+OnURL = Callable[[dict[str, Any]], None]
 
 
 class _Run:
     """The bookkeeping of one capture: log lines, counts, pages, index records."""
 
-    def __init__(self, log: TextIO, progress: Progress | None):
+    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None):
         self.log = log
         self.progress = progress
+        self.on_url = on_url
+        self.frontier: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self.counts: Counter[str] = Counter()
         self.records: list[Record] = []
         self.pages: list[dict[str, Any]] = []
@@ -77,8 +83,11 @@ class _Run:
         self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.log.flush()   # the log is the completeness record, even of a capture that is killed
         self._count(out)
+        if self.on_url:
+            self.on_url({**entry, "bytes": out.bytes})
         if self.progress:
-            self.progress(dict(self.counts))
+            queued, in_flight = self.frontier()
+            self.progress({**self.counts, "queued": queued, "in_flight": in_flight})
 
     def _count(self, out: Outcome) -> None:
         link = out.link
@@ -115,7 +124,7 @@ def _seed_key(link: Link) -> str:
 def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             options: CaptureOptions | None = None, *,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
-            capture_id: str | None = None, progress: Progress | None = None,
+            capture_id: str | None = None, progress: Progress | None = None, on_url: OnURL | None = None,
             resume: str | Path | None = None, limiter: HostLimiter | None = None,
             dedup_index: DedupIndex | None = None, **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
@@ -127,6 +136,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     shares per-host connection slots with other captures (the local `per_host` still holds).
     With `options.dedup` (the default), a payload a finished snapshot of the collection holds
     is written as a revisit record; `dedup_index` replaces the collection's own index.
+    `progress` is called with the counts after each URL, `on_url` with each URL's log entry.
     Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
@@ -180,11 +190,12 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             _keep_dependencies(held, deduper, dedup_index or local or LocalIndex(store))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
-            run = _Run(log, progress)
+            run = _Run(log, progress, on_url)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
                               limiter=limiter)
+            run.frontier = crawler.frontier
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
     except KeyboardInterrupt:
