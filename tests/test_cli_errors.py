@@ -183,7 +183,7 @@ def test_summary_says_one_frame_and_one_body(site, collection: Path, capsys):
     assert code == 0 and "1 frame," in out and "1 frames" not in out and "1 HTTP error;" in out
     # a body (over dedup's 1 KB floor) the collection holds already, under another URL: "1 body"
     for path in ("/a.html", "/b.html"):
-        site.routes[("main", path)] = lambda h: h.send_bytes(200, b"<p>the same words</p>", "text/html")
+        site.routes[("main", path)] = lambda h: h.send_bytes(200, b"<p>the same words</p>" * 200, "text/html")
     run(capsys, "capture", "-C", str(collection), "--depth", "0", "--ignore-robots", site.main_url + "/a.html")
     code, out, _ = run(capsys, "capture", "-C", str(collection), "--depth", "0", "--ignore-robots",
                        site.main_url + "/b.html")
