@@ -94,11 +94,13 @@ def test_seeds_file(site, collection, tmp_path, capsys):
 def test_progress_is_drawn_on_a_terminal_and_quiet_otherwise(site, collection, capsys, monkeypatch):
     import io
 
-    from archive.cli.capture import _Progress
+    from rich.console import Console
+
+    from archive.cli.progress import CaptureProgress
     screen = io.StringIO()
-    progress = _Progress(screen)
-    progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})
-    assert "pages 2" in screen.getvalue() and "files 9" in screen.getvalue() and "errors 1" in screen.getvalue()
+    with CaptureProgress(Console(file=screen, force_terminal=True, width=150)) as progress:
+        progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})
+    assert "10/10 URLs" in screen.getvalue() and "12.3 KB" in screen.getvalue() and "1 error" in screen.getvalue()
     code, out, err = run(capsys, "capture", "-C", str(collection), "--depth", "0", site.main_url + "/moved.html")
     assert code == 0 and "\r" not in err and "pages" not in err   # stderr is not a terminal here
 

@@ -177,7 +177,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         out.write(f"  {e['status']:>3}  {printable(str(e.get('url')))}\n")
     out.write(f"failures and skips ({len(d.failures)}):\n")
     for f in d.failures:
-        out.write(f"  {f.get('url')}: {f.get('reason')}\n")
+        out.write(f"  {printable(str(f.get('url')))}: {printable(str(f.get('reason')))}\n")
     out.write("options: " + json.dumps(d.options, sort_keys=True) + "\n")
     for w in d.warnings:
         out.write(f"warning: {w}\n")
