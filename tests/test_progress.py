@@ -87,7 +87,8 @@ def _capture_on_a_terminal(site, collection: Path, *extra: str) -> tuple[int, st
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    env = dict(os.environ, COLUMNS="150")
+    env = dict(os.environ, COLUMNS="150", TERM="xterm")
+    env.pop("NO_COLOR", None)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), *extra,
                                  "--delay", "0.02", "--per-host", "1", site.main_url + "/"],

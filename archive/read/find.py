@@ -87,7 +87,8 @@ def _partial_summary(folder: Path) -> Summary:
     try:
         for line in (folder / "logs" / "capture.jsonl").read_text("utf-8", "replace").splitlines():
             entry = json.loads(line)
-            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched")
+            pages += int(entry.get("kind") == "page" and entry.get("outcome") == "fetched"
+                         and not _redirect(entry.get("status")))   # as pages.jsonl counts them
     except (OSError, ValueError):
         pass
     size = sum(p.stat().st_size for p in warcs)
