@@ -50,7 +50,8 @@ def test_incomplete_capture_can_be_shown_by_the_id_list_gives(site, tmp_path: Pa
     assert code == 0 and partial.name.startswith(short)
     for ref in (short, str(partial)):
         code, out, err = run(capsys, "show", "-C", str(collection), ref)
-        assert code == 0 and err == "", err
+        # (the demo server may still print its side of the connections the interruption cut)
+        assert code == 0 and not [line for line in err.splitlines() if line.startswith("archive:")], err
         assert out.startswith("INCOMPLETE capture") and f"folder   {partial}" in out
         assert f"  200  {site.main_url}/  " in out   # the seed, fetched before the interruption
     code, out, _ = run(capsys, "show", "-C", str(collection), "--json", short)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def base_url(value: str) -> str:
     """An argparse type: an absolute http(s) URL, the root of a replay server."""
-    import re
-
     if not re.match(r"https?://[^/?#\s]+", value):
         raise argparse.ArgumentTypeError(f"not an absolute http(s) URL: {value!r} "
                                          f"(e.g. https://{value.split('/')[0] or 'archive.example.org'})")
