@@ -221,3 +221,11 @@ def test_export_overwrite_error_names_force(demo_snapshot, tmp_path: Path, capsy
     dest.write_bytes(b"keep me")
     code, _, err = run(capsys, "export", str(demo_snapshot.path), "--wacz", str(dest))
     assert code == 2 and "--force" in err and dest.read_bytes() == b"keep me"
+
+
+def test_a_seed_without_answer_beside_one_that_answered_is_warned(site, collection: Path, capsys):
+    unknown = "http://no-such-host.invalid/"
+    code, out, _ = run(capsys, "capture", "-C", str(collection), "--depth", "0", site.main_url + "/about.html",
+                       unknown)
+    assert code == 0   # a snapshot was written: the evidence of the seed that answered
+    assert f"warning  seed {unknown} got no answer: dns" in out

@@ -308,6 +308,9 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
     title = next((p["title"] for p in run.pages if p["url"] == first.get("url")), None)
     warnings = [f"seed {url} answered HTTP {r['status']}" for url, r in run.seed_results.items()
                 if isinstance(r.get("status"), int) and r["status"] >= 400]
+    # a seed with no answer at all (DNS, connection) while others answered: said, not hidden
+    warnings += [f"seed {url} got no answer: {r['error']}" for url, r in run.seed_results.items()
+                 if "status" not in r and r.get("error")]
     metadata = {
         "seeds": [_seed_entry(raw) for raw in given],
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),   # orders snapshots a second apart
