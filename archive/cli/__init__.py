@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-C", "--collection", type=Path, default=None,
                         help="the collection folder (default: $ARCHIVE_COLLECTION or ./snapshots)")
     common.add_argument("--json", action="store_true", help="same as --format json")
-    common.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+    common.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr (capture: also each URL as it finishes)")
 
     parser = argparse.ArgumentParser(prog="archive", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"archive {__version__}")

@@ -20,7 +20,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `capture` and `demo` to the `archive` parser."""
     cap = command(sub, common, "capture", _cmd_capture, "capture URLs into a new snapshot",
                   "Capture URLs, their page requisites and the pages they link to.")
-    cap.add_argument("urls", nargs="*", metavar="URL")
+    cap.add_argument("urls", nargs="*", metavar="URL",
+                     help="http(s) URL, or a bare host name such as example.org (taken as https://)")
     cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
     cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
     cap.add_argument("--resume", metavar="ID", help="finish an interrupted capture (its id under .partial/, "
