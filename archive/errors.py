@@ -47,6 +47,15 @@ class SnapshotNotFound(ArchiveError):
         super().__init__(f"no snapshot {ref!r} in collection {collection}")
 
 
+class NotACollection(ArchiveError):
+    """A collection folder (-C) is missing or holds something else."""
+
+    def __init__(self, path: Path, why: str):
+        self.path = path
+        self.why = why
+        super().__init__(f"not a collection: {path} ({why})")
+
+
 class AmbiguousSnapshot(SnapshotNotFound):
     """An id prefix matches several snapshots."""
 

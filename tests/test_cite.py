@@ -322,7 +322,7 @@ def test_text_says_how_to_verify(demo):
     first = text.splitlines()[0]
     assert first.startswith('Maren Holloway. "What the tide pools told us in October." Tidewatch Notes, 2026-10-14.')
     assert f"captured {c.captured[:10]} {c.captured[11:19]} UTC" in first
-    assert f"Snapshot {c.digest} at {c.replay_url}." in first
+    assert f"Snapshot {c.digest} (local replay: {c.replay_url})." in first
     assert f"archive verify SNAPSHOT_OR_WACZ --expect sha256:{c.snapshot_id}" in text
     assert text.endswith("\n") and not text.endswith("\n\n")
 

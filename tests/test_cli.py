@@ -66,7 +66,8 @@ def test_no_answer_exits_3(collection, capsys):
         port = s.getsockname()[1]
     code, out, err = run(capsys, "capture", "-C", str(collection), f"http://127.0.0.1:{port}/")
     assert code == 3 and out == ""
-    assert err.count("\n") == 1 and "no snapshot written" in err
+    assert err.count("\n") == 2 and "no snapshot written" in err   # a head line, one line per seed
+    assert f"seed http://127.0.0.1:{port}/: connection-refused" in err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -93,11 +94,13 @@ def test_seeds_file(site, collection, tmp_path, capsys):
 def test_progress_is_drawn_on_a_terminal_and_quiet_otherwise(site, collection, capsys, monkeypatch):
     import io
 
-    from archive.cli.capture import _Progress
+    from rich.console import Console
+
+    from archive.cli.progress import CaptureProgress
     screen = io.StringIO()
-    progress = _Progress(screen)
-    progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})
-    assert "pages 2" in screen.getvalue() and "files 9" in screen.getvalue() and "errors 1" in screen.getvalue()
+    with CaptureProgress(Console(file=screen, force_terminal=True, width=150)) as progress:
+        progress({"pages": 2, "fetched": 9, "bytes": 12_345, "failed": 1})
+    assert "10/10 URLs" in screen.getvalue() and "12.3 KB" in screen.getvalue() and "1 error" in screen.getvalue()
     code, out, err = run(capsys, "capture", "-C", str(collection), "--depth", "0", site.main_url + "/moved.html")
     assert code == 0 and "\r" not in err and "pages" not in err   # stderr is not a terminal here
 

@@ -142,13 +142,13 @@ def test_rm_refuses_while_others_depend_and_removes_dependents_when_asked(site: 
     first = capture(site.url + "/", collection, depth=1)
     second = capture(site.url + "/", collection, depth=1)
     assert dependents(Collection(collection), first.id) == [second.path]
-    out = archive_cli("rm", "-C", str(collection), first.id[:12])
+    out = archive_cli("rm", "-C", str(collection), "--yes", first.id[:12])
     assert out.returncode == 2 and "refer to its records" in out.stderr and second.path.name in out.stderr
     assert first.path.is_dir() and second.path.is_dir()
     with pytest.raises(HasDependents):
         remove(first.id, collection)
     # a snapshot nobody depends on goes at once
-    out = archive_cli("rm", "-C", str(collection), second.id[:12])
+    out = archive_cli("rm", "-C", str(collection), "--yes", second.id[:12])
     assert out.returncode == 0 and not second.path.exists()
     third = capture(site.url + "/", collection, depth=1)
     removed = remove(first.id, collection, with_dependents=True)

@@ -41,8 +41,8 @@ def test_timemap_of_a_url_across_snapshots(site, capture_page, collection, capsy
     assert 'rel="first memento"' in text and 'rel="last memento"' in text and "GMT" in text
     code, out, _ = run(capsys, "list", "-C", str(collection), "--format", "link", site.main_url + "/about.html")
     assert code == 0 and out == text
-    code, out, _ = run(capsys, "list", "-C", str(collection), site.main_url + "/never.html")
-    assert code == 1 and out == ""
+    code, out, err = run(capsys, "list", "-C", str(collection), site.main_url + "/never.html")
+    assert code == 0 and out == "" and err == f"archive: no captures of {site.main_url}/never.html\n"
 
 
 def test_show_pages_types_failures(site, capture_page, collection, capsys):

@@ -430,7 +430,7 @@ def test_citation_links_are_http_only_in_every_format(pristine, tmp_path):
                 with pytest.raises(UsageError, match="not http"):
                     render(replace(cited, **{field: link}), fmt)
     run = _cli("cite", "--base-url", "javascript:alert(1)//", str(pristine))
-    assert run.returncode == 2 and run.stdout == "" and "not http(s)" in run.stderr
+    assert run.returncode == 2 and run.stdout == "" and "not an absolute http(s) URL" in run.stderr
 
 
 def test_show_and_list_name_only_what_the_index_holds(pristine, tmp_path):

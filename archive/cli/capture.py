@@ -7,20 +7,21 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from archive.errors import UsageError
 from archive.models import DEFAULT_USER_AGENT, CaptureOptions
 from archive.read.verify import verify
 
-from .common import command, emit_capture, error, human_bytes, raw_stream
+from .common import command, emit_capture, error, printable
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `capture` and `demo` to the `archive` parser."""
     cap = command(sub, common, "capture", _cmd_capture, "capture URLs into a new snapshot",
                   "Capture URLs, their page requisites and the pages they link to.")
-    cap.add_argument("urls", nargs="*", metavar="URL")
+    cap.add_argument("urls", nargs="*", metavar="URL",
+                     help="http(s) URL, or a bare host name such as example.org (taken as https://)")
     cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
     cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
     cap.add_argument("--resume", metavar="ID", help="finish an interrupted capture (its id under .partial/, "
@@ -55,9 +56,12 @@ def capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--per-host", type=int, default=d.per_host, help="connections per host (default: %(default)s)")
     cap.add_argument("--delay", type=float, default=d.delay, metavar="SECONDS",
                      help="pause between requests to one host (default: %(default)s)")
-    cap.add_argument("--connect-timeout", type=float, default=d.connect_timeout, metavar="SECONDS")
-    cap.add_argument("--read-timeout", type=float, default=d.read_timeout, metavar="SECONDS")
-    cap.add_argument("--max-redirects", type=int, default=d.max_redirects)
+    cap.add_argument("--connect-timeout", type=float, default=d.connect_timeout, metavar="SECONDS",
+                     help="give up on a connection not made in this time (default: %(default)s)")
+    cap.add_argument("--read-timeout", type=float, default=d.read_timeout, metavar="SECONDS",
+                     help="give up on a server silent for this long (default: %(default)s)")
+    cap.add_argument("--max-redirects", type=int, default=d.max_redirects, metavar="N",
+                     help="follow at most N redirects from one URL (default: %(default)s)")
     cap.add_argument("--max-urls", type=int, default=0, help="stop queueing after this many URLs (0: no limit)")
     cap.add_argument("--max-size", type=_size, default=0, metavar="BYTES",
                      help="keep at most this much of each body (e.g. 50M); the rest is cut and "
@@ -78,16 +82,7 @@ def capture_options(cap: argparse.ArgumentParser) -> None:
     cap.add_argument("--block-private", action="store_true",
                      help="refuse private, loopback and link-local addresses, checked after DNS and on "
                           "every redirect (recommended when the URLs come from others)")
-    cap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
-                     help="send this header to the seeds' hosts only (repeatable)")
-    cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
-                                                       "only to its own domain)")
-    cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
-    cap.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in this PEM file for https "
-                                                         "(default: the certifi bundle)")
-    cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
-    cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
-                     help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
+    _request_options(cap)
     cap.add_argument("--no-dedup", dest="dedup", action="store_false",
                      help="keep every body, even one a finished snapshot of the collection holds "
                           "(default: such a body is written as a WARC revisit record referring to it)")
@@ -96,6 +91,21 @@ def capture_options(cap: argparse.ArgumentParser) -> None:
                           "each URL; a 304 is kept as a revisit record. Note: pywb replays such a "
                           "revisit as an empty 304, so prefer the default digest deduplication for replay")
     cap.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def _request_options(cap: argparse.ArgumentParser) -> None:
+    """Add what shapes each request: headers, cookies, proxy, trust, User-Agent, addresses."""
+    cap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="send this header to the seeds' hosts only (repeatable)")
+    cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
+                                                       "only to its own domain)")
+    cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
+    cap.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in this PEM file for https "
+                                                         "(default: the certifi bundle)")
+    cap.add_argument("--user-agent", default=DEFAULT_USER_AGENT, metavar="TEXT",
+                     help="the User-Agent header sent (default: %(default)s)")
+    cap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
+                     help="connect to ADDR for HOST:PORT instead of asking DNS, as curl does (repeatable)")
 
 
 def options_of(args: argparse.Namespace) -> CaptureOptions:
@@ -160,7 +170,27 @@ def _seed_urls(args: argparse.Namespace) -> list[str]:
                  if line.strip() and not line.lstrip().startswith("#")]
     if not urls:
         raise UsageError("capture needs at least one URL (or --seeds FILE)")
-    return urls
+    return typed_urls(urls)
+
+
+def typed_urls(urls: list[str]) -> list[str]:
+    """Return the seeds as URLs, a bare host taken as https:// (said on stderr); raise
+    UsageError naming every argument that is not a URL, before anything is fetched."""
+    from archive.formats.urls import InvalidURL, typed_url
+
+    seeds, bad = [], []
+    for raw in urls:
+        try:
+            url, assumed = typed_url(raw)
+        except InvalidURL as exc:
+            bad.append(f"{printable(raw)!r}: {exc.why}")
+            continue
+        if assumed:
+            print(f"archive: taking {printable(raw)} as {printable(url)}", file=sys.stderr)
+        seeds.append(url)
+    if bad:
+        raise UsageError("nothing captured; not a URL: " + "; ".join(bad))
+    return seeds
 
 def _cmd_capture(args: argparse.Namespace) -> int:
     from archive.write.capture import capture
@@ -170,10 +200,12 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if args.sign or args.tsa:   # a key that cannot sign fails before the capture, not after
         from .proof import check_proof_options
         check_proof_options(args.sign, args.key, args.tsa)
-    progress = None if args.quiet or not sys.stderr.isatty() else _Progress(raw_stream(sys.stderr))
-    snap = capture(urls, args.collection, options, progress=progress, resume=args.resume)
-    if progress:
-        progress.done()
+    from .progress import CaptureProgress   # rich loads for a capture only
+
+    live = not args.quiet and args.format != "json" and sys.stderr.isatty()
+    with CaptureProgress.on_stderr(live) as shown:
+        snap = capture(urls, args.collection, options, progress=shown if live else None,
+                       on_url=shown.url_done if args.verbose else None, resume=args.resume)
     proofs, failed = None, None
     if args.sign or args.tsa:   # signature and timestamps (proof.py) go in before verification
         from .proof import prove
@@ -202,24 +234,3 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     finally:
         site.stop()
     return emit_capture(snap, verify(snap.path, record=True), args.format)
-
-
-class _Progress:
-    """A one-line progress display on a terminal, redrawn at most ten times a second."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.last = 0.0
-
-    def __call__(self, counts: dict[str, int]) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.1:
-            return
-        self.last = now
-        self.stream.write(f"\r  pages {counts.get('pages', 0)}  files {counts.get('fetched', 0)}  "
-                          f"{human_bytes(counts.get('bytes', 0))}  errors {counts.get('failed', 0)}  ")
-        self.stream.flush()
-
-    def done(self) -> None:
-        self.stream.write("\r" + " " * 60 + "\r")
-        self.stream.flush()

@@ -82,6 +82,15 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def plural(n: int, word: str) -> str:
+    """Return a count with its noun, singular for one.
+
+    >>> plural(1, "frame"), plural(2, "HTTP error"), plural(0, "page")
+    ('1 frame', '2 HTTP errors', '0 pages')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 # C0 but LF (CR only before LF: RIS ends lines with CR LF), DEL, C1 (ECMA-48: CSI is 0x9B),
 # and what reorders or breaks lines: LRM/RLM, bidi embeddings and isolates, U+2028/U+2029.
 _UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029"
@@ -160,13 +169,15 @@ def print_snapshot(snap: Snapshot, out: TextIO) -> None:
     if "fetched" not in c:   # an imported archive: its own counts
         out.write("counts   " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + "\n")
         return
-    out.write(f"fetched  {c.get('pages', 0)} pages, {c.get('embeds', 0)} frames, "
-              f"{c.get('requisites', 0)} requisites, {c.get('robotss', 0)} robots.txt: "
-              f"{human_bytes(c.get('bytes', 0))} in {c.get('records', 0)} WARC records\n")
+    redirects = f", {plural(c['redirects'], 'redirect')}" if c.get("redirects") else ""
+    out.write(f"fetched  {plural(c.get('pages', 0), 'page')}, {plural(c.get('embeds', 0), 'frame')}, "
+              f"{plural(c.get('requisites', 0), 'requisite')}, {c.get('robotss', 0)} robots.txt{redirects}: "
+              f"{human_bytes(c.get('bytes', 0))} in {plural(c.get('records', 0), 'WARC record')}\n")
     if c.get("revisits"):
-        out.write(f"revisits {c['revisits']} bodies the collection holds already, not stored again "
+        held = "body" if c["revisits"] == 1 else "bodies"
+        out.write(f"revisits {c['revisits']} {held} the collection holds already, not stored again "
                   f"({human_bytes(c.get('dedup_bytes', 0))})\n")
-    out.write(f"problems {c.get('failed', 0)} failed, {c.get('http_errors', 0)} HTTP errors; "
+    out.write(f"problems {c.get('failed', 0)} failed, {plural(c.get('http_errors', 0), 'HTTP error')}; "
               f"{c.get('skipped', 0)} skipped (see logs/capture.jsonl)\n")
     for warning in snap.warnings:
         out.write(f"warning  {warning}\n")

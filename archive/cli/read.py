@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from archive.errors import UsageError
 from archive.read.find import LOCAL_REPLAY
 from archive.read.verify import verify
 
-from .common import command, emit_capture, human_bytes, print_report
+from .common import command, emit_capture, human_bytes, print_report, printable
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -26,17 +27,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="timestamps must chain to a certificate in FILE (PEM; repeatable)")
 
     cite = command(sub, common, "cite", _cmd_cite, "print a citation of a snapshot",
-                   "Print a citation of a snapshot's seed page.",
+                   "Print a citation of a snapshot's seed page (or of --page URL when it has several).",
                    formats=("text", "markdown", "bibtex", "csl-json", "ris", "robust-links", "json"))
     cite.add_argument("snapshot", metavar="SNAPSHOT")
-    cite.add_argument("--base-url", metavar="URL",
-                      help="where the collection is published (default: the local replay server)")
+    cite.add_argument("--base-url", metavar="URL", type=base_url,
+                      help="where the collection is published, e.g. https://archive.example.org "
+                           f"(default: the local replay server, {LOCAL_REPLAY}, marked as local)")
+    cite.add_argument("--page", metavar="URL", help="the page to cite: one of the seeds, or any page of "
+                                                    "the snapshot (needed when it has several seeds)")
 
     lst = command(sub, common, "list", _cmd_list, "list snapshots, or every capture of a URL",
                   "List the collection's snapshots newest first; with URL, every snapshot holding it "
                   "(a Memento TimeMap).", formats=("text", "json", "link"))
     lst.add_argument("url", nargs="?", metavar="URL")
-    lst.add_argument("--base-url", metavar="URL", default=LOCAL_REPLAY, help="replay server for links")
+    lst.add_argument("--base-url", metavar="URL", type=base_url, default=LOCAL_REPLAY,
+                     help="replay server for links (default: %(default)s)")
 
     dif = command(sub, common, "diff", _cmd_diff, "what changed between two snapshots",
                   "List URLs added, removed, changed and unchanged between snapshot A (before) and "
@@ -46,10 +51,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     dif.add_argument("--url", help="compare the two latest snapshots holding URL")
     dif.add_argument("--no-text", action="store_true", help="skip the text diffs of changed pages")
 
-    show = command(sub, common, "show", _cmd_show, "pages, resources and failures of a snapshot")
+    show = command(sub, common, "show", _cmd_show, "pages, resources and failures of a snapshot",
+                   "Show a snapshot's pages, resources by type, URLs answered with HTTP errors, "
+                   "failures and skips, and the capture options. A capture listed as INCOMPLETE "
+                   "shows what it holds so far.")
     show.add_argument("snapshot", metavar="SNAPSHOT")
 
-    export = command(sub, common, "export", _cmd_export, "write a snapshot as .wacz or one WARC")
+    export = command(sub, common, "export", _cmd_export, "write a snapshot as .wacz or one WARC",
+                     "Write a snapshot as one .wacz file (the package other tools replay; verify "
+                     "gives the same id) or as one plain WARC file. An existing FILE is kept "
+                     "unless --force.")
     export.add_argument("snapshot", metavar="SNAPSHOT")
     dest = export.add_mutually_exclusive_group(required=True)
     dest.add_argument("--wacz", type=Path, metavar="FILE", help="a WACZ package (the snapshot id stays its digest)")
@@ -59,6 +70,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     imp = command(sub, common, "import", _cmd_import, "bring a .wacz or WARC file into the collection",
                   "Import an outside archive, verified on the way in.")
     imp.add_argument("file", type=Path, metavar="FILE")
+
+
+def base_url(value: str) -> str:
+    """An argparse type: an absolute http(s) URL, the root of a replay server."""
+    if not re.match(r"https?://[^/?#\s]+", value):
+        host = value.split("/")[0]
+        hint = f" (did you mean https://{value}?)" if host and ":" not in host else ""
+        raise argparse.ArgumentTypeError(f"not an absolute http(s) URL: {value!r}{hint}")
+    return value
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -71,7 +91,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_cite(args: argparse.Namespace) -> int:
     from archive.read.cite import cite
 
-    sys.stdout.write(cite(args.snapshot, args.collection, args.format, base_url=args.base_url))
+    sys.stdout.write(cite(args.snapshot, args.collection, args.format, base_url=args.base_url,
+                          page=args.page))
     return 0
 
 
@@ -81,6 +102,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     if args.url:
         mementos = timemap(args.url, args.collection, args.base_url)
+        if not mementos:   # an answer, not a failure: exit 1 is for integrity failures
+            print(f"archive: no captures of {printable(canonicalize(args.url))}", file=sys.stderr)
         if args.format == "link":
             sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
         elif args.format == "json":
@@ -89,7 +112,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for m in mementos:
                 mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
                 sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
-        return 0 if mementos else 1
+        return 0
     found = snapshots(args.collection)
     if args.format == "json":
         sys.stdout.write(json.dumps([s.to_json() for s in found], indent=2) + "\n")
@@ -135,19 +158,26 @@ def _cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(d.to_json(), indent=2) + "\n")
         return 0
     out = sys.stdout
+    if not d.complete:
+        out.write("INCOMPLETE capture (under way, interrupted or killed): what it holds so far; "
+                  "finish it with `archive capture --resume PATH`\n")
     out.write(f"snapshot {d.id}\nfolder   {d.path}\ncreated  {d.created}\n")
     out.write(f"window   {d.window.get('start', '?')} .. {d.window.get('end', '?')}\n")
     out.write(f"pages ({len(d.pages)}):\n")
     for p in d.pages:
-        out.write(f"  {p.get('status', '')!s:>3}  {p.get('url')}  {p.get('title', '')}\n")
+        out.write(f"  {p.get('status', '')!s:>3}  {printable(str(p.get('url')))}  "
+                  f"{printable(str(p.get('title', '')))}\n")
     out.write("resources by type:\n")
     for mime, t in d.types.items():
         out.write(f"  {t['count']:>5}  {human_bytes(t['stored_bytes']):>9}  {mime}\n")
     for dep in d.dependencies:
         out.write(f"  revisits refer to {dep.get('records')} records of snapshot {str(dep.get('snapshot'))[:12]}\n")
+    out.write(f"HTTP errors ({len(d.http_errors)}):\n")
+    for e in d.http_errors:
+        out.write(f"  {e['status']:>3}  {printable(str(e.get('url')))}\n")
     out.write(f"failures and skips ({len(d.failures)}):\n")
     for f in d.failures:
-        out.write(f"  {f.get('url')}: {f.get('reason')}\n")
+        out.write(f"  {printable(str(f.get('url')))}: {printable(str(f.get('reason')))}\n")
     out.write("options: " + json.dumps(d.options, sort_keys=True) + "\n")
     for w in d.warnings:
         out.write(f"warning: {w}\n")

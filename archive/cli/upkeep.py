@@ -6,12 +6,13 @@ import json
 import shlex
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from archive.errors import ScheduleBusy, UsageError
 from archive.models import CaptureOptions
 
-from .capture import capture_options, options_of
+from .capture import capture_options, options_of, typed_urls
 from .common import command
 
 
@@ -21,7 +22,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     "Recurring captures: the schedule lives in <collection>/schedule.toml (edit it by "
                     "hand or with these commands).", formats=None)
     ssub = sched.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
-    add = command(ssub, common, "add", _cmd_schedule_add, "capture URL on a schedule (due at once)", formats=None)
+    add = command(ssub, common, "add", _cmd_schedule_add, "capture URL on a schedule (due at once)",
+                  "Add URL to the collection's schedule.toml (creating the collection if need be), "
+                  "with the capture options given; it is due at once. A URL already scheduled has "
+                  "its entry replaced, and the command says what changed.", formats=None)
     add.add_argument("url", metavar="URL", nargs="?")
     add.add_argument("--every", required=True, metavar="WHEN",
                      help="an interval (30m, 6h, 1d, 1w) or a cron expression in UTC, e.g. '0 3 * * 1'")
@@ -40,27 +44,43 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                   "resumable; results appended to .state/audit.jsonl.")
     aud.add_argument("--workers", type=int, default=2, help="snapshots checked at once (default: %(default)s)")
 
-    rem = command(sub, common, "rm", _cmd_rm, "remove a snapshot (refused while others depend on it)")
+    rem = command(sub, common, "rm", _cmd_rm, "remove a snapshot (refused while others depend on it)",
+                  "Remove a snapshot from the collection: lists what will go and asks first on a "
+                  "terminal; elsewhere (a script, a pipe) --yes is needed. Refused while other "
+                  "snapshots' revisits refer to it, unless --with-dependents.")
     rem.add_argument("snapshot", metavar="SNAPSHOT")
     rem.add_argument("--with-dependents", action="store_true",
                      help="also remove the snapshots whose revisits refer to it")
+    rem.add_argument("-y", "--yes", action="store_true", help="remove without asking")
 
 
 # -- schedule -----------------------------------------------------------------------------------
 def _cmd_schedule_add(args: argparse.Namespace) -> int:
-    from archive.formats.urls import canonicalize
     from archive.services.schedule import AUDIT, Schedule
 
     if args.audit == bool(args.url):
         raise UsageError("schedule add takes a URL, or --audit")
-    url = AUDIT if args.audit else canonicalize(args.url)
+    url = AUDIT if args.audit else typed_urls([args.url])[0]
     options = {} if args.audit else _changed_options(options_of(args))
     schedule = Schedule(args.collection)
+    before = schedule.find(url) if schedule.path.is_file() else None
     entry = schedule.add(url, args.every, options)
     extra = "".join(f" {k}={v}" for k, v in entry.options.items())
     due = schedule.state().get(entry.url, {}).get("next_due") or "now"
     print(f"scheduled {entry.url} every {entry.every}{extra}; next due: {due}")
+    if before is not None:
+        print(f"archive: replaced the entry {before.url} had: {_changes(before, entry)}", file=sys.stderr)
     return 0
+
+
+def _changes(before: Any, after: Any) -> str:
+    """Return what changed between two schedule entries, for people: `every 1d -> 6h, depth 1 -> 2`."""
+    old = {"every": before.every, **before.options}
+    new = {"every": after.every, **after.options}
+    changed = [f"{k} {old.get(k, 'default')} -> {new.get(k, 'default')}"
+               for k in sorted(old.keys() | new.keys(), key=lambda k: (k != "every", k))
+               if old.get(k) != new.get(k)]
+    return ", ".join(changed) if changed else "nothing changed"
 
 
 def _changed_options(options: CaptureOptions) -> dict[str, Any]:
@@ -79,6 +99,7 @@ def _cmd_schedule_list(args: argparse.Namespace) -> int:
     from archive.services.schedule import Schedule
 
     schedule = Schedule(args.collection)
+    schedule.store.require()
     state = schedule.state()
     rows = []
     for entry in schedule.entries():
@@ -109,7 +130,9 @@ def _cmd_schedule_remove(args: argparse.Namespace) -> int:
     from archive.services.schedule import AUDIT, Schedule
 
     url = args.url if args.url == AUDIT else canonicalize(args.url)
-    if not Schedule(args.collection).remove(url):
+    schedule = Schedule(args.collection)
+    schedule.store.require()
+    if not schedule.remove(url):
         raise UsageError(f"{url} is not on the schedule")
     print(f"removed {url} from the schedule")
     return 0
@@ -140,7 +163,7 @@ def _cmd_schedule_run(args: argparse.Namespace) -> int:
 def _cmd_cron_line(args: argparse.Namespace) -> int:
     from archive.snapshot.store import Collection
 
-    root = Collection(args.collection).root.resolve()
+    root = Collection(args.collection).require().root.resolve()
     command = f"{shlex.quote(sys.executable)} -m archive schedule run -C {shlex.quote(str(root))}"
     log = shlex.quote(str(root / ".state" / "schedule.log"))
     print("# m h dom mon dow: every minute; a run with nothing due does nothing, and an")
@@ -170,10 +193,26 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _ask(doomed: list[Path]) -> bool:
+    """Show what `rm` would remove and ask on the terminal; refuse when there is none to ask."""
+    names = ", ".join(p.name for p in doomed)
+    if not sys.stdin.isatty():
+        raise UsageError(f"rm would remove {names}: not asking without a terminal; add --yes")
+    for path in doomed:
+        print(f"will remove {path}", file=sys.stderr)
+    print(f"remove {len(doomed)} snapshot{'s' if len(doomed) > 1 else ''}? [y/N] ", end="",
+          file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _cmd_rm(args: argparse.Namespace) -> int:
     from archive.snapshot.depends import remove
 
-    removed = remove(args.snapshot, args.collection, with_dependents=args.with_dependents)
+    removed = remove(args.snapshot, args.collection, with_dependents=args.with_dependents,
+                     confirm=None if args.yes else _ask)
+    if not removed:
+        print("archive: nothing removed", file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(json.dumps([str(p) for p in removed], indent=2) + "\n")
     else:

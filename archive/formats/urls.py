@@ -77,6 +77,37 @@ def canonicalize(url: str, base: str | None = None) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+_LABEL = r"(?:[^\W_](?:[\w-]*[^\W_])?)"
+_BARE_HOST = re.compile(rf"(?:localhost|{_LABEL}(?:\.{_LABEL})*\.[^\W\d_][\w-]*\.?|\d{{1,3}}(?:\.\d{{1,3}}){{3}}"
+                        rf"|\[[0-9a-fA-F:.]+\])(?::\d{{1,5}})?", re.IGNORECASE)
+
+
+def typed_url(text: str) -> tuple[str, bool]:
+    """Return (canonical URL, whether https:// was assumed) for a URL as people type it.
+
+    A bare host, with or without port and path, is taken as https:// (as browsers and wget
+    do); anything else must be an absolute http(s) URL. Raises InvalidURL.
+
+    >>> typed_url("example.com")
+    ('https://example.com/', True)
+    >>> typed_url("localhost:8080/a?b=1")
+    ('https://localhost:8080/a?b=1', True)
+    >>> typed_url("http://ex.org")
+    ('http://ex.org/', False)
+    >>> typed_url("stray")
+    Traceback (most recent call last):
+    ...
+    archive.formats.urls.InvalidURL: invalid URL 'stray': not a URL (give http://, https:// or a host name such as example.com)
+    """
+    text = text.strip()
+    if "://" in text:
+        return canonicalize(text), False
+    host = re.split(r"[/?#]", text, maxsplit=1)[0]
+    if not _BARE_HOST.fullmatch(host):
+        raise InvalidURL(text, "not a URL (give http://, https:// or a host name such as example.com)")
+    return canonicalize("https://" + text), True
+
+
 def _canonical_host(url: str, host: str) -> str:
     """Return the host lowercased and IDNA-encoded; raise InvalidURL when it has none."""
     host = host.rstrip(".").lower()

@@ -64,9 +64,9 @@ def audit(collection: Path | str | None = None, *, workers: int = 2,
           progress: Callable[[Checked], None] | None = None) -> AuditSummary:
     """Verify every snapshot of the collection (revisit references included); return a summary.
 
-    Raises StorageError when the audit log cannot be written.
+    Raises NotACollection (nothing written), StorageError when the audit log cannot be written.
     """
-    store = Collection(collection)
+    store = Collection(collection).require()
     log = store.root / STATE / AUDIT_LOG
     unfinished = _unfinished(log)
     now = rfc3339(datetime.now(timezone.utc))

@@ -15,8 +15,9 @@ from typing import Any
 
 from warcio.exceptions import ArchiveLoadFailed
 
-from archive.errors import ArchiveError, NotASnapshot
+from archive.errors import ArchiveError, NotASnapshot, UsageError
 from archive.formats.html import HTML_TYPES
+from archive.formats.urls import InvalidURL, canonicalize
 from archive.read.find import LOCAL_REPLAY
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
@@ -35,32 +36,41 @@ _CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\"';\s]+)", re.I)
 
 
 def cite(ref: str, collection: Path | str | None = None, fmt: str = "text", *,
-         base_url: str | None = None) -> str:
-    """Return the citation, in `fmt`, of the snapshot `ref` names (folder, .wacz, id or prefix)."""
+         base_url: str | None = None, page: str | None = None) -> str:
+    """Return the citation, in `fmt`, of the snapshot `ref` names (folder, .wacz, id or prefix).
+
+    `page` picks the page cited (see `citation`). Raises UsageError for a base URL that is
+    not absolute http(s), an unknown or ambiguous page; NotASnapshot, SnapshotNotFound.
+    """
+    if base_url is not None and not re.match(r"https?://[^/?#\s]+", base_url):
+        raise UsageError(f"--base-url must be an absolute http(s) URL, not {base_url!r}")
     with Collection(collection).open(ref) as package:
-        return render(citation(package, base_url), fmt)
+        return render(citation(package, base_url, page=page), fmt)
 
 
 def citation(package: Package, base_url: str | None = None,
-             local_replay: str = LOCAL_REPLAY) -> Citation:
+             local_replay: str = LOCAL_REPLAY, *, page: str | None = None) -> Citation:
     """Return the citation of a snapshot's main page; raise NotASnapshot when none was captured
-    or its record does not bear out its index line, UsageError for a link that is not http(s).
+    or its record does not bear out its index line; UsageError for a link that is not http(s),
+    an unknown page, or several answered seeds and no `page` (the error names them).
 
-    The URLs and the capture time come from the records' own WARC headers and the title from
-    the record's body; the package metadata only says which seed to look for."""
+    The main page is the one seed that got an answer, or `page` (a seed or any page the index
+    holds, by URL). The URLs and the capture time come from the records' own WARC headers and
+    the title from the record's body; the package metadata only says which seed to look for."""
     data = package.datapackage()
     meta = _dict(data.get("archive"))
     seeds = _seeds(meta, data, package)
-    found = _scan(package, {u for seed in seeds for u in seed[1:]})
-    # The first seed with a recorded response: a seed that got no answer has nothing to cite.
-    _, requested, final = next((s for s in seeds if found.get(s[1])), ("", "", ""))
+    wanted = _canonical(page) if page is not None else None
+    found = _scan(package, {u for seed in seeds for u in seed[1:]} | ({wanted} if wanted else set()))
+    # a seed that got no answer has nothing to cite
+    _, requested, final = _chosen([s for s in seeds if found.get(s[1])], page, wanted, found)
     first = next(iter(found.get(requested, [])), None)
     if first is None:
         raise NotASnapshot(package.path, "no response recorded for any seed")
-    page = next((e for e in found.get(final, []) if not e.status.startswith("3")), first)
+    cited = next((e for e in found.get(final, []) if not e.status.startswith("3")), first)
     original, captured = _recorded(package, first)
-    cited_url = _recorded(package, page)[0] if page is not first else original
-    info = _page_info(package, page)
+    cited_url = _recorded(package, cited)[0] if cited is not first else original
+    info = _page_info(package, cited)
     window = _dict(meta.get("capture_window"))
     start, end = utc_iso(str(window.get("start", ""))), utc_iso(str(window.get("end", "")))
     if not (start and end and start <= captured <= end):
@@ -73,11 +83,35 @@ def citation(package: Package, base_url: str | None = None,
         title=info.title or original, authors=info.authors, site_name=info.site_name,
         published=info.published, original_url=original,
         final_url=cited_url if cited_url != original else None,
-        status=int(page.status) if page.status.isdigit() else None,
+        status=int(cited.status) if cited.status.isdigit() else None,
         captured=captured, timestamp14=stamp, window_start=start, window_end=end,
         snapshot_id=sid, digest=f"sha256:{sid}", replay_url=replay,
         tool=software if isinstance(software, str) and software else f"archive {__version__}",
-        language=info.language)
+        language=info.language, local=base_url is None)
+
+
+def _canonical(url: str) -> str:
+    try:
+        return canonicalize(url)
+    except InvalidURL as exc:
+        raise UsageError(f"--page {url!r} is not a URL: {exc.why}") from None
+
+
+def _chosen(answered: list[tuple[str, str, str]], page: str | None, wanted: str | None,
+            found: dict[str, list[IndexEntry]]) -> tuple[str, str, str]:
+    """Return the (given, requested, final) page to cite: the one answered seed, or `page`."""
+    if wanted is None:
+        if len(answered) > 1:
+            raise UsageError(f"the snapshot has {len(answered)} seed pages; choose one with --page URL: "
+                             + ", ".join(s[1] for s in answered))
+        return answered[0] if answered else ("", "", "")
+    for seed in answered:
+        if wanted in seed[1:] or page == seed[0]:
+            return seed
+    if found.get(wanted):
+        return (str(page), wanted, wanted)
+    raise UsageError(f"no page {wanted} in the snapshot"
+                     + ("; its seed pages: " + ", ".join(s[1] for s in answered) if answered else ""))
 
 
 def _seeds(meta: dict[str, Any], data: dict[str, Any], package: Package) -> list[tuple[str, str, str]]:

@@ -43,6 +43,7 @@ class Citation:
     replay_url: str
     tool: str                     # the software that made the snapshot
     language: str | None = None
+    local: bool = False           # replay_url is the local replay server's, not a published one
 
 
 def web_link(url: str) -> str:
@@ -130,7 +131,8 @@ def _line(c: Citation, markdown: bool) -> str:
     archived += f" (redirected to {url(c.final_url)})" if c.final_url else ""
     archived += f" (HTTP {c.status})" if c.status and not 200 <= c.status < 300 else ""
     parts.append(f"{archived}, captured {_human(c.captured)}.")
-    parts.append(f"Snapshot {code(c.digest)} at {url(c.replay_url)}.")
+    where = f"(local replay: {url(c.replay_url)})" if c.local else f"at {url(c.replay_url)}"
+    parts.append(f"Snapshot {code(c.digest)} {where}.")
     return " ".join(parts)
 
 

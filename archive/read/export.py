@@ -283,7 +283,7 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
     if dest.is_dir():
         raise StorageError(dest, "it is a folder")
     if dest.exists() and not overwrite:
-        raise StorageError(dest, "the file exists already (overwrite it explicitly)")
+        raise StorageError(dest, "the file exists already (use --force to overwrite it)")
 
 
 def _storage_error(dest: Path, exc: OSError) -> StorageError:

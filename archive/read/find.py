@@ -5,12 +5,13 @@ import email.utils
 import json
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from archive.errors import ArchiveError
+from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound
 from archive.formats.urls import canonicalize, surt_key
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
@@ -66,8 +67,8 @@ class Memento:
 
 
 def snapshots(collection: Path | str | None = None) -> list[Summary]:
-    """Return the collection's snapshots, newest first."""
-    store = Collection(collection)
+    """Return the collection's snapshots, newest first; raise NotACollection."""
+    store = Collection(collection).require()
     verified = last_verifications(store)
     found = []
     for folder in store.snapshots():
@@ -89,7 +90,8 @@ def _partial_summary(folder: Path) -> Summary:
         for line in file_lines(folder / "logs" / "capture.jsonl"):
             entry = json.loads(line)
             pages += int(isinstance(entry, dict) and entry.get("kind") == "page"
-                         and entry.get("outcome") == "fetched")
+                         and entry.get("outcome") == "fetched"
+                         and not _redirect(entry.get("status")))   # as pages.jsonl counts them
     except (OSError, ValueError, RecursionError):
         pass
     size = sum(p.stat().st_size for p in warcs)
@@ -212,17 +214,36 @@ class Details:
     counts: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     dependencies: list[dict[str, Any]] = field(default_factory=list)   # snapshots its revisits refer to
+    http_errors: list[dict[str, Any]] = field(default_factory=list)    # {"url", "status"}: 4xx/5xx answers
+    complete: bool = True   # False: a capture under .partial, shown from its log so far
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path), "created": self.created,
                 "capture_window": self.window, "pages": self.pages, "types": self.types,
                 "failures": self.failures, "options": self.options, "counts": self.counts,
-                "warnings": self.warnings, "dependencies": self.dependencies}
+                "warnings": self.warnings, "dependencies": self.dependencies,
+                "http_errors": self.http_errors, "complete": self.complete}
 
 
 def details(ref: str, collection: Path | str | None = None) -> Details:
-    """Return pages, resources by type, failures and options of one snapshot."""
-    with Collection(collection).open(ref) as package:
+    """Return pages, resources by type, failures, HTTP errors and options of one snapshot.
+
+    A capture under .partial (its folder, or a 6+ character prefix of its id as `list`
+    shows it) is described from its capture log so far, with `complete` False.
+    Raises SnapshotNotFound, NotASnapshot, NotACollection.
+    """
+    store = Collection(collection)
+    try:
+        return _details(store, ref)
+    except (SnapshotNotFound, NotASnapshot):
+        partial = store.find_partial(ref)
+        if partial is None:
+            raise
+        return _partial_details(partial)
+
+
+def _details(store: Collection, ref: str) -> Details:
+    with store.open(ref) as package:
         data = package.datapackage()
         meta = package.metadata()
         counts: Counter[str] = Counter()
@@ -234,26 +255,63 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
         pages = [_page(package, page, entry) for page, entry in _listed_pages(package, _captures(package))]
         types = {k: {"count": counts[k], "stored_bytes": sizes[k]} for k in sorted(counts)}
         failures = [f for f in as_list(meta.get("failures")) if isinstance(f, dict)]
-        failures += _skips(package)
+        log = _log(package.lines(LOG)) if package.has(LOG) else []
         return Details(package.id, package.path, str(data.get("created", "")),
-                       as_dict(meta.get("capture_window")), pages, types, failures,
+                       as_dict(meta.get("capture_window")), pages, types, failures + _skips(log),
                        as_dict(meta.get("options")), as_dict(meta.get("counts")),
                        [str(w) for w in as_list(meta.get("warnings"))],
-                       [d for d in as_list(meta.get("dependencies")) if isinstance(d, dict)])
+                       [d for d in as_list(meta.get("dependencies")) if isinstance(d, dict)],
+                       _http_errors(log))
 
 
+def _partial_details(folder: Path) -> Details:
+    """Describe an incomplete capture from its log: the pages, failures and skips so far."""
+    try:
+        log = _log(file_lines(folder / LOG))
+    except OSError:
+        log = []
+    summary = _partial_summary(folder)
+    fetched = [e for e in log if e.get("outcome") == "fetched"]
+    pages = [{"url": e.get("url"), "status": e.get("status"), "ts": e.get("ts")} for e in fetched
+             if e.get("kind") == "page" and not _redirect(e.get("status"))]
+    kinds = Counter(str(e.get("kind")) for e in fetched)
+    types = {f"({kind}s so far)": {"count": n, "stored_bytes": 0} for kind, n in sorted(kinds.items())}
+    failures = [{"url": e.get("url"), "reason": e.get("reason")} for e in log if e.get("outcome") == "failed"]
+    return Details(folder.name, folder, summary.created, {}, pages, types, failures + _skips(log), {},
+                   {"pages": len(pages), "bytes": summary.bytes}, [], [], _http_errors(log),
+                   complete=False)
 
-def _skips(package: Package) -> list[dict[str, Any]]:
-    """Return the capture log's skipped URLs (scope, robots, depth) with their reasons."""
-    name = "logs/capture.jsonl"
-    if not package.has(name):
-        return []
-    skips = []
-    for line in package.lines(name):
+
+LOG = "logs/capture.jsonl"
+_LOG_FIELDS = ("url", "kind", "outcome", "status", "reason", "ts")
+
+
+def _redirect(status: object) -> bool:
+    return isinstance(status, int) and 300 <= status < 400 and status != 304
+
+
+def _log(lines: Iterable[bytes | str]) -> list[dict[str, Any]]:
+    """Return the entries of a capture log (one JSON object a line, streamed with the reader's
+    line cap), bad lines left out, each cut to the fields show uses."""
+    entries = []
+    for line in lines:
         try:
             entry = json.loads(line)
         except (ValueError, RecursionError):
             continue
-        if isinstance(entry, dict) and entry.get("outcome") == "skipped":
-            skips.append({"url": entry.get("url"), "reason": f"skipped: {entry.get('reason', '')}"})
-    return skips
+        if isinstance(entry, dict):
+            entries.append({k: entry[k] for k in _LOG_FIELDS if k in entry})
+    return entries
+
+
+def _skips(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the capture log's skipped URLs (scope, robots, depth) with their reasons."""
+    return [{"url": e.get("url"), "reason": f"skipped: {e.get('reason', '')}"}
+            for e in log if e.get("outcome") == "skipped"]
+
+
+def _http_errors(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the URLs answered 4xx/5xx (a robots.txt 4xx is normal: RFC 9309 2.3.1.3)."""
+    return [{"url": e.get("url"), "status": e["status"]} for e in log
+            if e.get("outcome") == "fetched" and isinstance(e.get("status"), int) and e["status"] >= 400
+            and not (e.get("kind") == "robots" and e["status"] < 500)]

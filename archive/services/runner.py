@@ -118,8 +118,7 @@ def run_due(collection: Path | str | None = None, now: datetime | None = None,
     Raises ScheduleBusy when another run holds the lock.
     """
     schedule = Schedule(collection)
-    if not schedule.store.root.is_dir():
-        raise UsageError(f"no collection at {schedule.store.root} (schedule add creates it)")
+    schedule.store.require()   # schedule add creates one
     results = []
     # a given `now` stands still for the whole run (tests; a replayed schedule)
     clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))
@@ -159,6 +158,7 @@ def run_forever(collection: Path | str | None = None, report: Callable[[str], No
     The lock is held only while running, so a cron-started run may share the work.
     """
     schedule = Schedule(collection)
+    schedule.store.require()
     while not stop():
         try:
             run_due(collection, report=report)

@@ -131,6 +131,10 @@ class Schedule:
                 found.append(Entry(url, every, data))
         return found
 
+    def find(self, url: str) -> Entry | None:
+        """Return the entry of `url` (canonical form, or AUDIT), or None when it is not scheduled."""
+        return next((e for e in self.entries() if e.url == url or _same_url(e.url, url)), None)
+
     def add(self, url: str, every: str, options: dict[str, Any] | None = None) -> Entry:
         """Add (or change) an entry, keeping the file's comments and layout; return it."""
         import tomlkit

@@ -10,7 +10,7 @@ self-contained export.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +83,14 @@ def _dependency_map(store: Collection) -> dict[str, list[Path]]:
     return found
 
 
-def remove(ref: str, collection: Path | str | None = None, *, with_dependents: bool = False) -> list[Path]:
+def remove(ref: str, collection: Path | str | None = None, *, with_dependents: bool = False,
+           confirm: Callable[[list[Path]], bool] | None = None) -> list[Path]:
     """Remove a snapshot from the collection; return the folders removed.
 
     Refused (HasDependents) while other snapshots' revisits refer to its records, unless
-    `with_dependents`, which removes those too (and theirs). Raises SnapshotNotFound.
+    `with_dependents`, which removes those too (and theirs). `confirm` is shown the folders
+    that would go and may say no (nothing removed, [] returned) or raise. Raises
+    SnapshotNotFound, NotACollection.
     """
     store = Collection(collection)
     folder = store.resolve(ref)
@@ -99,6 +102,8 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
                 doomed.append(other)
     if len(doomed) > 1 and not with_dependents:
         raise HasDependents(snapshot_id_of(folder), doomed[1:])
+    if confirm is not None and not confirm(doomed):
+        return []
     for path in reversed(doomed):   # dependents first: never one left without its records
         store.remove(path)
     return doomed

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from archive.errors import AmbiguousSnapshot, NotASnapshot, SnapshotNotFound, StorageError, UsageError
+from archive.errors import AmbiguousSnapshot, NotACollection, NotASnapshot, SnapshotNotFound, StorageError, UsageError
 
 from .package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE
 from .reader import MAX_JSON, MAX_LINE, Package
@@ -31,6 +31,10 @@ PARTIAL = ".partial"
 STATE = ".state"          # machine-written collection state: verification results
 SETTINGS = "archive.toml"  # the collection's policy, written by people
 _HEX = re.compile(r"[0-9a-f]{6,64}")
+_SHORT_HEX = re.compile(r"[0-9a-f]{1,5}")
+SCHEDULE_FILE = "schedule.toml"
+# what only a collection holds besides snapshot folders (see Collection.require)
+_MARKS = (PARTIAL, STATE, SCHEDULE_FILE, SETTINGS)
 
 
 def default_collection() -> Path:
@@ -75,6 +79,29 @@ class Collection:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else default_collection()
 
+    def require(self) -> Collection:
+        """Return self when the folder is a collection; raise NotACollection (exit 2) otherwise.
+
+        A collection is a folder that exists and either is empty (a new collection made by
+        hand, e.g. `mkdir snapshots`) or holds something only a collection holds: a
+        snapshot folder, `.partial/`, `.state/`, `schedule.toml` or `archive.toml`. Commands
+        that read or upkeep a collection call this first, so that a mistyped `-C` is named
+        rather than read as an empty collection (or written into, as `.state/` by audit);
+        commands that create one (capture, import, demo, schedule add) do not.
+        """
+        root = self.root
+        if not root.is_dir():
+            raise NotACollection(root, "no such folder" if not root.exists() else "not a folder")
+        try:
+            names = [p.name for p in root.iterdir()]
+        except OSError as exc:
+            raise NotACollection(root, exc.strerror or str(exc)) from None
+        if not names or any(name in _MARKS for name in names):
+            return self
+        if any(is_snapshot(root / name) for name in names if not name.startswith(".")):
+            return self
+        raise NotACollection(root, "it holds no snapshot folder, .partial/, .state/ or schedule.toml")
+
     def new_partial(self, capture_id: str) -> tuple[Path, Path]:
         """Create and return (partial snapshot folder, spool folder) for a new capture."""
         if not re.fullmatch(r"[A-Za-z0-9_-]+", capture_id):
@@ -96,6 +123,17 @@ class Collection:
         if (self.root / PARTIAL).resolve() != folder.resolve().parent or not (folder / "archive").is_dir():
             raise SnapshotNotFound(ref, self.root / PARTIAL)
         return folder
+
+    def find_partial(self, ref: str) -> Path | None:
+        """Return the partial capture `ref` names (its folder, id or a 6+ character id prefix)
+        when exactly one matches, else None."""
+        path = Path(ref)
+        if path.is_dir() and path.resolve().parent.name == PARTIAL and (path / "archive").is_dir():
+            return path
+        if len(ref) < 6 or "/" in ref:
+            return None
+        matches = [p for p in self.partials() if p.name.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
 
     def new_spool(self, capture_id: str) -> Path:
         """Create and return a spool folder for a capture being resumed."""
@@ -227,7 +265,12 @@ class Collection:
         if not _HEX.fullmatch(needle):
             if path.exists():
                 raise NotASnapshot(path, "not a snapshot folder")
+            if _SHORT_HEX.fullmatch(needle):
+                raise UsageError(f"snapshot id prefix {ref!r} is too short: give 6 or more hex digits")
+            if "/" in ref or ref.endswith((".wacz", ".warc", ".warc.gz", ".zip")):
+                raise UsageError(f"no such file: {ref}")
             raise SnapshotNotFound(ref, self.root)
+        self.require()
         matches = []
         for folder in self.snapshots():
             try:
@@ -261,6 +304,15 @@ def read_small(path: Path, cap: int = MAX_JSON) -> bytes:
     if len(data) > cap:
         raise OSError(errno.EFBIG, f"over {cap} bytes", str(path))
     return data
+
+
+def collection_of(ref: str | Path, collection: Path | str | None = None) -> Collection:
+    """Return the collection a partial capture's folder lies in (`<collection>/.partial/<id>`),
+    or `collection` when `ref` is not such a folder path (an id): a folder names its collection."""
+    path = Path(ref)
+    if path.is_dir() and path.resolve().parent.name == PARTIAL:
+        return Collection(path.resolve().parent.parent)
+    return Collection(collection)
 
 
 def last_verifications(store: Collection) -> dict[str, dict[str, object]]:

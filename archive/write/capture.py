@@ -16,7 +16,7 @@ from archive.errors import ArchiveError, DiskFull, Interrupted, NoAnswer, Storag
 from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
 from archive.snapshot.package import datapackage, write_package, write_pages
-from archive.snapshot.store import Collection, snapshot_name
+from archive.snapshot.store import Collection, collection_of, snapshot_name
 from archive.warc.cdxj import write_index
 from archive.warc.writer import WarcWriter, new_record_id
 
@@ -31,15 +31,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Progress gets the counts so far (fetched, failed, skipped, bytes, pages, ... as in the
+# snapshot's metadata) plus "queued" and "in_flight", the frontier now; after every URL.
 Progress = Callable[[dict[str, int]], None]
+# OnURL gets each URL's capture log entry (url, kind, outcome, status, reason) and its "bytes".
+OnURL = Callable[[dict[str, Any]], None]
 
 
 class _Run:
     """The bookkeeping of one capture: log lines, counts, pages, index records."""
 
-    def __init__(self, log: TextIO, progress: Progress | None):
+    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None):
         self.log = log
         self.progress = progress
+        self.on_url = on_url
+        self.frontier: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self.counts: Counter[str] = Counter()
         self.records: list[Record] = []
         self.pages: list[dict[str, Any]] = []
@@ -77,8 +83,11 @@ class _Run:
         self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.log.flush()   # the log is the completeness record, even of a capture that is killed
         self._count(out)
+        if self.on_url:
+            self.on_url({**entry, "bytes": out.bytes})
         if self.progress:
-            self.progress(dict(self.counts))
+            queued, in_flight = self.frontier()
+            self.progress({**self.counts, "queued": queued, "in_flight": in_flight})
 
     def _count(self, out: Outcome) -> None:
         link = out.link
@@ -90,12 +99,14 @@ class _Run:
                 self.seed_results.setdefault(_seed_key(link), {"error": out.reason})
             return
         self.counts["bytes"] += out.bytes
-        self.counts[f"{link.kind}s"] += 1
+        redirect = out.status is not None and 300 <= out.status < 400 and out.status != 304
+        # a redirect is counted apart: its target is the page (or file), counted when fetched
+        self.counts["redirects" if redirect else f"{link.kind}s"] += 1
         if out.truncated:
             self.incomplete.append({"url": out.url or link.url, "truncated": out.truncated})
-        if out.status and out.status >= 400:
+        # RFC 9309 2.3.1.3: a robots.txt 4xx means "no rules", not an error
+        if out.status and out.status >= 400 and not (link.kind is Kind.ROBOTS and out.status < 500):
             self.counts["http_errors"] += 1
-        redirect = out.status is not None and 300 <= out.status < 400 and out.status != 304
         if link.seed:
             self.seed_results[_seed_key(link)] = {"url": out.url, "status": out.status,
                                                   "ts": rfc3339(out.date) if out.date else None}
@@ -113,17 +124,19 @@ def _seed_key(link: Link) -> str:
 def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             options: CaptureOptions | None = None, *,
             clock: Callable[[], datetime] = utcnow, new_id: Callable[[], str] = new_record_id,
-            capture_id: str | None = None, progress: Progress | None = None,
+            capture_id: str | None = None, progress: Progress | None = None, on_url: OnURL | None = None,
             resume: str | Path | None = None, limiter: HostLimiter | None = None,
             dedup_index: DedupIndex | None = None, **option_values: Any) -> Snapshot:
     """Capture `urls` with their requisites and linked pages into a new snapshot; return it.
 
     Options come as a CaptureOptions, or as its fields by name: `capture(url, depth=0)`.
-    With `resume` (a partial capture's id or folder), finish that capture instead: its seeds
+    With `resume` (a partial capture's id, or its folder, which names its collection), finish
+    that capture instead: its seeds
     and options are read back, and nothing it already holds is fetched again. A `limiter`
     shares per-host connection slots with other captures (the local `per_host` still holds).
     With `options.dedup` (the default), a payload a finished snapshot of the collection holds
     is written as a revisit record; `dedup_index` replaces the collection's own index.
+    `progress` is called with the counts after each URL, `on_url` with each URL's log entry.
     Raises UsageError for no usable seed or an unknown option, NoAnswer when no seed got an
     HTTP answer (nothing is kept), Interrupted or DiskFull with the partial folder kept,
     StorageError.
@@ -136,7 +149,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
         options = replace(options or CaptureOptions(), **option_values)
     except TypeError as exc:
         raise UsageError(f"unknown capture option: {exc}") from None
-    store = Collection(collection)
+    store = Collection(collection) if resume is None else collection_of(resume, collection)
     held = None
     if resume is not None:
         held = load_interrupted(store.partial(str(resume)))
@@ -177,11 +190,12 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             _keep_dependencies(held, deduper, dedup_index or local or LocalIndex(store))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
-            run = _Run(log, progress)
+            run = _Run(log, progress, on_url)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
                               limiter=limiter)
+            run.frontier = crawler.frontier
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
     except KeyboardInterrupt:
@@ -294,6 +308,9 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
     title = next((p["title"] for p in run.pages if p["url"] == first.get("url")), None)
     warnings = [f"seed {url} answered HTTP {r['status']}" for url, r in run.seed_results.items()
                 if isinstance(r.get("status"), int) and r["status"] >= 400]
+    # a seed with no answer at all (DNS, connection) while others answered: said, not hidden
+    warnings += [f"seed {url} got no answer: {r['error']}" for url, r in run.seed_results.items()
+                 if "status" not in r and r.get("error")]
     metadata = {
         "seeds": [_seed_entry(raw) for raw in given],
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),   # orders snapshots a second apart

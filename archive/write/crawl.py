@@ -111,6 +111,10 @@ class Crawler:
             raise
         pool.shutdown(wait=True)
 
+    def frontier(self) -> tuple[int, int]:
+        """Return (URLs queued, fetches in flight) now, for a progress display."""
+        return sum(map(len, self.queues.values())) + len(self.later), sum(self.inflight.values())
+
     def _pending(self) -> bool:
         return bool(self.later) or any(self.queues.values())
 
