@@ -8,7 +8,7 @@ import pytest
 
 from archive import CaptureOptions, capture
 from archive.errors import NoAnswer, UsageError
-from waiting import Gate, fetched, partial_folder, wait_for
+from waiting import Gate, default_sigint, fetched, partial_folder, wait_for
 
 MAIN_DEPTH0 = {
     "/", "/static/css/site.css", "/static/css/typography.css", "/static/css/print.css",
@@ -247,7 +247,8 @@ def test_interrupt_keeps_partial_capture(site, collection):
     gate = Gate(3).on_demo(site)   # the page and two images, then the capture waits on the server
     proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection),
                              "--depth", "0", "--per-host", "1", site.main_url + "/slow.html"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
     try:
         wait_for(gate.held.is_set, 60, "the capture to wait for its fourth answer")
         folder = wait_for(lambda: partial_folder(collection), 30, "the partial capture folder")

@@ -7,6 +7,7 @@ needs it to stay there holds the server's answers with a `Gate` until it lets th
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -89,3 +90,10 @@ def partial_folder(collection: Path) -> Path | None:
     there is none, or when there are several."""
     found = [p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool")]
     return found[0] if len(found) == 1 else None
+
+
+def default_sigint() -> None:
+    """Popen(preexec_fn=...): Ctrl-C raises KeyboardInterrupt in the child even when the
+    tests run in a background job, whose shell hands its children SIGINT ignored (and
+    Python installs no handler for a signal ignored at start)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
