@@ -47,6 +47,10 @@ def listed(capsys, collection: Path) -> str:
 def test_a_citation_mismatch_is_reported_not_recorded_as_damage(snap, capsys):
     code, out, _ = verify_cli(capsys, snap, "--expect", "sha256:" + "de" * 32)
     assert code == 1 and "not the package cited" in out
+    assert out.startswith("INTACT, NOT AS CLAIMED ") and "FAILED" not in out
+    code, out, _ = verify_cli(capsys, snap, "--expect", "sha256:" + "de" * 32, "--json")
+    assert code == 1 and json.loads(out)["intact"] is True and json.loads(out)["ok"] is False
+    assert json.loads(out)["problems"][0]["claim"] == "--expect"
     state = last_verifications(Collection(snap.parent))[snap_id(snap)]
     assert state["ok"] is True and state["problems"] == 0
     line = listed(capsys, snap.parent)
@@ -73,8 +77,8 @@ def test_damage_is_still_recorded_as_failed(snap, capsys):
     data = bytearray(warc.read_bytes())
     data[len(data) // 2] ^= 0xFF
     warc.write_bytes(bytes(data))
-    code, _, _ = verify_cli(capsys, snap, "--expect", "sha256:" + snap_id(snap))
-    assert code == 1
+    code, out, _ = verify_cli(capsys, snap, "--expect", "sha256:" + snap_id(snap))
+    assert code == 1 and out.startswith("FAILED ")
     state = last_verifications(Collection(snap.parent))[snap_id(snap)]
     assert state["ok"] is False and state["problems"] >= 1
     assert "FAILED" in listed(capsys, snap.parent)

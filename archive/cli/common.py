@@ -112,7 +112,8 @@ def print_report(report: Report, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         write_json(report.to_json(), out)
         return
-    head = "OK" if report.ok else "FAILED"
+    # bytes intact but not what the reader claimed (--expect, --trust, --tsa-cert): not damage
+    head = "OK" if report.ok else "FAILED" if not report.intact else "INTACT, NOT AS CLAIMED"
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {human_bytes(report.bytes)} checked\n")
     if report.dependencies:

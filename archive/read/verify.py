@@ -63,7 +63,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """Return the report as plain JSON values."""
-        return {"path": str(self.path), "id": self.snapshot_id, "ok": self.ok,
+        return {"path": str(self.path), "id": self.snapshot_id, "ok": self.ok, "intact": self.intact,
                 "files": self.files, "records": self.records, "bytes": self.bytes,
                 "problems": [{k: v for k, v in vars(p).items() if v is not None}
                              for p in self.problems],
