@@ -225,3 +225,27 @@ def _check(command: str, out: str, session: Session) -> None:
         assert "@" in (session.cwd / "report.bib").read_text()
     if command.startswith("archive verify") and "--trust" in command:
         assert "signer trusted" in out and "TSA trusted" in out
+
+
+def make_dry_run(target: str, tmp_path: Path, **variables: str) -> str:
+    """The commands `make TARGET` would run for a fresh checkout (environments not yet made)."""
+    argv = ["make", "-n", target, f"VENV={tmp_path}/venv", f"PYWB_VENV={tmp_path}/venv-pywb",
+            *(f"{k}={v}" for k, v in variables.items())]
+    result = subprocess.run(argv, cwd=README.parent, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_make_run_sets_up_replay_and_says_how_to_type_archive(tmp_path):
+    plan = make_dry_run("run", tmp_path)
+    assert "pip install -q -e '.[test]'" in plan and "'pywb>=2.8'" in plan   # serve works after it
+    assert plan.index("pywb") < plan.index("archive demo")
+    assert "source " in plan and "/bin/activate" in plan and "make install" in plan
+    first_lines = "\n".join(README.read_text(encoding="utf-8").splitlines()[:30])
+    assert "source .venv/bin/activate" in first_lines and "make install" in first_lines
+    assert "apt-get" in README.read_text(encoding="utf-8").split("## Use")[0]   # make test needs root and apt
+
+
+def test_make_install_links_archive_into_local_bin(tmp_path):
+    plan = make_dry_run("install", tmp_path, HOME=str(tmp_path / "home"))
+    assert f"ln -sfn {tmp_path}/venv/bin/archive {tmp_path}/home/.local/bin/archive" in plan
