@@ -152,3 +152,16 @@ def test_sign_refuses_to_replace_another_keys_signature_without_force(snap, tmp_
     assert f"with key {second.fingerprint}" in out and f"replacing the signature by key {first.fingerprint}" in out
     code, out, _ = verify_cli(capsys, snap, "--trust", f"{second.path}.pub")
     assert code == 0 and "signer trusted" in out
+
+
+def test_a_domain_signature_is_named_safely_and_kept_without_force(snap, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    new_key()
+    doc = json.loads((snap / DIGEST_FILE).read_text())
+    doc["signedData"] = {"hash": f"sha256:{snap_id(snap)}", "domain": "evil.example\x1b[2J\nsigned OK",
+                         "domainCert": "x", "signature": "y"}
+    (snap / DIGEST_FILE).write_text(json.dumps(doc))
+    assert main(["sign", "-C", str(snap.parent), snap_id(snap)[:12]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "the domain certificate of 'evil.example" in err
+    assert json.loads((snap / DIGEST_FILE).read_text())["signedData"]["domain"].startswith("evil.example")

@@ -164,7 +164,8 @@ def signer_of(signed: Any) -> str:
         except ValueError:
             pass
     elif isinstance(signed, dict) and "domainCert" in signed:
-        return f"the domain certificate of {str(signed.get('domain'))[:200]}"
+        # ascii(): the name comes from the package; no control character of it reaches a terminal
+        return f"the domain certificate of {ascii(str(signed.get('domain'))[:200])}"
     return "an unreadable signature"
 
 
