@@ -86,7 +86,10 @@ def test_damage_is_still_recorded_as_failed(snap, capsys):
 
 def test_a_shortened_expect_is_a_prefix_of_12_or_more_digits(snap, capsys):
     full = snap_id(snap)
-    assert verify_cli(capsys, snap, "--expect", f"sha256:{full[:12]}")[0] == 0
+    code, out, _ = verify_cli(capsys, snap, "--expect", f"sha256:{full[:12]}")
+    assert code == 0 and f"the package cited: sha256:{full[:12]}... (a prefix: 12 of 64 digits)" in out
+    code, out, _ = verify_cli(capsys, snap, "--expect", f"sha256:{full}")
+    assert code == 0 and f"the package cited: sha256:{full}\n" in out
     assert verify_cli(capsys, snap, "--expect", full[:40].upper())[0] == 0
     wrong = ("0" if full[0] != "0" else "1") + full[1:12]
     code, out, _ = verify_cli(capsys, snap, "--expect", f"sha256:{wrong}")

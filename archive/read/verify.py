@@ -46,6 +46,7 @@ class Report:
     dependencies: int = 0                 # revisit records whose originals were checked
     package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
     proofs: list[Proof] = field(default_factory=list)   # signature and timestamps, valid or not
+    cited: str | None = None              # the hex digits of --expect, all 64 or a prefix
 
     @property
     def ok(self) -> bool:
@@ -68,7 +69,7 @@ class Report:
                 "problems": [{k: v for k, v in vars(p).items() if v is not None}
                              for p in self.problems],
                 "dependencies": self.dependencies, "package_digest": self.package_digest,
-                "digest_convention": self.convention,
+                "digest_convention": self.convention, "cited": self.cited,
                 "proofs": [p.to_json() for p in self.proofs]}
 
 
@@ -102,6 +103,7 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         resolution = depends.resolve(package, home)
         report.dependencies = resolution.checked
         report.problems.extend(resolution.problems)
+    report.cited = wanted
     if wanted is not None and not (report.snapshot_id or "").startswith(wanted):
         shortened = "..." if len(wanted) < ID_DIGITS else ""
         report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
