@@ -10,7 +10,7 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 URL    ?=
 COLLECTION ?= snapshots
 
-.PHONY: run test test-all bench venv pywb system clean
+.PHONY: run test test-all bench venv pywb system install clean
 
 venv: $(STAMP)
 pywb: $(PYWB_STAMP)
@@ -41,13 +41,25 @@ $(SYSTEM_STAMP): $(STAMP)
 	fi
 	touch $(SYSTEM_STAMP)
 
-# Capture the built-in demo site (served on 127.0.0.1) and verify it; or `make run URL=https://...`.
-run: $(STAMP)
+# Everything the README then uses (pywb for `archive serve` included), then capture the built-in
+# demo site (served on 127.0.0.1) and verify it; or `make run URL=https://...`.
+run: $(STAMP) $(PYWB_STAMP)
 ifeq ($(strip $(URL)),)
 	$(BIN)/archive demo -C $(COLLECTION)
 else
 	$(BIN)/archive capture -C $(COLLECTION) --verify $(URL)
 endif
+	@echo
+	@echo "Set up. To type \`archive ...\` as the README does: source $(VENV)/bin/activate"
+	@echo "(in each new shell), or \`make install\` once to link it into ~/.local/bin."
+
+# Link the `archive` command into ~/.local/bin (on the PATH of most login shells), pointing
+# into this checkout's .venv: `make install` once, and `archive` works in every shell.
+install: $(STAMP) $(PYWB_STAMP)
+	mkdir -p $(HOME)/.local/bin
+	ln -sfn $(abspath $(BIN))/archive $(HOME)/.local/bin/archive
+	@case ":$$PATH:" in *":$(HOME)/.local/bin:"*) echo "archive is on your PATH: try \`archive list\`";; \
+		*) echo "$(HOME)/.local/bin is not on your PATH: add it (export PATH=\"\$$HOME/.local/bin:\$$PATH\" in ~/.profile)";; esac
 
 # The default test run: everything but tests marked slow.
 test: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)

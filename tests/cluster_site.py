@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +22,13 @@ class _Handler(BaseHTTPRequestHandler):
             site.hits[path] += 1
             site.running += 1
             site.max_running = max(site.max_running, site.running)
+            site.lock.notify_all()
+            if site.overlap and not site.overlapped:
+                # the first answer waits for company, so that two at once is a fact, not luck
+                site.lock.wait_for(lambda: site.running >= 2, timeout=60)
+                site.overlapped = True
+        if site.gate is not None:
+            site.gate()
         try:
             self._answer(site, path)
         finally:
@@ -70,9 +78,12 @@ class _Server(ThreadingHTTPServer):
 class ClusterSite:
     """Pages /page/N (with /shared.css and /js/N.js), /slow/page (slow_parts slow images)."""
 
-    def __init__(self, latency: float = 0.0, slow: float = 0.5, slow_parts: int = 6):
+    def __init__(self, latency: float = 0.0, slow: float = 0.5, slow_parts: int = 6, overlap: bool = False):
         self.latency, self.slow, self.slow_parts = latency, slow, slow_parts
-        self.lock = threading.Lock()
+        self.overlap = overlap          # the first request waits until a second one is running
+        self.overlapped = False
+        self.gate: Callable[[], None] | None = None   # called before each answer (waiting.Gate)
+        self.lock = threading.Condition()
         self.hits: Counter[str] = Counter()
         self.running = 0
         self.max_running = 0

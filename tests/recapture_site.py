@@ -6,6 +6,7 @@ import gzip
 import random
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WORDS = [f"{a}{b}{c}" for a in "bcdfghklmnprstvz" for b in "aeiou" for c in ("n", "r", "s", "th", "l", "")]
@@ -34,7 +35,8 @@ class RecaptureSite:
         self.compress = compress            # pages gzip-encoded, as most servers send HTML; then
         # `size` is the body as sent (the same bytes each time, as zlib gives for the same input)
         self.counter = 0
-        self.delay = 0.0                    # seconds each answer waits (to kill a capture midway)
+        self.delay = 0.0                    # seconds each answer waits
+        self.gate: Callable[[], None] | None = None   # called before each answer (waiting.Gate)
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.bodies = {n: page_text(n, int(2.4 * size) if compress else size) for n in range(pages)}
@@ -49,6 +51,8 @@ class RecaptureSite:
             def do_GET(self) -> None:
                 with site.lock:
                     site.requests.append((self.path, dict(self.headers.items())))
+                if site.gate is not None:
+                    site.gate()
                 time.sleep(site.delay)
                 status, body, headers = site.answer(self.path, self.headers)
                 chunked = ("Transfer-Encoding", "chunked") in headers

@@ -8,6 +8,7 @@ import pytest
 
 from archive import CaptureOptions, capture
 from archive.errors import NoAnswer, UsageError
+from waiting import Gate, default_sigint, fetched, partial_folder, wait_for
 
 MAIN_DEPTH0 = {
     "/", "/static/css/site.css", "/static/css/typography.css", "/static/css/print.css",
@@ -165,9 +166,11 @@ def test_bad_seed_urls(site, collection):
 
 
 def test_failures_are_logged_and_capture_goes_on(site, collection, unused_port):
+    import threading
+    answer = threading.Event()   # set once the capture is over: the client's read timeout comes first
+
     def slow(handler):
-        import time
-        time.sleep(1.5)
+        answer.wait(60)
         handler.send_bytes(200, b"late", "text/plain")
 
     def page(handler):
@@ -177,8 +180,11 @@ def test_failures_are_logged_and_capture_goes_on(site, collection, unused_port):
 
     site.routes[("main", "/faulty.html")] = page
     site.routes[("main", "/slow.png")] = slow
-    snap = capture([site.main_url + "/faulty.html"], collection,
-                   CaptureOptions(read_timeout=0.5, ignore_robots=True))
+    try:
+        snap = capture([site.main_url + "/faulty.html"], collection,
+                       CaptureOptions(read_timeout=0.5, ignore_robots=True))
+    finally:
+        answer.set()
     by_url = {e["url"]: e for e in log_entries(snap.path)}
     assert by_url[site.main_url + "/slow.png"]["reason"].startswith("read-timeout")
     assert by_url[f"http://127.0.0.1:{unused_port}/x"]["reason"].startswith("connection-refused")
@@ -231,19 +237,29 @@ def test_max_urls_and_delay(site, collection):
 
 
 def test_interrupt_keeps_partial_capture(site, collection):
+    import os
     import signal
     import subprocess
     import sys
-    import time
 
-    site.routes[("main", "/slow.html")] = lambda h: (time.sleep(0.3), h.send_bytes(
-        200, "".join(f'<img src="/slow.html?{i}">' for i in range(30)).encode(), "text/html"))
+    site.routes[("main", "/slow.html")] = lambda h: h.send_bytes(
+        200, "".join(f'<img src="/slow.html?{i}">' for i in range(30)).encode(), "text/html")
+    gate = Gate(3).on_demo(site)   # the page and two images, then the capture waits on the server
     proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection),
                              "--depth", "0", "--per-host", "1", site.main_url + "/slow.html"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+    try:
+        wait_for(gate.held.is_set, 60, "the capture to wait for its fourth answer")
+        folder = wait_for(lambda: partial_folder(collection), 30, "the partial capture folder")
+        wait_for(lambda: fetched(folder) >= 3, 30, "three exchanges written")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)   # the answers under way are cut, not awaited
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        gate.open()
     assert proc.returncode == 4, err
     assert "partial capture kept" in err and err.count("\n") == 1
     partial = next(p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool"))
@@ -251,7 +267,7 @@ def test_interrupt_keeps_partial_capture(site, collection):
     from warcio.archiveiterator import ArchiveIterator
     with open(warc, "rb") as f:
         types = [r.rec_type for r in ArchiveIterator(f)]
-    assert types[0] == "warcinfo" and types.count("response") >= 2
+    assert types[0] == "warcinfo" and types.count("response") >= 3
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cluster_site import ClusterSite
 from redis_server import RedisServer
+from waiting import Gate, wait_for
 
 from archive.cli import main
 from archive.errors import LeaseLost
@@ -35,17 +36,6 @@ from archive.snapshot.store import PARTIAL, Collection
 
 DUE = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 FAST = ["--visibility-timeout", "3", "--lease-ttl", "2"]
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
-    """Poll `check` until it returns something true; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(autouse=True)
@@ -108,14 +98,29 @@ def finished(store: JobStore, jobs: list[Job]) -> Callable[[], bool]:
 
 
 # -- the parts, against a real redis-server --------------------------------------------------
+def counting(obj: object, method: str) -> list[float]:
+    """Wrap obj.method (before a heartbeat binds it) to note the time of each call."""
+    calls: list[float] = []
+    real = getattr(obj, method)
+
+    def counted():  # type: ignore[no-untyped-def]
+        calls.append(time.monotonic())
+        return real()
+    setattr(obj, method, counted)
+    return calls
+
+
 def test_lease_is_taken_once_renewed_while_held_and_freed_when_its_holder_dies(redis_server):
     client = connect(redis_server.url)
-    first, second = Lease(client, "t:lease", 0.6, "a"), Lease(client, "t:lease", 0.6, "b")
+    first, second = Lease(client, "t:lease", 1.5, "a"), Lease(client, "t:lease", 1.5, "b")
+    renewals = counting(first, "renew")
+    start = time.monotonic()
     assert first.acquire() and not second.acquire()
-    time.sleep(1.0)   # longer than the TTL: only the heartbeat keeps it
+    # past the TTL, and renewed on the way: only the heartbeat keeps it
+    wait_for(lambda: len(renewals) >= 4 and renewals[-1] - start > 1.5, 30, "four renewals past the TTL")
     assert first.holder() == first.token and not second.acquire()
     first._beat.stop()   # type: ignore[union-attr]  # the holder dies: no more heartbeats
-    wait_for("the lease to lapse", lambda: first.holder() is None, 3)
+    wait_for(lambda: first.holder() is None, 10, "the lease to lapse")
     assert second.acquire()
     assert not first.renew() and first.lost.is_set()
     first.release()   # not ours any more: must not free the new holder's claim
@@ -126,16 +131,18 @@ def test_lease_is_taken_once_renewed_while_held_and_freed_when_its_holder_dies(r
 
 def test_host_limiter_shares_slots_and_a_dead_holders_slots_come_back(redis_server):
     client = connect(redis_server.url)
-    one, two = RedisHostLimiter(client, 2, ttl=0.6), RedisHostLimiter(client, 2, ttl=0.6)
+    one, two = RedisHostLimiter(client, 2, ttl=1.5), RedisHostLimiter(client, 2, ttl=1.5)
+    beats = counting(one, "_renew"), counting(two, "_renew")
+    start = time.monotonic()
     assert one.try_acquire("h:1") and two.try_acquire("h:1")
     assert not one.try_acquire("h:1") and not two.try_acquire("h:1")
     assert two.try_acquire("h:2")   # hosts are counted apart
-    time.sleep(1.0)
+    wait_for(lambda: all(len(b) >= 4 and b[-1] - start > 1.5 for b in beats), 30, "renewals past the TTL")
     assert one.in_use("h:1") == 2   # renewed while held
     one.release("h:1")
     assert one.in_use("h:1") == 1 and two.try_acquire("h:1")
     two.close()   # "dies": its slots are no longer renewed
-    wait_for("dead slots to expire", lambda: one.in_use("h:1") == 0, 3)
+    wait_for(lambda: one.in_use("h:1") == 0, 10, "dead slots to expire")
     one.close()
 
 
@@ -221,17 +228,20 @@ def test_fifty_scheduled_seeds_over_three_workers_are_each_captured_once_dedupli
     coll = tmp_path / "coll"
     store = Collection(coll)
     client = connect(redis_server.url)
-    with ClusterSite(latency=0.01) as site:
+    with ClusterSite(latency=0.01, overlap=True) as site:
         urls = [f"{site.url}/page/{i}" for i in range(50)]
         schedule = Schedule(coll)
         for url in urls:
             schedule.add(url, "1d", {"depth": 0})
         for name in ("w1", "w2", "w3"):
             workers.start(name, coll, "--host-slots", "2", "--concurrency", "2", *FAST)
+        for name in ("w1", "w2", "w3"):   # all listening before any job is sent, so all share the work
+            wait_for(lambda: f"{name}@" in workers.log(name) and " ready." in workers.log(name), 60,
+                     f"worker {name} to be ready")
         assert main(["schedule", "run", "--broker", redis_server.url, "-C", str(coll), "--json"]) == 0
         assert sorted(json.loads(capsys.readouterr().out)["sent"]) == sorted(urls)
         jobstore = JobStore(client, store.identity())
-        wait_for("50 jobs done", lambda: sum(s.counts["done"] for s in jobstore.status()) == 50)
+        wait_for(lambda: sum(s.counts["done"] for s in jobstore.status()) == 50, 60, "50 jobs done")
         assert site.max_running == 2   # six captures at once, never more than two requests
         assert all(site.hits[f"/page/{i}"] == 1 for i in range(50))
     snaps = store.snapshots()
@@ -302,15 +312,17 @@ def _slow_job(redis_server, tmp_path, site):  # type: ignore[no-untyped-def]
 
 def test_a_worker_killed_mid_capture_loses_nothing_and_its_partial_is_resumed(
         redis_server, workers, tmp_path):
-    with ClusterSite(slow=0.4, slow_parts=8) as site:
+    with ClusterSite(slow=0.0, slow_parts=8) as site:
+        site.gate = gate = Gate(3)   # the page and two parts, then worker a waits on the server
         coll, store, client, jobstore, job, log = _slow_job(redis_server, tmp_path, site)
         workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
-        wait_for("the capture to be half done",
-                 lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, 30)
+        wait_for(gate.held.is_set, 60, "worker a to ask for a fourth URL")
+        wait_for(lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, 30, "three exchanges written")
         workers.start("b", coll, "--concurrency", "1", "--host-slots", "1", *FAST)
         workers.kill("a")
+        gate.open()
         assert not store.snapshots() and (coll / PARTIAL / job.capture_id).is_dir()
-        wait_for("the job to be taken over and done", lambda: jobstore.done(job), 60)
+        wait_for(lambda: jobstore.done(job), 60, "the job to be taken over and done")
         assert site.hits["/slow/page"] == 1   # resumed: the page it held was not fetched again
     snaps = store.snapshots()
     assert len(snaps) == 1 and verify(snaps[0]).ok
@@ -327,9 +339,9 @@ def test_a_job_whose_lease_is_taken_from_a_live_worker_is_not_dropped(redis_serv
         coll, store, client, jobstore, job, log = _slow_job(redis_server, tmp_path, site)
         workers.start("a", coll, "--concurrency", "1", "--host-slots", "1", "--lease-ttl", "2",
                       "--visibility-timeout", "60")
-        wait_for("the capture to be under way", lambda: log.is_file() and log.read_text(), 30)
+        wait_for(lambda: log.is_file() and log.read_text(), 30, "the capture to be under way")
         client.delete(jobstore.lease_key(job))   # as if it had lapsed
-        wait_for("the job to be done all the same", lambda: jobstore.done(job), 60)
+        wait_for(lambda: jobstore.done(job), 60, "the job to be done all the same")
     assert "lost" in workers.log("a")
     snaps = store.snapshots()
     assert len(snaps) == 1 and verify(snaps[0]).ok

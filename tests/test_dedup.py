@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from recapture_site import RecaptureSite
 from warcio.archiveiterator import ArchiveIterator
+from waiting import Gate, fetched, partial_folder, wait_for
 
 from archive.errors import HasDependents
 from archive.read.export import export
@@ -344,20 +345,23 @@ def test_an_index_line_that_lies_is_never_referred_to(site: RecaptureSite, colle
 
 
 def test_a_resumed_capture_keeps_the_dependencies_of_the_revisits_it_wrote(collection: Path):
+    import os
     import signal
-    import time
     slow = RecaptureSite(pages=30)
     try:
         first = capture(slow.url + "/", collection, depth=1)
-        slow.delay = 0.05
-        before = len(slow.requests)
+        slow.gate = gate = Gate(12)   # twelve answers, then the capture waits on the server
         proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), "--per-host", "1",
-                                 "-q", slow.url + "/"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(slow.requests) - before < 12:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+                                 "-q", slow.url + "/"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            wait_for(gate.held.is_set, 60, "the capture to ask for a 13th URL")
+            folder = wait_for(lambda: partial_folder(collection), 30, "the partial capture folder")
+            wait_for(lambda: fetched(folder) >= 12, 30, "twelve exchanges written")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            gate.open()
         partial = Collection(collection).partials()[0]
         resumed = capture([], collection, resume=partial.name)
     finally:

@@ -23,12 +23,13 @@ def fetcher(tmp_path):
 class RawServer:
     """A one-shot TCP server answering each connection with fixed bytes (then maybe hanging up)."""
 
-    def __init__(self, answer: bytes, close: bool = True, hold: float = 0.0):
+    def __init__(self, answer: bytes, close: bool = True, hold: bool = False):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/x"
         self.answer, self.close, self.hold = answer, close, hold
+        self.release = threading.Event()   # a held connection stays open until the test is done
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -37,7 +38,7 @@ class RawServer:
         conn.recv(65536)
         conn.sendall(self.answer)
         if self.hold:
-            threading.Event().wait(self.hold)
+            self.release.wait(60)
         if self.close:
             conn.shutdown(socket.SHUT_RDWR)
         conn.close()
@@ -74,7 +75,11 @@ def test_body_shorter_than_content_length_is_kept_and_marked(fetcher):
 
 def test_body_stalling_past_read_timeout_is_marked_time(fetcher):
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstart"
-    ex = fetcher.fetch(RawServer(raw, hold=3.0).url)
+    server = RawServer(raw, hold=True)
+    try:
+        ex = fetcher.fetch(server.url)
+    finally:
+        server.release.set()
     assert ex.truncated == "time"
     assert ex.block.read_bytes() == raw
 

@@ -86,7 +86,7 @@ def test_exported_wacz_imports_with_the_same_id(demo_snapshot, tmp_path, collect
             assert (snap.path / path.relative_to(demo_snapshot.path)).read_bytes() == path.read_bytes()
     with pytest.raises(AlreadyImported, match=demo_snapshot.id[:12]):
         import_archive(wacz, collection)
-    assert [p.name for p in collection.iterdir()] == [snap.path.name]   # no .partial left
+    assert sorted(p.name for p in collection.iterdir()) == [".state", snap.path.name]   # no .partial left
 
 
 def test_py_wacz_package_imports(demo_snapshot, tmp_path, collection):

@@ -5,13 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.cli import main
+
+from waiting import Gate, fetched, partial_folder, wait_for
 
 
 @pytest.fixture
@@ -63,20 +64,43 @@ def test_free_space_guard_stops_before_the_disk_fills(faults, small_disk, capsys
     assert code == 4 and "less than --min-free" in err
 
 
-@pytest.mark.parametrize("moment", [0.6, 1.2, 1.9])
-def test_kill_9_leaves_readable_warcs(site, collection, moment):
-    site.latency = 0.2
+def start_capture(site, collection: Path, passing: int) -> tuple[subprocess.Popen[bytes], Gate, Path]:
+    """Start a capture of the demo site in a process group of its own; return once it has
+    written `passing` exchanges and waits on the server for the next ones (the gate holds)."""
+    gate = Gate(passing).on_demo(site)
     proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), "--quiet",
                              "--per-host", "1", site.main_url + "/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(moment)
-    proc.send_signal(signal.SIGKILL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(gate.held.is_set, 60, f"the capture to ask for more than {passing} URLs")
+        folder = wait_for(lambda: partial_folder(collection), 30, "the partial capture folder")
+        wait_for(lambda: fetched(folder) >= passing, 30, f"{passing} exchanges written")
+    except BaseException:
+        stop_group(proc)
+        gate.open()
+        raise
+    return proc, gate, folder
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 the process group of `proc` and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     proc.wait()
+
+
+@pytest.mark.parametrize("passing", [1, 12, 40])
+def test_kill_9_leaves_readable_warcs(site, collection, passing):
+    proc, gate, _ = start_capture(site, collection, passing)
+    stop_group(proc)   # mid-capture: requests in flight, held by the gate
+    gate.open()
     partials = [p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool")]
     assert len(partials) == 1, "a killed capture stays under .partial, never looks complete"
     assert not [p for p in collection.iterdir() if not p.name.startswith(".")]
     warcs = sorted((partials[0] / "archive").glob("*.warc.gz"))
-    assert warcs and complete_records(warcs[0]) >= 1
+    assert warcs and complete_records(warcs[0]) >= 1 + 2 * passing   # warcinfo, request and response
     from archive.read.find import snapshots
     listed = snapshots(collection)
     assert [(s.complete, s.seeds) for s in listed] == [(False, (site.main_url + "/",))]
@@ -85,16 +109,10 @@ def test_kill_9_leaves_readable_warcs(site, collection, moment):
 
 
 def test_resume_after_kill_9_fetches_only_what_is_missing(site, collection, capsys):
-    site.latency = 0.2
-    proc = subprocess.Popen([sys.executable, "-m", "archive", "capture", "-C", str(collection), "--quiet",
-                             "--per-host", "1", site.main_url + "/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(2.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = next(p for p in (collection / ".partial").iterdir() if not p.name.endswith(".spool"))
+    proc, gate, partial = start_capture(site, collection, 12)
+    stop_group(proc)
     before = list(site.requests)
-    site.latency = 0.0
+    gate.open()
     code = main(["capture", "-C", str(collection), "--resume", partial.name, "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from recapture_site import RecaptureSite
+from waiting import Gate, wait_for
 
 from archive.errors import ScheduleBusy, UsageError
 from archive.read.audit import audit
@@ -142,21 +142,21 @@ def test_two_runs_never_overlap(collection: Path):
 
 def test_a_killed_run_leaves_a_stale_lock_the_next_run_takes_over(collection: Path):
     slow = RecaptureSite(pages=40)
-    slow.delay = 0.2
+    slow.gate = gate = Gate(5)   # five answers, then the capture waits on the server
     try:
         Schedule(collection).add(slow.url + "/", "1d", {"depth": 1, "per_host": 1})
         proc = subprocess.Popen([sys.executable, "-m", "archive", "schedule", "run", "-C", str(collection)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         lock = collection / ".state" / "schedule.lock"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(slow.requests) < 5:
-            time.sleep(0.05)
-        assert lock.read_text().startswith(f"pid {proc.pid} ")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        try:
+            wait_for(gate.held.is_set, 60, "the scheduled capture to ask for a sixth URL")
+            assert lock.read_text().startswith(f"pid {proc.pid} ")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            gate.open()
         assert lock.read_text()   # the holder died holding it
         assert len(Collection(collection).partials()) == 1
-        slow.delay = 0.0
         out = archive_cli("schedule", "run", "-C", str(collection))
         assert "took over the lock of a run that died" in out.stderr and f"pid {proc.pid} " in out.stderr
         state = Schedule(collection).state()[slow.url + "/"]

@@ -188,9 +188,14 @@ def print_report(report: Report, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         write_json(report.to_json(), out)
         return
-    head = "OK" if report.ok else "FAILED"
+    # bytes intact but not what the reader claimed (--expect, --trust, --tsa-cert): not damage
+    head = "OK" if report.ok else "FAILED" if not report.intact else "INTACT, NOT AS CLAIMED"
     out.write(f"{head} {report.path} sha256:{report.snapshot_id}: {report.files} files, "
               f"{report.records} WARC records, {human_bytes(report.bytes)} checked\n")
+    if report.cited and (report.snapshot_id or "").startswith(report.cited):
+        digits = len(report.cited)
+        out.write(f"  the package cited: sha256:{report.cited}"
+                  + (f"... (a prefix: {digits} of 64 digits)\n" if digits < 64 else "\n"))
     if report.dependencies:
         out.write(f"  {report.dependencies} revisit records: their originals checked\n")
     if report.package_digest:

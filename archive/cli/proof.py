@@ -15,7 +15,7 @@ from typing import Any
 from archive.errors import ProofError
 from archive.models import Snapshot
 
-from .common import command
+from .common import command, printable
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -33,6 +33,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "datapackage-digest.json. The id does not change.")
     sign.add_argument("snapshot", metavar="SNAPSHOT", help="folder, id or unique id prefix")
     sign.add_argument("--key", type=Path, metavar="PATH", help="the private key (default: the config folder's)")
+    sign.add_argument("--force", action="store_true",
+                      help="replace a signature by another key (a package holds one signature)")
 
     stamp = command(sub, common, "timestamp", _cmd_timestamp, "get an RFC 3161 timestamp of a snapshot",
                     "Ask a time-stamping authority for a token over the snapshot id; it goes into "
@@ -62,11 +64,13 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 def _cmd_sign(args: argparse.Namespace) -> int:
     from archive.proofs.signing import sign
 
-    signed = sign(args.snapshot, args.collection, key=args.key)
+    signed = sign(args.snapshot, args.collection, key=args.key, replace=args.force)
     if args.format == "json":
         sys.stdout.write(json.dumps(signed.to_json(), indent=2) + "\n")
     else:
-        sys.stdout.write(f"signed {signed.path} sha256:{signed.snapshot_id} with key {signed.fingerprint}\n")
+        replaced = f" (replacing the signature by {printable(signed.replaced)})" if signed.replaced else ""
+        sys.stdout.write(f"signed {signed.path} sha256:{signed.snapshot_id} with key {signed.fingerprint}"
+                         f"{replaced}\n")
     return 0
 
 

@@ -81,7 +81,7 @@ def _check_signature(signed: Any, report: Findings, created: str | None, keys: s
     from .signing import check_signature
 
     if signed is None:
-        report.problems.append(Problem(DIGEST_FILE, "not signed, but --trust asks for a signature"))
+        report.problems.append(Problem(DIGEST_FILE, "not signed, but --trust asks for a signature", claim="--trust"))
         return
     if isinstance(signed, dict) and "publicKey" not in signed and "domainCert" in signed and keys is None:
         # the spec's domain-name identity mode (authsign): a package made elsewhere, not ours to judge
@@ -106,7 +106,7 @@ def _check_signature(signed: Any, report: Findings, created: str | None, keys: s
         report.proofs.append(Proof("signature", True, True, f"signature valid, signer trusted: key {key}", details))
     else:
         report.problems.append(Problem(DIGEST_FILE, "signed by a key not given with --trust",
-                                       expected=" or ".join(sorted(keys)), found=key))
+                                       expected=" or ".join(sorted(keys)), found=key, claim="--trust"))
         report.proofs.append(Proof("signature", True, False, f"signature valid but by another key: {key}", details))
 
 
@@ -115,7 +115,8 @@ def _check_timestamps(entries: Any, report: Findings, anchors: list[Any] | None)
 
     if not entries:
         report.problems.append(Problem(DIGEST_FILE, "no timestamp, but --tsa-cert asks for one"
-                                       if anchors is not None else "empty timestamps list"))
+                                       if anchors is not None else "empty timestamps list",
+                                       claim="--tsa-cert" if anchors is not None else None))
         return
     if not isinstance(entries, list):
         report.problems.append(Problem(DIGEST_FILE, "timestamps is not a list"))
@@ -127,7 +128,8 @@ def _check_timestamps(entries: Any, report: Findings, anchors: list[Any] | None)
             report.problems.append(Problem(DIGEST_FILE, f"timestamp {n} invalid: {result.why}"))
             report.proofs.append(Proof("timestamp", False, result.trusted, f"timestamp INVALID: {result.why}", details))
         elif result.trusted is False:
-            report.problems.append(Problem(DIGEST_FILE, f"timestamp {n} not trusted: {result.why}"))
+            report.problems.append(Problem(DIGEST_FILE, f"timestamp {n} not trusted: {result.why}",
+                                           claim="--tsa-cert"))
             report.proofs.append(Proof("timestamp", True, False, f"timestamp valid, TSA not trusted: {result.why}",
                                        details))
         else:

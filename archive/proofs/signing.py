@@ -54,10 +54,11 @@ class Signed:
     snapshot_id: str
     fingerprint: str
     created: str
+    replaced: str | None = None   # the signer of the signature this one replaced (--force)
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         return {"path": str(self.path), "id": self.snapshot_id, "fingerprint": self.fingerprint,
-                "created": self.created}
+                "created": self.created, "replaced": self.replaced}
 
 
 def default_key_path() -> Path:
@@ -126,11 +127,15 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def sign(snapshot: Path | str, collection: Path | str | None = None, *,
-         key: Path | str | None = None) -> Signed:
+         key: Path | str | None = None, replace: bool = False) -> Signed:
     """Sign a snapshot folder (path, id or id prefix): write `signedData` into its
     datapackage-digest.json; return what was signed. The snapshot id does not change.
 
-    Raises ProofError (no usable key), SnapshotNotFound, NotASnapshot, StorageError.
+    The WACZ signing spec gives a package one `signedData` object, not a list, so a
+    signature by another key (or one that cannot be read) is replaced only with `replace`;
+    signing again with the same key is allowed.
+    Raises ProofError (no usable key, or signed by another key), SnapshotNotFound,
+    NotASnapshot, StorageError.
     """
     private = load_private_key(Path(key) if key is not None else default_key_path())
     folder = snapshot_folder(snapshot, collection)
@@ -138,10 +143,30 @@ def sign(snapshot: Path | str, collection: Path | str | None = None, *,
     if not created:   # the WACZ signature binds the package's creation time: there must be one
         raise ProofError(str(folder), f"{DATAPACKAGE} has no created time for the signature to bind")
     doc = load_digest(folder)
+    ours = fingerprint(_spki(private.public_key()))
+    earlier = signer_of(doc[SIGNED_DATA]) if SIGNED_DATA in doc else None
+    if earlier == f"key {ours}":
+        earlier = None   # signed again by the same key: nothing of anyone else's is lost
+    if earlier is not None and not replace:
+        raise ProofError(str(folder), f"already signed by {earlier}; a WACZ package holds one signature: "
+                                      "--force replaces it")
     doc[SIGNED_DATA] = signed_data(f"sha256:{snapshot_id}", created, private)
     write_digest(folder, doc)
-    der = _spki(private.public_key())
-    return Signed(folder, snapshot_id, fingerprint(der), created)
+    return Signed(folder, snapshot_id, ours, created, earlier)
+
+
+def signer_of(signed: Any) -> str:
+    """Name who made a signedData object: "key sha256:<hex>" (anonymous mode), the domain
+    (domain-name mode), or "an unreadable signature" (whether or not it verifies)."""
+    if isinstance(signed, dict) and isinstance(signed.get("publicKey"), str):
+        try:
+            return "key " + fingerprint(base64.b64decode(signed["publicKey"], validate=True))
+        except ValueError:
+            pass
+    elif isinstance(signed, dict) and "domainCert" in signed:
+        # ascii(): the name comes from the package; no control character of it reaches a terminal
+        return f"the domain certificate of {ascii(str(signed.get('domain'))[:200])}"
+    return "an unreadable signature"
 
 
 def signed_data(hash_text: str, created: str, private: ec.EllipticCurvePrivateKey) -> dict[str, str]:

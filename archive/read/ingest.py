@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import re
 import shutil
 import uuid
@@ -49,6 +50,8 @@ from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name
 from archive.warc.cdxj import REVISIT_MIME, write_index
 
 from .verify import Problem, Report, check_warc, verify
+
+logger = logging.getLogger(__name__)
 
 INDEXED = ("response", "revisit", "resource")
 PAGE_TYPES = ("text/html", "application/xhtml+xml")
@@ -98,6 +101,7 @@ def _import_wacz(path: Path, store: Collection, import_id: str, clock: Clock) ->
         counts = {"files": report.files, "records": report.records, "bytes": report.bytes,
                   "pages": package.page_count()}
         target = store.publish(folder, snapshot_name(created, host, snapshot_id))
+    _note_verified(store, snapshot_id, clock)
     return Snapshot(id=snapshot_id, path=target, created=str(data.get("created", "")),
                     seeds=tuple(seeds), counts=counts)
 
@@ -172,6 +176,7 @@ def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) ->
         start = min(scan.dates, default=clock())
         host = host_of(scan.pages[0]["url"] if scan.pages else scan.records[0].url if scan.records else "")
         target = store.publish(folder, snapshot_name(start, host, snapshot_id))
+    _note_verified(store, snapshot_id, clock)
     meta = package["archive"]
     return Snapshot(id=snapshot_id, path=target, created=package["created"],
                     seeds=tuple(s["url"] for s in meta["seeds"]), counts=dict(meta["counts"]))
@@ -303,6 +308,16 @@ def _verified(source: Path, target: Path, store: Collection) -> Report:
     if not report.ok:
         raise ImportRejected(source, report.problems)
     return report
+
+
+def _note_verified(store: Collection, snapshot_id: str, clock: Clock) -> None:
+    """Note the verification the import just made in the collection's state, as `verify`
+    does, so that `list` shows the snapshot verified. The snapshot is in place already:
+    a state file that cannot be written is a warning, not a failed import."""
+    try:
+        store.record_verification(snapshot_id, True, 0, rfc3339(clock()))
+    except StorageError as exc:
+        logger.warning("imported %s, but its verification was not noted: %s", snapshot_id[:12], exc)
 
 
 @contextmanager

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.errors import NotASnapshot
+from archive.errors import NotASnapshot, UsageError
 from archive.formats.wire import BLOCK
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
@@ -29,6 +30,8 @@ from archive.warc.writer import DIGEST_CONVENTION
 from .coverage import Records, check_index, check_layout, check_pages
 
 HTTP_RECORDS = ("response", "request")
+ID_DIGITS = 64             # a snapshot id: the SHA-256 of datapackage.json, in hex
+EXPECT_MIN_DIGITS = 12     # 48 bits: the shortest prefix taken; a package made to match it costs ~1e14 hashes
 SOURCE_FILES = (SOURCE + DATAPACKAGE, SOURCE + DIGEST_FILE)
 
 
@@ -46,19 +49,30 @@ class Report:
     dependencies: int = 0                 # revisit records whose originals were checked
     package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
     proofs: list[Proof] = field(default_factory=list)   # signature and timestamps, valid or not
+    cited: str | None = None              # the hex digits of --expect, all 64 or a prefix
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def damage(self) -> list[Problem]:
+        """The problems of the stored bytes themselves, leaving out a reader's claim they
+        contradict (a citation, a key, a TSA): only these make a snapshot FAILED."""
+        return [p for p in self.problems if p.claim is None]
+
+    @property
+    def intact(self) -> bool:
+        return not self.damage
+
     def to_json(self) -> dict[str, Any]:
         """Return the report as plain JSON values."""
-        return {"path": str(self.path), "id": self.snapshot_id, "ok": self.ok,
+        return {"path": str(self.path), "id": self.snapshot_id, "ok": self.ok, "intact": self.intact,
                 "files": self.files, "records": self.records, "bytes": self.bytes,
                 "problems": [{k: v for k, v in vars(p).items() if v is not None}
                              for p in self.problems],
                 "dependencies": self.dependencies, "package_digest": self.package_digest,
-                "digest_convention": self.convention,
+                "digest_convention": self.convention, "cited": self.cited,
                 "proofs": [p.to_json() for p in self.proofs]}
 
 
@@ -67,15 +81,20 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
            trust: Sequence[Path | str] = (), tsa_certs: Sequence[Path | str] = ()) -> Report:
     """Verify a snapshot folder, a .wacz file, or an id (prefix) in `collection`.
 
-    With `expect` ("sha256:<hex>" or a hex id), also check that the package is that one.
-    With `record`, a snapshot of the collection gets the result noted in the collection's
-    state (shown by `archive list`). Its signature and timestamps are checked too: against
-    the keys in `trust` and the TSA certificates in `tsa_certs` when given (proofs.py).
+    With `expect` ("sha256:<hex>" or bare hex: the full 64 digits, or a prefix of at least
+    12), also check that the package is that one. With `record`, a snapshot of the collection
+    gets the state of its bytes noted in the collection's state (shown by `archive list`,
+    heeded by deduplication): a package that is not the one cited, or proofs by a key or TSA
+    other than those given, are reported but are not damage. Its signature and timestamps are
+    checked too: against the keys in `trust` and the TSA certificates in `tsa_certs` when
+    given (proofs.py).
     Readers go by the index and the page list, so those are checked against the records too:
     the WACZ 1.1.1 layout, zip anomalies, every CDXJ line against the one record at its place,
     every page entry against the matched lines (read/coverage.py).
-    Raises NotASnapshot, SnapshotNotFound, ProofError (an unreadable trust file).
+    Raises UsageError (a malformed or too short `expect`), NotASnapshot, SnapshotNotFound,
+    ProofError (an unreadable trust file).
     """
+    wanted = expected_digest(expect) if expect is not None else None
     store = Collection(collection)
     with store.open(str(snapshot)) as package:
         report = Report(package.path)
@@ -91,15 +110,15 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         resolution = depends.resolve(package, home)
         report.dependencies = resolution.checked
         report.problems.extend(resolution.problems)
-    if expect is not None:
-        wanted = expect.lower().removeprefix("sha256:")
-        if report.snapshot_id != wanted:
-            report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
-                                              expected=f"sha256:{wanted}",
-                                              found=f"sha256:{report.snapshot_id}"))
+    report.cited = wanted
+    if wanted is not None and not (report.snapshot_id or "").startswith(wanted):
+        shortened = "..." if len(wanted) < ID_DIGITS else ""
+        report.problems.insert(0, Problem(DATAPACKAGE, "not the package cited",
+                                          expected=f"sha256:{wanted}{shortened}",
+                                          found=f"sha256:{report.snapshot_id}", claim="--expect"))
     if record and report.snapshot_id and store.holds(report.path):
         when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        store.record_verification(report.snapshot_id, report.ok, len(report.problems), when)
+        store.record_verification(report.snapshot_id, report.intact, len(report.damage), when)
     return report
 
 
@@ -112,6 +131,25 @@ def _check_contents(package: Package, listed: dict[str, dict[str, Any]], report:
     coverage = check_index(package, warcs)
     report.problems.extend(coverage.problems)
     report.problems.extend(check_pages(package, coverage.captured))
+
+
+def expected_digest(expect: str) -> str:
+    """Return the hex digits of a cited id, "sha256:<hex>" or "<hex>", lower-cased: all 64
+    digits of the SHA-256 (FIPS 180-4), or a prefix of at least EXPECT_MIN_DIGITS.
+
+    >>> expected_digest("SHA256:3F2A9C0D1E2B")
+    '3f2a9c0d1e2b'
+
+    Raises UsageError for anything else, a shorter prefix included: 8 digits (32 bits) can
+    be matched by a forged package with a few billion tries.
+    """
+    wanted = expect.strip().lower().removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]+", wanted) or len(wanted) > ID_DIGITS:
+        raise UsageError(f"--expect {expect[:80]!r} is not sha256: and at most {ID_DIGITS} hex digits")
+    if len(wanted) < EXPECT_MIN_DIGITS:
+        raise UsageError(f"--expect {expect[:80]!r} is too short to check a citation: give at least "
+                         f"{EXPECT_MIN_DIGITS} hex digits of the id (all {ID_DIGITS} in full)")
+    return wanted
 
 
 def _load_json(package: Package, name: str, report: Report, canonical: bool) -> Any:

@@ -16,7 +16,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Problem:
-    """One integrity failure, with its place."""
+    """One integrity failure, with its place. `claim` names the reader's claim it contradicts
+    (`--expect`, `--trust`, `--tsa-cert`): None when the stored bytes themselves are wrong."""
 
     file: str
     what: str
@@ -24,6 +25,7 @@ class Problem:
     uri: str | None = None
     expected: str | None = None
     found: str | None = None
+    claim: str | None = None
 
     def __str__(self) -> str:
         place = self.file + (f" @{self.offset}" if self.offset is not None else "")
