@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from archive.web.replay import ReplayUnavailable, find_wayback
 
@@ -23,16 +23,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(pid: int) -> bool:
@@ -97,9 +87,9 @@ def serving(collection: Path, port: int, wayback: Path, log: Path) -> Iterator[s
 
 def started(proc: subprocess.Popen[bytes], port: int, log: Path) -> int:
     """Wait until serve says it serves and the port answers; return pywb's pid."""
-    wait_for("serve to say it serves", lambda: "serving" in log.read_text() or proc.poll() is not None)
+    wait_for(lambda: "serving" in log.read_text() or proc.poll() is not None, DEADLINE, "serve to say it serves")
     assert proc.poll() is None, log.read_text()
-    wait_for("pywb to answer", lambda: answers(port))
+    wait_for(lambda: answers(port), DEADLINE, "pywb to answer")
     kids = children(proc.pid)
     assert len(kids) == 1, kids
     return kids[0]
@@ -113,8 +103,8 @@ def test_serve_stops_pywb_on_every_signal(tmp_path, wayback, sig):
         assert os.getpgid(pywb) == pywb != os.getpgid(proc.pid)   # a process group of its own
         proc.send_signal(sig)
         assert proc.wait(DEADLINE) == 0, log.read_text()
-        wait_for("pywb to be gone", lambda: not alive(pywb), 30)
-        wait_for("the port to be free", lambda: not answers(port), 30)
+        wait_for(lambda: not alive(pywb), 30, "pywb to be gone")
+        wait_for(lambda: not answers(port), 30, "the port to be free")
     assert "Traceback" not in log.read_text()
 
 
@@ -124,7 +114,7 @@ def test_pywb_dies_with_a_serve_that_is_killed(tmp_path, wayback):
         pywb = started(proc, port, log)
         proc.kill()   # no handler runs: the kernel's parent-death signal must end pywb
         proc.wait()
-        wait_for("pywb to be gone", lambda: not alive(pywb), 30)
+        wait_for(lambda: not alive(pywb), 30, "pywb to be gone")
 
 
 def test_serve_on_a_taken_port_is_one_line_and_exit_2(tmp_path, wayback):
