@@ -168,3 +168,20 @@ def test_a_domain_signature_is_named_safely_and_kept_without_force(snap, tmp_pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "the domain certificate of 'evil.example" in err
     assert json.loads((snap / DIGEST_FILE).read_text())["signedData"]["domain"].startswith("evil.example")
+
+
+def test_capture_verify_and_demo_note_their_verification_in_the_collection_given(site, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """`capture --verify -C DIR` and `demo -C DIR` say OK: `list -C DIR` must say verified, not
+    "never verified" (the result was once noted in the default collection instead)."""
+    monkeypatch.chdir(tmp_path)   # the default collection, ./snapshots, is not the one given
+    collection = tmp_path / "elsewhere"
+    assert main(["capture", "-q", "-C", str(collection), "--verify", "--depth", "0", site.main_url + "/"]) == 0
+    capsys.readouterr()
+    assert main(["demo", "-C", str(collection)]) == 0
+    capsys.readouterr()
+    found = snapshots(collection)
+    assert len(found) == 2
+    assert all(s.verified is not None and s.verified["ok"] is True for s in found), found
+    assert "never verified" not in listed(capsys, collection)
+    assert not (tmp_path / "snapshots").exists()

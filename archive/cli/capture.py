@@ -210,7 +210,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if args.sign or args.tsa:   # signature and timestamps (proof.py) go in before verification
         from .proof import prove
         proofs, failed = prove(snap, args.sign, args.key, args.tsa)
-    report = verify(snap.path, record=True) if args.verify else None
+    report = verify(snap.path, args.collection, record=True) if args.verify else None
     code = emit_capture(snap, report, args.format, proofs)
     if failed is not None:
         error(f"{failed}; the snapshot {snap.short_id} is kept without that proof "
@@ -233,4 +233,4 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         snap = capture([site.main_url + "/"], args.collection)
     finally:
         site.stop()
-    return emit_capture(snap, verify(snap.path, record=True), args.format)
+    return emit_capture(snap, verify(snap.path, args.collection, record=True), args.format)
