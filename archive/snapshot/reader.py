@@ -213,7 +213,9 @@ class Package:
         """Open the response record at `offset`: (response, stream positioned at the entity body)."""
         with self.member(self.warc_path(filename)) as f:
             f.seek(offset)
-            record = next(iter(ArchiveIterator(f, no_record_parse=True)))
+            record = next(iter(ArchiveIterator(f, no_record_parse=True)), None)
+            if record is None:   # an offset at or past the end of the WARC: no record there
+                raise NotASnapshot(self.path, f"no WARC record at {filename[:200]}@{offset}")
             stream = record.raw_stream
             try:
                 _, status, _, headers = parse_head(read_head(stream, STORED_HEAD))
