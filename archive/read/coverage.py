@@ -80,10 +80,11 @@ def check_layout(package: Package) -> list[Problem]:
 def check_index(package: Package, warcs: dict[str, Records]) -> Coverage:
     """Check every line of every index against the record it names (see `line_problem`)."""
     result = Coverage()
+    first: dict[tuple[str, int], str] = {}   # (WARC member, offset) -> the line naming it first
     for name in package.index_names():
         shown = 0
         for number, entry in _lines(package, name, result):
-            why = line_problem(entry, warcs)
+            why = _repeated(entry, first, f"{name} line {number}") or line_problem(entry, warcs)
             if why is None:
                 result.captured.add((entry.url, entry.timestamp[:14]))
                 continue
@@ -94,6 +95,17 @@ def check_index(package: Package, warcs: dict[str, Records]) -> Coverage:
         if shown > MAX_SHOWN:
             result.problems.append(Problem(name, f"{shown - MAX_SHOWN} more index lines do not match their records"))
     return result
+
+
+def _repeated(entry: IndexEntry, first: dict[tuple[str, int], str], where: str
+              ) -> tuple[str, str | None, str | None] | None:
+    """Return a problem when an earlier index line named the same record (file and offset):
+    a record is indexed once, and repeated lines only make readers work (issue 13)."""
+    key = (warc_member(entry.filename) or entry.filename, entry.offset)
+    earlier = first.setdefault(key, where)
+    if earlier == where:
+        return None
+    return f"names the same record as {earlier}", None, None
 
 
 def _lines(package: Package, name: str, result: Coverage) -> Iterator[tuple[int, IndexEntry]]:
