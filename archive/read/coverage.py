@@ -25,6 +25,7 @@ from archive.formats.urls import surt_key
 from archive.snapshot.package import DATAPACKAGE
 from archive.snapshot.reader import IndexEntry, Package, parse_cdxj, warc_member
 from archive.warc.cdxj import REVISIT_MIME
+from archive.warc.check import head_matches
 from archive.warc.digests import Problem
 
 PAGES = "pages/pages.jsonl"
@@ -153,7 +154,7 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
     if kind not in INDEXED_TYPES or (kind == "revisit") != (entry.mime == REVISIT_MIME):
         return "record type differs", kind, entry.mime
     uri = heads.get("warc-target-uri", "").strip().strip("<>")
-    if uri != entry.url:
+    if uri != entry.url and not any(head_matches(heads, "warc-target-uri", u) for u in (entry.url, f"<{entry.url}>")):
         return "URL differs from the record's WARC-Target-URI", uri, entry.url
     # pywb keys a POST by its URL plus "__wb_method=post&..." (the request body): same URL
     key = entry.urlkey.split("__wb_method=", 1)[0].rstrip("?&") if "__wb_method=" in entry.urlkey else entry.urlkey
