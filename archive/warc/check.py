@@ -240,7 +240,7 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
 
 def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
     """Check records from the stream's position on, counting them in `stored.records`."""
-    previous = None
+    previous = reported = None
     while True:
         line = stored.readline()
         while line in (b"\r\n", b"\n"):
@@ -252,9 +252,10 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
         stored.record_start = offset if stored.gz else stored.members[0][1] + position
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
-        if stored.gz and offset == previous:
+        if stored.gz and offset == previous and offset != reported:
             # readers seek to a record's member: a second record in one member cannot be reached
             problems.append(Problem(rel, "several records in one gzip member", offset))
+            reported = offset
         first_in_member = not (stored.gz and offset == previous)
         previous = offset
         headers = _warc_headers(stored)
