@@ -121,7 +121,8 @@ class Package:
 
     def lines(self, name: str, limit: int = MAX_LINE) -> Iterator[bytes]:
         """Yield the lines of a text member (gunzipped when its name ends in .gz), streamed;
-        raise NotASnapshot at a line over `limit` bytes."""
+        raise NotASnapshot at a line over `limit` bytes, or once a gzipped member has inflated
+        past INFLATE_RATIO times its size plus INFLATE_ALLOWANCE (the zip rule, zipcheck.py)."""
         # a gzipped member may inflate by the ratio the zip check allows (zipcheck.py), no more
         cap = INFLATE_ALLOWANCE + INFLATE_RATIO * self.size(name) if name.endswith(".gz") else None
         with self.member(name) as raw:
