@@ -92,9 +92,11 @@ def plural(n: int, word: str) -> str:
 
 
 # C0 but LF (CR only before LF: RIS ends lines with CR LF), DEL, C1 (ECMA-48: CSI is 0x9B),
-# and what reorders or breaks lines: LRM/RLM, bidi embeddings and isolates, U+2028/U+2029.
-_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029"
-                     "\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+# and what reorders, hides or breaks text: the Arabic letter mark, zero-width characters,
+# LRM/RLM, bidi embeddings and isolates, invisible operators, the BOM, U+2028/U+2029
+# (Unicode bidi and format controls, UAX #9 and General_Category Cf).
+_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
+                     "\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]|\r(?!\n)")
 _UNSAFE_FIELD = re.compile(_UNSAFE.pattern + "|[\r\n]")
 
 

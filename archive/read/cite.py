@@ -139,8 +139,11 @@ def _dict(value: Any) -> dict[str, Any]:
 def _scan(package: Package, urls: set[str]) -> dict[str, list[IndexEntry]]:
     """Return the index entries of `urls`, earliest first, in one pass over the index."""
     found: dict[str, list[IndexEntry]] = {}
+    seen: set[tuple[str, int]] = set()   # a line repeated names the same record: held once
     for entry in (e for e in package.index() if e.url in urls):
-        found.setdefault(entry.url, []).append(entry)
+        if (entry.filename, entry.offset) not in seen:
+            seen.add((entry.filename, entry.offset))
+            found.setdefault(entry.url, []).append(entry)
     return {url: sorted(entries, key=lambda e: (e.timestamp, e.filename, e.offset))
             for url, entries in found.items()}
 

@@ -25,6 +25,7 @@ from archive.formats.urls import surt_key
 from archive.snapshot.package import DATAPACKAGE
 from archive.snapshot.reader import IndexEntry, Package, parse_cdxj, warc_member
 from archive.warc.cdxj import REVISIT_MIME
+from archive.warc.check import head_matches
 from archive.warc.digests import Problem
 
 PAGES = "pages/pages.jsonl"
@@ -80,10 +81,11 @@ def check_layout(package: Package) -> list[Problem]:
 def check_index(package: Package, warcs: dict[str, Records]) -> Coverage:
     """Check every line of every index against the record it names (see `line_problem`)."""
     result = Coverage()
+    first: dict[tuple[str, int], str] = {}   # (WARC member, offset) -> the line naming it first
     for name in package.index_names():
         shown = 0
         for number, entry in _lines(package, name, result):
-            why = line_problem(entry, warcs)
+            why = _repeated(entry, first, f"{name} line {number}") or line_problem(entry, warcs)
             if why is None:
                 result.captured.add((entry.url, entry.timestamp[:14]))
                 continue
@@ -94,6 +96,17 @@ def check_index(package: Package, warcs: dict[str, Records]) -> Coverage:
         if shown > MAX_SHOWN:
             result.problems.append(Problem(name, f"{shown - MAX_SHOWN} more index lines do not match their records"))
     return result
+
+
+def _repeated(entry: IndexEntry, first: dict[tuple[str, int], str], where: str
+              ) -> tuple[str, str | None, str | None] | None:
+    """Return a problem when an earlier index line named the same record (file and offset):
+    a record is indexed once, and repeated lines only make readers work (issue 13)."""
+    key = (warc_member(entry.filename) or entry.filename, entry.offset)
+    earlier = first.setdefault(key, where)
+    if earlier == where:
+        return None
+    return f"names the same record as {earlier}", None, None
 
 
 def _lines(package: Package, name: str, result: Coverage) -> Iterator[tuple[int, IndexEntry]]:
@@ -141,7 +154,7 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
     if kind not in INDEXED_TYPES or (kind == "revisit") != (entry.mime == REVISIT_MIME):
         return "record type differs", kind, entry.mime
     uri = heads.get("warc-target-uri", "").strip().strip("<>")
-    if uri != entry.url:
+    if uri != entry.url and not any(head_matches(heads, "warc-target-uri", u) for u in (entry.url, f"<{entry.url}>")):
         return "URL differs from the record's WARC-Target-URI", uri, entry.url
     # pywb keys a POST by its URL plus "__wb_method=post&..." (the request body): same URL
     key = entry.urlkey.split("__wb_method=", 1)[0].rstrip("?&") if "__wb_method=" in entry.urlkey else entry.urlkey

@@ -110,12 +110,15 @@ def _wacz_seeds(package: Package, data: dict[str, Any]) -> list[str]:
     """Return the package's seeds the index holds a capture of: ours from its metadata, else
     its main page or first page (metadata only says which URL; the index, verified, says it is one)."""
     captured = {e.url for e in package.index()}
+    # metadata values are whatever the package's author wrote: only strings can name a URL
     ours = [s.get("url") or s.get("given") for s in as_list(package.metadata().get("seeds"))
             if isinstance(s, dict)]
-    if any(ours):
-        return [str(s) for s in ours if s in captured]
-    if data.get("mainPageURL") in captured:
-        return [str(data["mainPageURL"])]
+    ours = [s for s in ours if isinstance(s, str) and s]
+    if ours:
+        return [s for s in ours if s in captured]
+    main = data.get("mainPageURL")
+    if isinstance(main, str) and main in captured:
+        return [main]
     return [str(p["url"]) for p in package.pages() if p["url"] in captured][:1]
 
 

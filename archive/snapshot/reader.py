@@ -24,7 +24,7 @@ from archive.formats.html import page_title
 from archive.formats.wire import STORED_HEAD, WireError, decode_content, iter_payload, parse_head, read_head
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
-from .zipcheck import check_inflation, check_sizes, zip_anomalies
+from .zipcheck import INFLATE_ALLOWANCE, INFLATE_RATIO, check_inflation, check_sizes, zip_anomalies
 
 # Bounds on what a package may make us hold or inflate: a hostile package of a few MB must
 # not cost GBs of memory or disk (issue 13). Legitimate packages stay far below them.
@@ -95,6 +95,11 @@ class Package:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    def size(self, name: str) -> int:
+        """Return the size in bytes of one file of the package as it is read (inflated from
+        the zip, not its own gzip); raise NotASnapshot when there is no such file."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the package (a zip file handle)."""
 
@@ -116,13 +121,21 @@ class Package:
 
     def lines(self, name: str, limit: int = MAX_LINE) -> Iterator[bytes]:
         """Yield the lines of a text member (gunzipped when its name ends in .gz), streamed;
-        raise NotASnapshot at a line over `limit` bytes."""
+        raise NotASnapshot at a line over `limit` bytes, or once a gzipped member has inflated
+        past INFLATE_RATIO times its size plus INFLATE_ALLOWANCE (the zip rule, zipcheck.py)."""
+        # a gzipped member may inflate by the ratio the zip check allows (zipcheck.py), no more
+        cap = INFLATE_ALLOWANCE + INFLATE_RATIO * self.size(name) if name.endswith(".gz") else None
         with self.member(name) as raw:
-            stream: Any = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+            stream: Any = gzip.GzipFile(fileobj=raw) if cap is not None else raw
+            read = 0
             try:
                 while line := stream.readline(limit + 1):
                     if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
                         raise NotASnapshot(self.path, f"{name} has a line over {limit} bytes")
+                    read += len(line)
+                    if cap is not None and read > cap:
+                        raise NotASnapshot(self.path, f"{name} inflates to more than {INFLATE_RATIO} times "
+                                                      "its size (a decompression bomb?)")
                     yield line
             except (OSError, EOFError, zlib.error) as exc:   # a gzip index cut short or corrupt
                 raise NotASnapshot(self.path, f"unreadable {name}: {exc}") from None
@@ -213,7 +226,9 @@ class Package:
         """Open the response record at `offset`: (response, stream positioned at the entity body)."""
         with self.member(self.warc_path(filename)) as f:
             f.seek(offset)
-            record = next(iter(ArchiveIterator(f, no_record_parse=True)))
+            record = next(iter(ArchiveIterator(f, no_record_parse=True)), None)
+            if record is None:   # an offset at or past the end of the WARC: no record there
+                raise NotASnapshot(self.path, f"no WARC record at {filename[:200]}@{offset}")
             stream = record.raw_stream
             try:
                 _, status, _, headers = parse_head(read_head(stream, STORED_HEAD))
@@ -246,6 +261,12 @@ class FolderPackage(Package):
     def anomalies(self) -> list[tuple[str, str]]:
         return [(p.relative_to(self.path).as_posix(), "symbolic link (readers would follow it out of the package)")
                 for p in self.path.rglob("*") if p.is_symlink()]
+
+    def size(self, name: str) -> int:
+        try:
+            return (self.path / name).stat().st_size
+        except OSError:
+            raise NotASnapshot(self.path, f"no {name[:200]!r} in the package") from None
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:
@@ -291,6 +312,12 @@ class ZipPackage(Package):
 
     def anomalies(self) -> list[tuple[str, str]]:
         return list(self._anomalies)
+
+    def size(self, name: str) -> int:
+        try:
+            return self.zip.getinfo(name).file_size
+        except KeyError:
+            raise NotASnapshot(self.path, f"no {name[:200]!r} in the package") from None
 
     @contextmanager
     def member(self, name: str) -> Iterator[BinaryIO]:

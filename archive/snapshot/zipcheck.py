@@ -52,9 +52,25 @@ def check_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
             continue
         packed += info.compress_size
         inflated += info.file_size
+    check_overlap(path, infos)
     if inflated > INFLATE_ALLOWANCE + INFLATE_RATIO * packed:
         raise NotASnapshot(path, f"its members would inflate from {packed} to {inflated} bytes, more than "
                                  f"{INFLATE_RATIO} times (a decompression bomb?)")
+
+
+def check_overlap(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip whose members share bytes: each member is a local header (30 bytes plus
+    its name, APPNOTE 4.3.7) then its data, and the next member starts after both. Members
+    overlapping the same bytes would let a small file expand to many times its size (issue 13)."""
+    end, previous = 0, ""
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset < end:
+            raise NotASnapshot(path, f"members {previous[:200]!r} and {info.filename[:200]!r} "
+                                     "overlap (a zip bomb?)")
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        name = len(info.orig_filename.encode(encoding, "replace"))
+        end = info.header_offset + 30 + name + info.compress_size
+        previous = info.filename
 
 
 def check_inflation(path: Path, raw: BinaryIO, info: zipfile.ZipInfo) -> None:

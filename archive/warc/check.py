@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from archive.formats.wire import STORED_HEAD, WireError, head_headers, is_chunked, iter_payload, read_head
 
-from .digests import Broken, Digest, Hashers, HashThread, Problem
+from .digests import Broken, CappedProblems, Digest, Hashers, HashThread, Problem
 
 _inflate_lib: Any
 try:   # ISA-L inflates about twice as fast as zlib; the format is the same gzip
@@ -30,6 +30,8 @@ THREAD_MIN = 1 << 20   # records at least this long are hashed on the hash threa
 HTTP_RECORDS = ("response", "request")
 GZIP_MAGIC = b"\x1f\x8b\x08"
 HEAD_FIELDS = ("warc-type", "warc-target-uri", "warc-date", "warc-payload-digest")
+MAX_HEAD_VALUE = 2048   # characters of a head field kept per record (the rest by its digest)
+MAX_PROBLEMS = 50       # problems reported per WARC file; the rest are counted in one line
 
 
 class _Stored:
@@ -181,7 +183,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
     hasher = HashThread()
     payload_hasher = HashThread()
     file_sha = _FileHash(hasher)
-    problems: list[Problem] = []
+    problems = CappedProblems(rel, MAX_PROBLEMS)
     records = 0
     stored = _Stored(f, gz, file_sha, heads=heads)
     try:
@@ -201,7 +203,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
         payload_hasher.close()
     if records == 0 and not problems:
         problems.append(Problem(rel, "no WARC records"))
-    return "sha256:" + file_sha.sha.hexdigest(), file_sha.size, records, problems
+    return "sha256:" + file_sha.sha.hexdigest(), file_sha.size, records, problems.closed()
 
 
 def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
@@ -238,7 +240,7 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
 
 def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
     """Check records from the stream's position on, counting them in `stored.records`."""
-    previous = None
+    previous = reported = None
     while True:
         line = stored.readline()
         while line in (b"\r\n", b"\n"):
@@ -250,13 +252,17 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
         stored.record_start = offset if stored.gz else stored.members[0][1] + position
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
-        if stored.gz and offset == previous:
+        if stored.gz and offset == previous and offset != reported:
             # readers seek to a record's member: a second record in one member cannot be reached
             problems.append(Problem(rel, "several records in one gzip member", offset))
+            reported = offset
+        first_in_member = not (stored.gz and offset == previous)
         previous = offset
         headers = _warc_headers(stored)
-        if stored.heads is not None:   # the fields an index line is checked against, no more
-            stored.heads.append((stored.record_start, {k: headers[k] for k in HEAD_FIELDS if k in headers}))
+        if stored.heads is not None and first_in_member:
+            # the fields an index line is checked against, of the one record a reader seeking
+            # to this offset reaches, no more
+            stored.heads.append((stored.record_start, head_fields(headers)))
         try:
             length = int(headers.get("content-length", ""))
         except ValueError:
@@ -265,6 +271,30 @@ def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Pr
             raise Broken(f"record with a negative Content-Length ({length})")
         _check_record(stored, headers, length, rel, stored.record_start, hasher, problems)
         stored.records += 1
+
+
+def head_fields(headers: dict[str, str]) -> dict[str, str]:
+    """Return the HEAD_FIELDS of a record's WARC headers, each value at most MAX_HEAD_VALUE
+    characters: a longer one is cut and its SHA-256 kept under "<name>-sha256" (hex), so
+    that it can still be compared whole (`head_matches`) without being held."""
+    kept: dict[str, str] = {}
+    for name in HEAD_FIELDS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        if len(value) > MAX_HEAD_VALUE:
+            kept[name + "-sha256"] = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+            value = value[:MAX_HEAD_VALUE]
+        kept[name] = value
+    return kept
+
+
+def head_matches(heads: dict[str, str], name: str, value: str) -> bool:
+    """Return True when the header `name` kept by `head_fields` is `value`, whole."""
+    digest = heads.get(name + "-sha256")
+    if digest is None:
+        return heads.get(name) == value
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest() == digest
 
 
 def _warc_headers(stored: _Stored) -> dict[str, str]:

@@ -13,6 +13,8 @@ from base64 import b32encode
 from dataclasses import dataclass
 from typing import Any
 
+MAX_VALUE = 300   # characters of one value (URI, digest, header) a problem keeps
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -27,6 +29,13 @@ class Problem:
     found: str | None = None
     claim: str | None = None
 
+    def __post_init__(self) -> None:
+        # values come from the file checked: a 65 KB URI must not make a 65 KB report line
+        for name in ("what", "uri", "expected", "found"):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_VALUE:
+                object.__setattr__(self, name, value[:MAX_VALUE] + f"... ({len(value)} characters)")
+
     def __str__(self) -> str:
         place = self.file + (f" @{self.offset}" if self.offset is not None else "")
         text = f"{place}: {self.what}"
@@ -35,6 +44,26 @@ class Problem:
         if self.expected is not None or self.found is not None:
             text += f": expected {self.expected}, found {self.found}"
         return text
+
+
+class CappedProblems(list[Problem]):
+    """A list of problems that keeps the first `cap` appended and counts the rest: a file of a
+    few MB can hold a million faulty records, and one report line each helps no one."""
+
+    def __init__(self, file: str, cap: int) -> None:
+        super().__init__()
+        self.file, self.cap, self.dropped = file, cap, 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < self.cap:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+    def closed(self) -> list[Problem]:
+        """Return the problems kept, then one line counting those that were not."""
+        more = [Problem(self.file, f"{self.dropped} more problems in this file")] if self.dropped else []
+        return list(self) + more
 
 
 class Broken(Exception):

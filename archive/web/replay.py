@@ -123,17 +123,17 @@ def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> E
     index = workdir / "indexes" / f"{snapshot_id}.checked.cdx"
     listed = index.with_suffix(".pages.json")
     if not (index.is_file() and listed.is_file()):   # a snapshot's id names its bytes: made once
-        entries = list(package.index())
         index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text("".join(line + "\n" for line in _index_lines(entries)), "utf-8")
-        listed.write_text(json.dumps(_listed(package, entries)), "utf-8")
+        # two streamed passes over the index rather than every entry held at once
+        index.write_text("".join(line + "\n" for line in _index_lines(package.index())), "utf-8")
+        listed.write_text(json.dumps(_listed(package, package.index())), "utf-8")
     seeds = tuple((str(url), str(ts)) for url, ts in json.loads(listed.read_text("utf-8")))
     created = str(package.datapackage().get("created", ""))
     deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
     return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
 
 
-def _listed(package: Package, entries: list[IndexEntry]) -> list[tuple[str, str]]:
+def _listed(package: Package, entries: Iterable[IndexEntry]) -> list[tuple[str, str]]:
     """Return (url, 14-digit time) of each listed page the index holds a capture of: the home
     page lists captured responses, not what pages.jsonl alone claims."""
     captured = {(e.url, e.timestamp[:14]) for e in entries if warc_member(e.filename)}
