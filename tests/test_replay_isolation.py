@@ -27,6 +27,7 @@ from archive.snapshot.store import Collection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_hostile_packages import _get, serving  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 FORGED_TS = "20010101000000"
 FORGED = b"<html><head><title>FORGED</title></head><body><h1>FORGED PAGE</h1></body></html>"
@@ -136,3 +137,49 @@ def test_index_copies_name_each_file_from_the_collection_root(tmp_path):
         index = Path(colls["all"]["index_group"][snap.id[:12]])
         names = {json.loads(l.split(" ", 2)[2])["filename"] for l in index.read_text().splitlines()}
         assert names and all(n.startswith(f"{snap.path.name}/archive/") for n in names), names
+
+
+def test_revisits_take_their_original_from_the_snapshot_depended_on(tmp_path):
+    """A revisit's original is named by its own snapshot's folder too: a package holding a
+    file of the original's name, with a forged record at its offset, changes nothing, under
+    `/all/` or under the revisiting snapshot's id."""
+    from recapture_site import RecaptureSite
+
+    from archive.snapshot.reader import Package
+    collection = tmp_path / "coll"
+    site = RecaptureSite(pages=2)
+    try:
+        first = capture([site.url + "/"], collection, depth=1)
+        second = wait_for(lambda: _later_capture(site.url + "/", collection, first), what="a later second")
+    finally:
+        site.close()
+    url = site.url + "/p/1"
+    stamp, revisit = _line_of(second.path, url)
+    assert revisit["mime"] == "warc/revisit"
+    _, original = _line_of(first.path, url)
+    import_archive(forged_package(original, tmp_path / "forged"), collection)
+    with Package.open(first.path) as pkg:
+        body = pkg.body(next(e for e in pkg.index() if e.url == url)).decode("utf-8")
+    with serving(collection, tmp_path) as base:
+        through_all = _get(f"{base}/all/{stamp}id_/{url}")
+        own = _get(f"{base}/{second.id}/{stamp}id_/{url}")
+    assert own == (200, body), own
+    assert through_all == (200, body), through_all
+
+
+def _later_capture(seed: str, collection: Path, first):  # type: ignore[no-untyped-def]
+    """Capture again once the clock's second has moved past the first capture's (the
+    memento asked for must be the revisit, not its original); None until it has."""
+    from datetime import datetime, timezone
+    last = max(line.split(" ", 2)[1][:14] for line in (first.path / "indexes" / "index.cdx").read_text().splitlines())
+    if datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") <= last:
+        return None
+    return capture([seed], collection, depth=1)
+
+
+def _line_of(snapshot_path: Path, url: str) -> tuple[str, dict[str, str]]:
+    for line in (snapshot_path / "indexes" / "index.cdx").read_text().splitlines():
+        _, stamp, fields = line.split(" ", 2)
+        if json.loads(fields)["url"] == url:
+            return stamp, json.loads(fields)
+    raise AssertionError(f"no line for {url}")
