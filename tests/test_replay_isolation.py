@@ -183,3 +183,17 @@ def _line_of(snapshot_path: Path, url: str) -> tuple[str, dict[str, str]]:
         if json.loads(fields)["url"] == url:
             return stamp, json.loads(fields)
     raise AssertionError(f"no line for {url}")
+
+
+def test_a_folder_name_pywb_would_glob_is_not_replayed(tmp_path):
+    """pywb expands `*` in an archive path (PrefixResolver): a snapshot folder put in by hand
+    under such a name is left out of replay rather than matching other snapshots' files."""
+    import shutil
+
+    from archive.web.replay import WORKDIR, entries
+    collection = tmp_path / "coll"
+    with DemoSite() as site:
+        snap = capture([site.main_url + "/"], collection, depth=0)
+    shutil.copytree(snap.path, collection / "2000*")
+    found = entries(Collection(collection), collection / WORKDIR)
+    assert [e.path for e in found] == [snap.path]

@@ -5,7 +5,8 @@ of its own (`make pywb` makes `.venv-pywb`). We generate its configuration from 
 collection, in `<collection>/.replay/`: one pywb collection per snapshot, named by its full
 id and reading the snapshot's own index and WARC files in place, so a replay URL
 `/<id>/<14-digit timestamp>/<url>` shows that snapshot and nothing from another; and an
-`all` collection across every snapshot, for browsing across time. Replay is frameless (the
+`all` collection across every snapshot, for browsing across time, whose index lines name each
+file from the collection root (`_rooted`), so that no snapshot's file answers for another's. Replay is frameless (the
 page at top level, no banner frame) with Memento headers.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 ENV_WAYBACK = "ARCHIVE_PYWB"
 WORKDIR = ".replay"
 ALL = "all"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # what store.snapshot_name gives, and more
 
 
 class ReplayUnavailable(ArchiveError):
@@ -110,6 +113,10 @@ def entries(collection: Collection, workdir: Path) -> list[Entry]:
     """Return the replayable snapshots of a collection, deriving an index where one is needed."""
     found = []
     for folder in collection.snapshots():
+        if not _SAFE_NAME.fullmatch(folder.name):
+            # pywb globs an archive path holding `*` (PrefixResolver): a name could match others
+            logger.warning("not replayable: folder name %r is not one archive gives", folder.name[:200])
+            continue
         try:
             snapshot_id = snapshot_id_of(folder)
             with Package.open(folder) as package:
