@@ -5,7 +5,8 @@ of its own (`make pywb` makes `.venv-pywb`). We generate its configuration from 
 collection, in `<collection>/.replay/`: one pywb collection per snapshot, named by its full
 id and reading the snapshot's own index and WARC files in place, so a replay URL
 `/<id>/<14-digit timestamp>/<url>` shows that snapshot and nothing from another; and an
-`all` collection across every snapshot, for browsing across time. Replay is frameless (the
+`all` collection across every snapshot, for browsing across time, whose index lines name each
+file from the collection root (`_rooted`), so that no snapshot's file answers for another's. Replay is frameless (the
 page at top level, no banner frame) with Memento headers.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 ENV_WAYBACK = "ARCHIVE_PYWB"
 WORKDIR = ".replay"
 ALL = "all"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # what store.snapshot_name gives, and more
 
 
 class ReplayUnavailable(ArchiveError):
@@ -85,8 +88,8 @@ class Entry:
     index: Path
     seeds: tuple[tuple[str, str], ...]   # (url, 14-digit timestamp) of each seed page
     created: str
-    deps_index: Path | None = None       # the index lines of the records its revisits refer to
-    deps_archives: tuple[Path, ...] = () # and the archive/ folders holding them
+    deps_index: Path | None = None       # the index lines of the records its revisits refer to,
+                                         # each naming `<folder>/archive/<file>` (see `_rooted`)
 
 
 def find_wayback() -> Path:
@@ -110,6 +113,10 @@ def entries(collection: Collection, workdir: Path) -> list[Entry]:
     """Return the replayable snapshots of a collection, deriving an index where one is needed."""
     found = []
     for folder in collection.snapshots():
+        if not _SAFE_NAME.fullmatch(folder.name):
+            # pywb globs an archive path holding `*` (PrefixResolver): a name could match others
+            logger.warning("not replayable: folder name %r is not one archive gives", folder.name[:200])
+            continue
         try:
             snapshot_id = snapshot_id_of(folder)
             with Package.open(folder) as package:
@@ -129,8 +136,8 @@ def _entry(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> E
         listed.write_text(json.dumps(_listed(package, package.index())), "utf-8")
     seeds = tuple((str(url), str(ts)) for url, ts in json.loads(listed.read_text("utf-8")))
     created = str(package.datapackage().get("created", ""))
-    deps_index, deps_archives = _dependencies(package, folder, snapshot_id, workdir)
-    return Entry(snapshot_id, folder, index, seeds, created, deps_index, deps_archives)
+    deps_index = _dependencies(package, folder, snapshot_id, workdir)
+    return Entry(snapshot_id, folder, index, seeds, created, deps_index)
 
 
 def _listed(package: Package, entries: Iterable[IndexEntry]) -> list[tuple[str, str]]:
@@ -157,23 +164,45 @@ def _index_lines(entries: Iterable[IndexEntry]) -> list[str]:
     return sorted(lines, key=lambda line: line.encode("utf-8"))
 
 
-def _dependencies(package: Package, folder: Path, snapshot_id: str,
-                  workdir: Path) -> tuple[Path | None, tuple[Path, ...]]:
+def _rooted(folder_name: str, lines: Iterable[str]) -> list[str]:
+    """Return checked index lines with each filename made `<folder_name>/archive/<file>`.
+
+    pywb joins a line's filename to each of a collection's `archive_paths` in turn and opens the
+    first file that exists (pywb.warcserver.resource.pathresolvers.PrefixResolver): with several
+    snapshot folders as archive paths, a bare name would open whichever folder holds a file of
+    that name first, another snapshot's included. Named from the collection root, which is the
+    only archive path of a collection over several snapshots, a line opens its own file or none.
+    Folder names are sanitized (store.snapshot_name) and `collection.snapshots()` skips dot names.
+    """
+    rooted = []
+    for line in lines:
+        key, stamp, fields = line.split(" ", 2)
+        record = json.loads(fields)
+        record["filename"] = f"{folder_name}/archive/{record['filename']}"
+        rooted.append(f"{key} {stamp} {json.dumps(record)}")
+    return sorted(rooted, key=str.encode)
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in lines))
+
+
+def _dependencies(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> Path | None:
     """Write the index of the records a snapshot's revisits refer to (pywb resolves a revisit
-    by looking its original up in the collection's indexes); return it with their folders."""
+    by looking its original up in the collection's indexes), each line naming its file from
+    the collection root (`_rooted`); return its path, or None when there are none."""
     resolution = resolve(package, Collection(folder.parent))
     if not resolution.originals:
-        return None, ()
-    lines, archives = [], []
+        return None
+    lines = []
     for dependency, entries in resolution.originals.items():
         other = find_snapshot(Collection(folder.parent), dependency)
-        if other is not None:
-            lines += _index_lines(entries)
-            archives.append(other / "archive")
+        if other is not None and other.parent.resolve() == folder.parent.resolve():
+            lines += _rooted(other.name, _index_lines(entries))
     path = workdir / "indexes" / f"{snapshot_id}.deps.cdx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in sorted(lines, key=str.encode)))
-    return path, tuple(archives)
+    _write_lines(path, sorted(lines, key=str.encode))
+    return path
 
 
 def _stamp14(ts: str) -> str:
@@ -190,14 +219,18 @@ def write_config(workdir: Path, items: list[Entry]) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     colls: dict[str, object] = {}
     for e in items:
+        # one snapshot alone: its bare file names and its own archive/ folder, nothing else
         colls[e.id] = {"index_paths": str(e.index.resolve()),
                        "archive_paths": str((e.path / "archive").resolve()) + "/"}
-        if e.deps_index is not None:
-            colls[e.id] = {"index_group": {"own": str(e.index.resolve()), "deps": str(e.deps_index.resolve())},
-                           "archive_paths": [str(p.resolve()) + "/" for p in (e.path / "archive", *e.deps_archives)]}
+        if e.deps_index is not None:   # several folders: every line names its own (`_rooted`)
+            colls[e.id] = {"index_group": {"own": str(_own(workdir, e).resolve()), "deps": str(e.deps_index.resolve())},
+                           "archive_paths": str(e.path.parent.resolve()) + "/"}
     if items:
-        colls[ALL] = {"index_group": {e.id[:12]: str(e.index.resolve()) for e in items},
-                      "archive_paths": [str((e.path / "archive").resolve()) + "/" for e in items]}
+        roots = {str(e.path.parent.resolve()) for e in items}
+        if len(roots) != 1:
+            raise ArchiveError(f"snapshots of one replay in several folders: {sorted(roots)}")
+        colls[ALL] = {"index_group": {e.id[:12]: str(_own(workdir, e).resolve()) for e in items},
+                      "archive_paths": roots.pop() + "/"}
     config = {"framed_replay": False, "enable_memento": True, "collections": colls,
               "templates_dir": str((workdir / "templates").resolve())}
     path = workdir / "config.yaml"
@@ -207,6 +240,15 @@ def write_config(workdir: Path, items: list[Entry]) -> Path:
     # the collection, whose folder names are sanitized (store.snapshot_name).
     path.write_text(json.dumps(config, indent=2), "utf-8")
     _write_home(workdir / "templates", items)
+    return path
+
+
+def _own(workdir: Path, e: Entry) -> Path:
+    """Write and return the snapshot's checked lines named from the collection root (`_rooted`);
+    written at every start, as the folder holding an id can change (a removal and an import)."""
+    path = workdir / "indexes" / f"{e.id}.rooted.cdx"
+    lines = e.index.read_text("utf-8").splitlines() if e.index.is_file() else []
+    _write_lines(path, _rooted(e.path.name, lines))
     return path
 
 
