@@ -157,6 +157,21 @@ def test_deps_index_line_pointing_into_the_snapshots_own_warc_fails(dedup_pair, 
     assert any(p.startswith(f"{DEPS_INDEX}: index line names no record") for p in problems), problems
 
 
+def test_outer_metadata_edited_beside_the_source_fails(dedup_pair, tmp_path, capsys):
+    _, _, second, out = dedup_pair
+    files = unzip(out)
+    package = json.loads(files[DATAPACKAGE])
+    package["title"] = FORGED
+    files[DATAPACKAGE] = canonical_json(package)
+    reseal(files)
+    forged = write_zip(files, tmp_path / "title.wacz")
+    assert verify(forged).snapshot_id == second.id
+    problems = whats(forged)
+    assert any(p.startswith(f"{DATAPACKAGE}: metadata differs") and "title" in p for p in problems), problems
+    assert main(["cite", str(forged)]) == 1
+    assert FORGED not in capsys.readouterr().out
+
+
 # -- item 2: cite, show and diff of a package path read only verified bytes ----------------------------
 
 @pytest.fixture

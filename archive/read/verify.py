@@ -291,6 +291,26 @@ def _check_source(package: Package, listed: dict[str, dict[str, Any]], report: R
                                            expected=str(entry.get("hash")), found=str(here.get("hash"))))
     own = {str(e.get("path")) for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
     _check_extra(package, own, report)
+    if isinstance(source, dict):
+        _check_outer(package, source, report)
+
+
+def _check_outer(package: Package, source: dict[str, Any], report: Report) -> None:
+    """Readers take the title, seeds and capture metadata from the outer datapackage.json,
+    which the cited id does not cover: it must be the source's but for the resources and
+    the "snapshot" pointer an export adds (read/export.py)."""
+    try:
+        outer = json.loads(package.read(DATAPACKAGE))
+    except (ValueError, RecursionError):
+        return   # reported by _check_package
+    if not isinstance(outer, dict):
+        return
+    pointer = {"id": report.snapshot_id, "datapackage": SOURCE_FILES[0]}
+    rest = {k: v for k, v in outer.items() if k not in ("resources", "snapshot")}
+    if rest != {k: v for k, v in source.items() if k != "resources"} or outer.get("snapshot") != pointer:
+        changed = sorted(k for k in rest.keys() | source.keys() - {"resources"} if rest.get(k) != source.get(k))
+        report.problems.append(Problem(DATAPACKAGE, "metadata differs from the snapshot's "
+                                       + SOURCE_FILES[0], found=", ".join(changed[:10]) or "snapshot"))
 
 
 def _check_extra(package: Package, own: set[str], report: Report) -> None:
