@@ -10,6 +10,7 @@
     ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
     ├── Interrupted                 the capture was stopped; a partial capture is kept (exit 4)
     ├── ImportRejected              an archive to import failed its checks; nothing added (exit 1)
+    ├── VerificationFailed          a package from outside the collection failed verify; not read (exit 1)
     ├── AlreadyImported             the collection holds a snapshot with that id already (exit 2)
     ├── HasDependents               a snapshot to remove holds records other snapshots refer to (exit 2)
     ├── ScheduleBusy                another `schedule run` holds the collection's schedule lock (exit 2)
@@ -133,6 +134,20 @@ class ImportRejected(ArchiveError):
         shown = "; ".join(str(p) for p in self.problems[:3])
         more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
         super().__init__(f"{source} rejected, nothing imported: {shown}{more}")
+
+
+class VerificationFailed(ArchiveError):
+    """A package given by its path, from outside the collection, failed verification: its
+    bytes are not read (cite, show, diff)."""
+
+    exit_code = 1
+
+    def __init__(self, path: Path, problems: Sequence[object]):
+        self.path = path
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:3])
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        super().__init__(f"{path} failed verification, not read: {shown}{more}")
 
 
 class AlreadyImported(ArchiveError):

@@ -411,9 +411,14 @@ def test_citation_of_an_index_line_its_record_does_not_bear_out_is_refused(prist
                    lambda package: package.update(archive={}, mainPageURL="javascript:alert(1)"))
     for fmt in ("text", "robust-links"):
         run = _cli("cite", "--format", fmt, str(wacz))
-        assert run.returncode == 2 and run.stdout == "", run.stdout
+        # verified first (issue 13): an integrity failure, exit 1, before any citation is made
+        assert run.returncode == 1 and run.stdout == "", run.stdout
         assert run.stderr.startswith("archive: error: ") and len(run.stderr.splitlines()) == 1, run.stderr
-        assert "is not the one its index line names" in run.stderr
+        assert "failed verification" in run.stderr
+    from archive.errors import NotASnapshot
+    from archive.read.cite import citation
+    with Package.open(wacz) as package, pytest.raises(NotASnapshot, match="is not the one its index line names"):
+        citation(package)   # the citation's own check still holds for a package read without verify
 
 
 def test_citation_links_are_http_only_in_every_format(pristine, tmp_path):

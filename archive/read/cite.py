@@ -22,6 +22,8 @@ from archive.read.find import LOCAL_REPLAY
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
 from archive.snapshot.store import Collection
+
+from .verify import require_intact
 from archive.version import __version__
 
 from .citeformats import Citation, render, web_link
@@ -40,10 +42,12 @@ def cite(ref: str, collection: Path | str | None = None, fmt: str = "text", *,
     """Return the citation, in `fmt`, of the snapshot `ref` names (folder, .wacz, id or prefix).
 
     `page` picks the page cited (see `citation`). Raises UsageError for a base URL that is
-    not absolute http(s), an unknown or ambiguous page; NotASnapshot, SnapshotNotFound.
+    not absolute http(s), an unknown or ambiguous page; NotASnapshot, SnapshotNotFound;
+    VerificationFailed for a package from outside the collection that fails verify.
     """
     if base_url is not None and not re.match(r"https?://[^/?#\s]+", base_url):
         raise UsageError(f"--base-url must be an absolute http(s) URL, not {base_url!r}")
+    require_intact(ref, collection)
     with Collection(collection).open(ref) as package:
         return render(citation(package, base_url, page=page), fmt)
 

@@ -14,6 +14,7 @@ from archive.snapshot.reader import IndexEntry, Package
 from archive.snapshot.store import Collection
 
 from .find import timemap
+from .verify import require_intact
 
 TEXT_CAP = 8 << 20   # decoded bytes of a page read for its text
 
@@ -49,8 +50,11 @@ class Comparison:
 
 
 def compare(a: str, b: str, collection: Path | str | None = None, text: bool = True) -> Comparison:
-    """Compare snapshot `a` (before) with `b` (after); raise SnapshotNotFound, NotASnapshot."""
+    """Compare snapshot `a` (before) with `b` (after); raise SnapshotNotFound, NotASnapshot,
+    VerificationFailed (a package from outside the collection that fails verify)."""
     store = Collection(collection)
+    require_intact(a, collection)
+    require_intact(b, collection)
     with store.open(a) as old, store.open(b) as new:
         before, after = _final_entries(old), _final_entries(new)
         result = Comparison(old.id, new.id)

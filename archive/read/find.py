@@ -17,6 +17,8 @@ from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
 from archive.snapshot.store import Collection, file_lines, last_verifications
 
+from .verify import require_intact
+
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
 
 
@@ -230,7 +232,8 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
 
     A capture under .partial (its folder, or a 6+ character prefix of its id as `list`
     shows it) is described from its capture log so far, with `complete` False.
-    Raises SnapshotNotFound, NotASnapshot, NotACollection.
+    Raises SnapshotNotFound, NotASnapshot, NotACollection; VerificationFailed for a package
+    from outside the collection that fails verify.
     """
     store = Collection(collection)
     try:
@@ -243,6 +246,7 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
 
 
 def _details(store: Collection, ref: str) -> Details:
+    require_intact(ref, store.root)
     with store.open(ref) as package:
         data = package.datapackage()
         meta = package.metadata()

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.errors import NotASnapshot, UsageError
+from archive.errors import NotASnapshot, UsageError, VerificationFailed
 from archive.formats.wire import BLOCK
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
@@ -33,6 +33,7 @@ HTTP_RECORDS = ("response", "request")
 ID_DIGITS = 64             # a snapshot id: the SHA-256 of datapackage.json, in hex
 EXPECT_MIN_DIGITS = 12     # 48 bits: the shortest prefix taken; a package made to match it costs ~1e14 hashes
 SOURCE_FILES = (SOURCE + DATAPACKAGE, SOURCE + DIGEST_FILE)
+DEPS_WARC = re.compile(re.escape(depends.DEPS_PREFIX) + r"[0-9a-f]{12}\.warc\.gz")   # read/export.py
 
 
 @dataclass
@@ -120,6 +121,23 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         store.record_verification(report.snapshot_id, report.intact, len(report.damage), when)
     return report
+
+
+def require_intact(ref: str, collection: Path | str | None = None) -> None:
+    """Verify a package named by its path (a .wacz or a folder) unless it is a snapshot folder
+    of the collection (those keep their recorded state: `audit` re-checks them); an id or
+    prefix is left to the collection too. Readers (cite, show, diff) call this first, so a
+    package someone sent is never read unless its bytes are the ones its id commits to.
+    Raises VerificationFailed (the damage found), NotASnapshot, NotACollection.
+    """
+    path = Path(ref)
+    if not path.exists():
+        return
+    if path.is_dir() and Collection(collection).holds(path):
+        return
+    report = verify(path, collection)
+    if not report.intact:
+        raise VerificationFailed(path, report.damage)
 
 
 def _check_contents(package: Package, listed: dict[str, dict[str, Any]], report: Report) -> None:
@@ -271,6 +289,41 @@ def _check_source(package: Package, listed: dict[str, dict[str, Any]], report: R
         elif (here.get("hash"), here.get("bytes")) != (entry.get("hash"), entry.get("bytes")):
             report.problems.append(Problem(rel, "file differs from the snapshot's",
                                            expected=str(entry.get("hash")), found=str(here.get("hash"))))
+    own = {str(e.get("path")) for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
+    _check_extra(package, own, report)
+    if isinstance(source, dict):
+        _check_outer(package, source, report)
+
+
+def _check_outer(package: Package, source: dict[str, Any], report: Report) -> None:
+    """Readers take the title, seeds and capture metadata from the outer datapackage.json,
+    which the cited id does not cover: it must be the source's but for the resources and
+    the "snapshot" pointer an export adds (read/export.py)."""
+    try:
+        outer = json.loads(package.read(DATAPACKAGE))
+    except (ValueError, RecursionError):
+        return   # reported by _check_package
+    if not isinstance(outer, dict):
+        return
+    pointer = {"id": report.snapshot_id, "datapackage": SOURCE_FILES[0]}
+    rest = {k: v for k, v in outer.items() if k not in ("resources", "snapshot")}
+    if rest != {k: v for k, v in source.items() if k != "resources"} or outer.get("snapshot") != pointer:
+        changed = sorted(k for k in rest.keys() | source.keys() - {"resources"} if rest.get(k) != source.get(k))
+        report.problems.append(Problem(DATAPACKAGE, "metadata differs from the snapshot's "
+                                       + SOURCE_FILES[0], found=", ".join(changed[:10]) or "snapshot"))
+
+
+def _check_extra(package: Package, own: set[str], report: Report) -> None:
+    """Readers read every index and WARC of a package, but the cited id commits only to the
+    files source/datapackage.json lists: any other file but the export's own datapackage
+    files and its dependency copies (which must hold only what the snapshot's revisits refer
+    to: depends.check_embedded) is content under someone else's id."""
+    outer = {DATAPACKAGE, DIGEST_FILE, *SOURCE_FILES}
+    for rel in sorted(set(package.names()) - own - outer):
+        if not (DEPS_WARC.fullmatch(rel) or rel == depends.DEPS_INDEX):
+            report.problems.append(Problem(rel, "file not part of the snapshot cited (not in "
+                                           + SOURCE_FILES[0] + ")"))
+    report.problems.extend(depends.check_embedded(package, own))
 
 
 def _hash_stream(f: BinaryIO, algo: str = "sha256") -> tuple[str, int]:
