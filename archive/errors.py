@@ -5,6 +5,7 @@
     ├── SnapshotNotFound            a SNAPSHOT argument names nothing in the collection (exit 2)
     │   └── AmbiguousSnapshot       an id prefix that names several snapshots (exit 2)
     ├── NotASnapshot                a folder or file that is not a snapshot at all (exit 2)
+    ├── NotACollection              a -C folder that is missing or holds something else (exit 2)
     ├── StorageError                the disk said no: permissions, ENOSPC, a missing folder (exit 2)
     │   └── DiskFull                no space left; a partial capture is kept (exit 4)
     ├── NoAnswer                    no seed got any HTTP answer; nothing was written (exit 3)
