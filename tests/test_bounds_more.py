@@ -163,7 +163,14 @@ def test_an_index_offset_past_the_end_is_not_a_snapshot(real, tmp_path):
     bomb = package_with(members, tmp_path / "ovf.wacz", indexes__index_cdx=stored("indexes/index.cdx", index))
     result = run(tmp_path, "cite", str(bomb), "-C", str(collection))
     assert_one_line_refusal(result, "cite offset past the end")
-    assert "no WARC record at" in result.stderr and result.code == 2, result.stderr
+    # a package from outside the collection is verified before it is read
+    assert "failed verification" in result.stderr and result.code == 1, result.stderr
+    # and the reader itself, asked for that record, answers NotASnapshot, not StopIteration
+    from archive.errors import NotASnapshot
+    from archive.read.cite import citation
+    from archive.snapshot.reader import Package
+    with Package.open(bomb) as package, pytest.raises(NotASnapshot, match="no WARC record at"):
+        citation(package)
 
 
 @pytest.mark.parametrize("char", ["\u061c", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060",
