@@ -7,7 +7,6 @@ arguments, makes one library call and prints the result. Verification of proofs 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from archive.errors import ProofError
 from archive.models import Snapshot
 
-from .common import command, printable
+from .common import command, printable, write_json
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -54,7 +53,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     else:
         info = key_info(args.key)
     if args.format == "json":
-        sys.stdout.write(json.dumps(info.to_json(), indent=2) + "\n")
+        write_json(info.to_json())
         return 0
     sys.stdout.write(f"key         {info.path}\npublic key  {info.path}.pub\n"
                      f"fingerprint {info.fingerprint}\npublicKey   {info.public_key}\n")
@@ -66,7 +65,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
     signed = sign(args.snapshot, args.collection, key=args.key, replace=args.force)
     if args.format == "json":
-        sys.stdout.write(json.dumps(signed.to_json(), indent=2) + "\n")
+        write_json(signed.to_json())
     else:
         replaced = f" (replacing the signature by {printable(signed.replaced)})" if signed.replaced else ""
         sys.stdout.write(f"signed {signed.path} sha256:{signed.snapshot_id} with key {signed.fingerprint}"
@@ -79,7 +78,7 @@ def _cmd_timestamp(args: argparse.Namespace) -> int:
 
     stamps = timestamp(args.snapshot, args.collection, tsa=args.tsa, timeout=args.timeout)
     if args.format == "json":
-        sys.stdout.write(json.dumps([s.to_json() for s in stamps], indent=2) + "\n")
+        write_json([s.to_json() for s in stamps])
         return 0
     for s in stamps:
         sys.stdout.write(f"timestamped {s.path} sha256:{s.snapshot_id}: {s.time} by {s.signer} ({s.tsa})\n")

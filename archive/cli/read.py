@@ -12,7 +12,7 @@ from archive.errors import UsageError
 from archive.read.find import LOCAL_REPLAY
 from archive.read.verify import verify
 
-from .common import command, emit_capture, human_bytes, print_report, printable
+from .common import command, emit_capture, human_bytes, print_report, printable, write_json
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -107,7 +107,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if args.format == "link":
             sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
         elif args.format == "json":
-            sys.stdout.write(json.dumps([vars(m) for m in mementos], indent=2) + "\n")
+            write_json([vars(m) for m in mementos])
         else:
             for m in mementos:
                 mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
@@ -115,7 +115,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     found = snapshots(args.collection)
     if args.format == "json":
-        sys.stdout.write(json.dumps([s.to_json() for s in found], indent=2) + "\n")
+        write_json([s.to_json() for s in found])
         return 0
     for s in found:
         v = s.verified
@@ -137,7 +137,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     else:
         raise UsageError("diff takes two snapshots, or --url URL")
     if args.format == "json":
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        write_json(result.to_json())
         return 0
     out = sys.stdout
     out.write(f"before {result.before}\nafter  {result.after}\n")
@@ -155,7 +155,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     d = details(args.snapshot, args.collection)
     if args.format == "json":
-        sys.stdout.write(json.dumps(d.to_json(), indent=2) + "\n")
+        write_json(d.to_json())
         return 0
     out = sys.stdout
     if not d.complete:

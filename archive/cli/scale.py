@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import Any
 
 from archive.errors import UsageError
 
-from .common import command, subcommands
+from .common import command, subcommands, write_json
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -78,7 +77,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     seeds = status(args.collection, broker_url(args.broker))
     if args.format == "json":
-        sys.stdout.write(json.dumps([s.to_json() for s in seeds], indent=2) + "\n")
+        write_json([s.to_json() for s in seeds])
         return 0
     if not seeds:
         sys.stdout.write("no jobs known to the broker for this collection\n")
@@ -121,9 +120,8 @@ def _cmd_schedule_run(args: argparse.Namespace) -> int:
 
 def _report_dispatch(done: Any, fmt: str) -> None:
     if fmt == "json":
-        sys.stdout.write(json.dumps({"sent": [j.url for j in done.sent], "skipped": [j.url for j in done.skipped],
-                                     "folded": [r.to_json() for r in done.folded],
-                                     "audits": [r.to_json() for r in done.audits]}, indent=2) + "\n")
+        write_json({"sent": [j.url for j in done.sent], "skipped": [j.url for j in done.skipped],
+                    "folded": [r.to_json() for r in done.folded], "audits": [r.to_json() for r in done.audits]})
         return
     for r in done.folded:
         sys.stdout.write(f"{'ok' if r.ok else 'FAILED'}  {r.url}  "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from dataclasses import fields
@@ -13,7 +12,7 @@ from archive.errors import ScheduleBusy, UsageError
 from archive.models import CaptureOptions
 
 from .capture import capture_options, options_of, typed_urls
-from .common import command
+from .common import command, write_json
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -108,7 +107,7 @@ def _cmd_schedule_list(args: argparse.Namespace) -> int:
                      "next_due": seen.get("next_due") or "now", "retry_at": seen.get("retry_at"),
                      "failures": seen.get("failures", 0), "last_result": seen.get("last_result")})
     if args.format == "json":
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        write_json(rows)
         return 0
     if not rows:
         print(f"nothing scheduled in {schedule.path} (add with: archive schedule add URL --every 1d)")
@@ -154,7 +153,7 @@ def _cmd_schedule_run(args: argparse.Namespace) -> int:
         report(str(exc))
         return 0
     if args.format == "json":
-        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        write_json([r.to_json() for r in results])
     for r in results if args.format != "json" else []:
         print(f"{'ok' if r.ok else 'FAILED'}  {r.url}  " + (str(r.snapshot or "")[:12] if r.ok else str(r.error)))
     return 0 if all(r.ok for r in results) else 1
@@ -180,7 +179,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be 1 or more, not {args.workers}")
     summary = audit(args.collection, workers=args.workers)
     if args.format == "json":
-        sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
+        write_json(summary.to_json())
         return 0 if summary.ok else 1
     resumed = f" (took up an interrupted audit: {summary.resumed} done before)" if summary.resumed else ""
     print(f"{'OK' if summary.ok else 'FAILED'} audit {summary.audit}: {len(summary.results)} snapshots, "
@@ -214,7 +213,7 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     if not removed:
         print("archive: nothing removed", file=sys.stderr)
     if args.format == "json":
-        sys.stdout.write(json.dumps([str(p) for p in removed], indent=2) + "\n")
+        write_json([str(p) for p in removed])
     else:
         for path in removed:
             print(f"removed {path}")

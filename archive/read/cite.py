@@ -20,7 +20,7 @@ from archive.formats.html import HTML_TYPES
 from archive.formats.urls import InvalidURL, canonicalize
 from archive.read.find import LOCAL_REPLAY
 from archive.snapshot.depends import payload_of
-from archive.snapshot.reader import IndexEntry, Package
+from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list
 from archive.snapshot.store import Collection
 
 from .verify import require_intact
@@ -62,7 +62,7 @@ def citation(package: Package, base_url: str | None = None,
     holds, by URL). The URLs and the capture time come from the records' own WARC headers and
     the title from the record's body; the package metadata only says which seed to look for."""
     data = package.datapackage()
-    meta = _dict(data.get("archive"))
+    meta = as_dict(data.get("archive"))
     seeds = _seeds(meta, data, package)
     wanted = _canonical(page) if page is not None else None
     found = _scan(package, {u for seed in seeds for u in seed[1:]} | ({wanted} if wanted else set()))
@@ -75,7 +75,7 @@ def citation(package: Package, base_url: str | None = None,
     original, captured = _recorded(package, first)
     cited_url = _recorded(package, cited)[0] if cited is not first else original
     info = _page_info(package, cited)
-    window = _dict(meta.get("capture_window"))
+    window = as_dict(meta.get("capture_window"))
     start, end = utc_iso(str(window.get("start", ""))), utc_iso(str(window.get("end", "")))
     if not (start and end and start <= captured <= end):
         start = end = None   # a window the cited record is not in is no window of this capture
@@ -120,24 +120,19 @@ def _chosen(answered: list[tuple[str, str, str]], page: str | None, wanted: str 
 
 def _seeds(meta: dict[str, Any], data: dict[str, Any], package: Package) -> list[tuple[str, str, str]]:
     """Return (as given, as requested, final URL) per seed; a package made elsewhere: its main page."""
-    results = _dict(meta.get("seed_results"))
+    results = as_dict(meta.get("seed_results"))
     seeds = []
     listed = meta.get("seeds")
-    for seed in map(_dict, listed if isinstance(listed, list) else []):
+    for seed in map(as_dict, as_list(listed)):
         url = seed.get("url")
         if isinstance(url, str):
-            final = _dict(results.get(url)).get("url")
+            final = as_dict(results.get(url)).get("url")
             seeds.append((str(seed.get("given") or url), url, final if isinstance(final, str) else url))
     if not seeds:
         main = data.get("mainPageURL") or next((p["url"] for p in package.pages()), None)
         if isinstance(main, str):
             seeds.append((main, main, main))
     return seeds
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    """Return `value` if it is a JSON object, else an empty one (metadata may come from anywhere)."""
-    return value if isinstance(value, dict) else {}
 
 
 def _scan(package: Package, urls: set[str]) -> dict[str, list[IndexEntry]]:

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,8 +164,8 @@ def _index_lines(entries: Iterable[IndexEntry]) -> list[str]:
     return sorted(lines, key=lambda line: line.encode("utf-8"))
 
 
-def _rooted(folder_name: str, lines: Iterable[str]) -> list[str]:
-    """Return checked index lines with each filename made `<folder_name>/archive/<file>`.
+def _rooted(folder_name: str, lines: Iterable[str]) -> Iterator[str]:
+    """Yield checked index lines with each filename made `<folder_name>/archive/<file>`.
 
     pywb joins a line's filename to each of a collection's `archive_paths` in turn and opens the
     first file that exists (pywb.warcserver.resource.pathresolvers.PrefixResolver): with several
@@ -173,19 +173,20 @@ def _rooted(folder_name: str, lines: Iterable[str]) -> list[str]:
     that name first, another snapshot's included. Named from the collection root, which is the
     only archive path of a collection over several snapshots, a line opens its own file or none.
     Folder names are sanitized (store.snapshot_name) and `collection.snapshots()` skips dot names.
+    Every line gets the same prefix, so lines sorted before are still sorted after.
     """
-    rooted = []
     for line in lines:
-        key, stamp, fields = line.split(" ", 2)
+        key, stamp, fields = line.rstrip("\n").split(" ", 2)
         record = json.loads(fields)
         record["filename"] = f"{folder_name}/archive/{record['filename']}"
-        rooted.append(f"{key} {stamp} {json.dumps(record)}")
-    return sorted(rooted, key=str.encode)
+        yield f"{key} {stamp} {json.dumps(record)}"
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(line.encode("utf-8") + b"\n" for line in lines))
+    with open(path, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
 
 
 def _dependencies(package: Package, folder: Path, snapshot_id: str, workdir: Path) -> Path | None:
@@ -195,7 +196,7 @@ def _dependencies(package: Package, folder: Path, snapshot_id: str, workdir: Pat
     resolution = resolve(package, Collection(folder.parent))
     if not resolution.originals:
         return None
-    lines = []
+    lines: list[str] = []
     for dependency, entries in resolution.originals.items():
         other = find_snapshot(Collection(folder.parent), dependency)
         if other is not None and other.parent.resolve() == folder.parent.resolve():
@@ -247,8 +248,11 @@ def _own(workdir: Path, e: Entry) -> Path:
     """Write and return the snapshot's checked lines named from the collection root (`_rooted`);
     written at every start, as the folder holding an id can change (a removal and an import)."""
     path = workdir / "indexes" / f"{e.id}.rooted.cdx"
-    lines = e.index.read_text("utf-8").splitlines() if e.index.is_file() else []
-    _write_lines(path, _rooted(e.path.name, lines))
+    if not e.index.is_file():
+        _write_lines(path, ())
+        return path
+    with open(e.index, encoding="utf-8") as lines:   # our own checked copy, streamed
+        _write_lines(path, _rooted(e.path.name, lines))
     return path
 
 
