@@ -200,6 +200,10 @@ def print_report(report: Report, fmt: str, out: TextIO) -> None:
                   + (f"... (a prefix: {digits} of 64 digits)\n" if digits < 64 else "\n"))
     if report.dependencies:
         out.write(f"  {report.dependencies} revisit records: their originals checked\n")
+    if report.policy.summary():
+        out.write(f"  {printable(str(report.policy.summary()))}\n")
+    for warning in report.warnings:
+        out.write(f"  WARNING {printable(str(warning))}\n")
     if report.package_digest:
         out.write(f"  a self-contained export (package digest {report.package_digest}) of the snapshot above\n")
     for proof in report.proofs:

@@ -143,8 +143,9 @@ def line_problem(entry: IndexEntry, warcs: dict[str, Records]) -> tuple[str, str
     if found is None:
         return f"no record starts at offset {entry.offset} of {member}", None, None
     heads, length = found
-    # in an uncompressed WARC, cdxj-indexer's length leaves out the CRLF CRLF ending a record
-    if entry.length != length and not (member.endswith(".warc") and entry.length == length - 4):
+    # in an uncompressed WARC (ARC), cdxj-indexer's length leaves out the CRLF CRLF (LF) ending a record
+    if entry.length != length and not (member.endswith(".warc") and entry.length == length - 4) \
+            and not (member.endswith(".arc") and entry.length == length - 1):
         return f"length does not cover exactly the record at {member} @{entry.offset}", str(length), str(entry.length)
     return _heads_problem(entry, heads)
 

@@ -1,9 +1,10 @@
 """import_archive(): bring a .wacz or a bare WARC made elsewhere into the collection, verified.
 
 A .wacz keeps its bytes, so its snapshot id (the SHA-256 of its datapackage.json) stays the
-one it was cited by. A bare WARC (wget --warc-file, another crawler) is copied as is and
-becomes a new snapshot: an index, a page list, an import log and a package are written
-around it. Either way the source is checked before anything is written, the new folder is
+one it was cited by. A bare WARC (wget --warc-file, Heritrix, another crawler) or ARC file is
+copied as is and becomes a new snapshot: an index, a page list, an import log and a package
+are written around it. Every digest its producer wrote is checked; records it wrote none for,
+and revisits whose originals are in other files, are counted and noted (read/foreign.py). Either way the source is checked before anything is written, the new folder is
 verified again as stored, and only then is it published; a rejected import leaves nothing.
 """
 from __future__ import annotations
@@ -47,8 +48,11 @@ from archive.models import Record, Snapshot, rfc3339, utcnow
 from archive.snapshot.package import datapackage, write_package, write_pages
 from archive.snapshot.reader import Package, as_list
 from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name
+from archive.warc.arc import ARC_SUFFIXES
 from archive.warc.cdxj import REVISIT_MIME, write_index
+from archive.warc.conventions import DigestPolicy
 
+from .foreign import Revisits, foreign_notes
 from .verify import Problem, Report, check_warc, verify
 
 logger = logging.getLogger(__name__)
@@ -64,7 +68,8 @@ DATAPACKAGE_ROOM = 16 << 20    # datapackage.json, its digest and a copy being w
 
 def import_archive(path: Path | str, collection: Path | str | None = None, *,
                    clock: Clock = utcnow, import_id: str | None = None) -> Snapshot:
-    """Import a .wacz, .warc.gz or .warc file as a new snapshot of `collection`; return it.
+    """Import a .wacz, .warc.gz, .warc, .arc.gz or .arc file as a new snapshot of `collection`;
+    return it. WARC and ARC files are kept byte for byte.
 
     Raises ImportRejected (corrupt input), AlreadyImported, UsageError, StorageError, DiskFull.
     """
@@ -76,9 +81,9 @@ def import_archive(path: Path | str, collection: Path | str | None = None, *,
     name = path.name.lower()
     if name.endswith(".wacz"):
         return _import_wacz(path, store, import_id, clock)
-    if name.endswith((".warc.gz", ".warc")):
+    if name.endswith((".warc.gz", ".warc", *ARC_SUFFIXES)):
         return _import_warc(path, store, import_id, clock)
-    raise UsageError(f"cannot import {path}: expected a .wacz, .warc.gz or .warc file")
+    raise UsageError(f"cannot import {path}: expected a .wacz, .warc.gz, .warc, .arc.gz or .arc file")
 
 
 # -- .wacz -------------------------------------------------------------------------------------
@@ -155,10 +160,13 @@ class _Scan:
     counts: Counter[str] = field(default_factory=Counter)
     dates: list[datetime] = field(default_factory=list)
     software: str | None = None
+    policy: DigestPolicy = field(default_factory=lambda: DigestPolicy(foreign=True))
+    refs: Revisits = field(default_factory=Revisits)
 
 
 def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) -> Snapshot:
-    checked = _check_warc_file(path)
+    policy = DigestPolicy(foreign=True)
+    checked = _check_warc_file(path, policy)
     # the copy, plus an index and page list that are a small fraction of it
     _check_free_space(store, checked[1] + checked[1] // 4 + DATAPACKAGE_ROOM)
     with _partial(store, import_id) as folder:
@@ -167,6 +175,7 @@ def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) ->
             tee = _Tee(src, out)
             try:
                 scan = _scan(tee, name)
+                scan.policy = policy
             except (ArchiveLoadFailed, ValueError, EOFError, zlib.error) as exc:
                 # our checker read it, warcio (and so pywb) cannot: not replayable as it is
                 raise ImportRejected(path, [Problem(path.name, f"unreadable by warcio: {exc}"[:300])]) from None
@@ -185,9 +194,10 @@ def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) ->
                     seeds=tuple(s["url"] for s in meta["seeds"]), counts=dict(meta["counts"]))
 
 
-def _check_warc_file(path: Path) -> tuple[str, int]:
-    """Check every record's digests; return the file's ("sha256:<hex>", size); raise ImportRejected."""
-    report = Report(path)
+def _check_warc_file(path: Path, policy: DigestPolicy) -> tuple[str, int]:
+    """Check every digest the producer wrote (what it did not write is counted in `policy`);
+    return the file's ("sha256:<hex>", size); raise ImportRejected."""
+    report = Report(path, policy=policy)
     try:
         with open(path, "rb") as f:
             checksum = check_warc(f, path.name, report)
@@ -226,7 +236,8 @@ def _write_files(folder: Path, source: Path, name: str, checksum: tuple[str, int
     window = ({"start": rfc3339(min(scan.dates)), "end": rfc3339(max(scan.dates))}
               if scan.dates else {})
     metadata = {"imported": imported, "capture_window": window, "counts": counts,
-                "seeds": [{"given": first["url"], "url": first["url"]}] if first else []}
+                "seeds": [{"given": first["url"], "url": first["url"]}] if first else [],
+                **foreign_notes(scan.policy, scan.refs)}
     return datapackage(folder, {f"archive/{name}": checksum}, created=now, title=first.get("title"),
                        main_url=first.get("url"), main_date=first.get("ts"), metadata=metadata)
 
@@ -234,8 +245,9 @@ def _write_files(folder: Path, source: Path, name: str, checksum: tuple[str, int
 def _scan(stream: Any, name: str) -> _Scan:
     """Read the stored WARC once: index records, 2xx HTML pages, record counts, dates."""
     scan = _Scan()
-    iterator = ArchiveIterator(stream, no_record_parse=True)
+    iterator = ArchiveIterator(stream, no_record_parse=True, arc2warc=True)   # ARC read as WARC
     for record in iterator:
+        scan.refs.note(record)
         scan.counts[record.rec_type or "unknown"] += 1
         date = _parse_time(record.rec_headers.get_header("WARC-Date") or "")
         if date:

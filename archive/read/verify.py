@@ -20,10 +20,13 @@ from archive.formats.wire import BLOCK
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
 from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
+from archive.snapshot.provenance import made_elsewhere
 from archive.snapshot.reader import Package
 from archive.snapshot.store import Collection
 from archive.warc import check as warccheck
+from archive.warc.arc import check_arc, is_arc
 from archive.warc.check import GZIP_MAGIC
+from archive.warc.conventions import DigestPolicy
 from archive.warc.digests import Problem
 from archive.warc.writer import DIGEST_CONVENTION
 
@@ -51,6 +54,8 @@ class Report:
     package_digest: str | None = None     # a self-contained export: its own datapackage.json's digest
     proofs: list[Proof] = field(default_factory=list)   # signature and timestamps, valid or not
     cited: str | None = None              # the hex digits of --expect, all 64 or a prefix
+    policy: DigestPolicy = field(default_factory=DigestPolicy)   # digests a record may lack; counts
+    warnings: list[Problem] = field(default_factory=list)   # not damage: e.g. an original elsewhere
 
     @property
     def ok(self) -> bool:
@@ -74,6 +79,8 @@ class Report:
                              for p in self.problems],
                 "dependencies": self.dependencies, "package_digest": self.package_digest,
                 "digest_convention": self.convention, "cited": self.cited,
+                "warnings": [{k: v for k, v in vars(p).items() if v is not None} for p in self.warnings],
+                "producer_digests": {**self.policy.to_json(), "summary": self.policy.summary()},
                 "proofs": [p.to_json() for p in self.proofs]}
 
 
@@ -100,6 +107,7 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
     with store.open(str(snapshot)) as package:
         report = Report(package.path)
         ours = _check_package(package, report)
+        report.policy.foreign = made_elsewhere(ours)
         report.problems.extend(check_layout(package))
         listed = _check_listing(package, ours, report)
         _check_contents(package, listed, report)
@@ -108,9 +116,10 @@ def verify(snapshot: Path | str, collection: Path | str | None = None,
         check_proofs(package, report, trust=trust, tsa_certs=tsa_certs)
         # a snapshot folder's dependencies are its neighbours: the collection holding it
         home = Collection(package.path.parent) if package.path.is_dir() else store
-        resolution = depends.resolve(package, home)
+        resolution = depends.resolve(package, home, foreign=report.policy.foreign)
         report.dependencies = resolution.checked
         report.problems.extend(resolution.problems)
+        report.warnings.extend(resolution.warnings)
     report.cited = wanted
     if wanted is not None and not (report.snapshot_id or "").startswith(wanted):
         shortened = "..." if len(wanted) < ID_DIGITS else ""
@@ -260,7 +269,7 @@ def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Repor
 def _digest_file(package: Package, rel: str, report: Report, warcs: dict[str, Records]) -> tuple[str, int]:
     """Return ("sha256:<hex>", size) of a file; a WARC file's records are checked on the way."""
     with package.member(rel) as f:
-        if rel.endswith((".warc.gz", ".warc")):
+        if rel.endswith((".warc.gz", ".warc")) or is_arc(rel):
             records = warcs[rel] = Records()
             digest, size = check_warc(f, rel, report, records.heads)
             records.size = size
@@ -347,10 +356,15 @@ def _rehash(package: Package, rel: str, algo: str) -> str:
 def check_warc(f: BinaryIO, rel: str, report: Report,
                heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int]:
     """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size).
-    With `heads`, collect each record's (offset, WARC headers) there (warc.check.check_warc)."""
-    gz = f.read(3) == GZIP_MAGIC
-    f.seek(0)
-    digest, size, records, problems = warccheck.check_warc(f, rel, gz, heads)
+    With `heads`, collect each record's (offset, WARC headers) there (warc.check.check_warc).
+    An ARC file (by its name) is read with warc.arc: its records carry no digests."""
+    if is_arc(rel):
+        digest, size, records, problems = check_arc(f, rel, heads)
+        report.policy.count_records(records)
+    else:
+        gz = f.read(3) == GZIP_MAGIC
+        f.seek(0)
+        digest, size, records, problems = warccheck.check_warc(f, rel, gz, heads, report.policy)
     report.records += records
     report.problems.extend(problems)
     return digest, size

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from archive.warc.cdxj import REVISIT_MIME
 from archive.warc.digests import Problem
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
+from .provenance import made_elsewhere
 from .reader import IndexEntry, Package, parse_cdxj
 from .store import Collection, snapshot_id_of
 
@@ -157,27 +158,40 @@ class Resolution:
     originals: dict[str, list[IndexEntry]] = field(default_factory=dict)   # snapshot id -> index lines
     problems: list[Problem] = field(default_factory=list)
     checked: int = 0
+    warnings: list[Problem] = field(default_factory=list)
 
 
-def resolve(package: Package, home: Collection) -> Resolution:
+ORIGINAL_ELSEWHERE = "original not in this collection"
+
+
+def resolve(package: Package, home: Collection, *, foreign: bool | None = None) -> Resolution:
     """Find the original of every revisit record the package's index names.
 
     Originals are looked for in the package itself, then in its own `archive/deps-*` files
     (a self-contained export) or in the snapshots of `home` its metadata names. Each must
     exist with the revisit's payload digest; what does not is a problem with its place.
+    A package made elsewhere (`foreign`, by default `provenance.made_elsewhere`: an imported
+    crawl, deduplicated against files of its own, WARC 1.1 section 6.7) names no dependencies:
+    its originals are also looked for in every other snapshot of `home`, and each revisit whose
+    original is nowhere is a warning, ORIGINAL_ELSEWHERE, with its place; `checked` counts
+    the originals found.
     """
+    if foreign is None:
+        foreign = _made_elsewhere(package)
     result = Resolution()
     revisits = _revisits(package)
     deps = dependency_ids(source_metadata(package))
     if not revisits and not deps:
         return result
     embedded = _embedded(package)
-    with _with_dependencies(package, deps if embedded is None else [], home) as (sources, missing):
+    with _with_dependencies(package, deps if embedded is None else [], home) as (sources, missing), \
+            ExitStack() as stack:
         for snapshot_id in missing:
             result.problems.append(Problem(f"dependency {snapshot_id[:12]}", "dependency missing",
                                            expected=f"snapshot {snapshot_id} in {home.root}",
                                            found="no such snapshot"))
         catalog = _Catalog(sources)
+        wider: _Catalog | None = None
         for place, offset, uri, heads in revisits:
             result.checked += 1
             target = heads.get("WARC-Refers-To", "")
@@ -185,6 +199,15 @@ def resolve(package: Package, home: Collection) -> Resolution:
             original = None
             if found is None:
                 original, found = catalog.find(heads)
+            if found is None and foreign:
+                wider = wider or _Catalog(stack.enter_context(_others(package, home)))
+                original, found = wider.find(heads)
+            if found is None and foreign:
+                result.checked -= 1
+                result.warnings.append(Problem(place, ORIGINAL_ELSEWHERE, offset, uri,
+                                               expected=f"record {target or heads.get('WARC-Payload-Digest')}",
+                                               found="in no snapshot of the collection"))
+                continue
             if found is None:
                 if not any(p.file.startswith("dependency ") for p in result.problems):
                     result.problems.append(Problem(place, "dependency missing", offset, uri,
@@ -203,15 +226,38 @@ def resolve(package: Package, home: Collection) -> Resolution:
     return result
 
 
+def _made_elsewhere(package: Package) -> bool:
+    try:
+        return made_elsewhere(package.datapackage())
+    except ArchiveError:
+        return False   # unreadable: judged by our rules (verify reports it)
+
+
+@contextmanager
+def _others(package: Package, home: Collection) -> Iterator[list[tuple[str, Package]]]:
+    """Yield [(snapshot id, package)] of every snapshot of `home` but `package`, open."""
+    here = package.path.resolve()
+    with ExitStack() as stack:
+        found = []
+        for folder in home.snapshots():
+            if folder.resolve() == here:
+                continue
+            with suppress(ArchiveError):
+                found.append((snapshot_id_of(folder), stack.enter_context(Package.open(folder))))
+        yield found
+
+
 class _Catalog:
     """The response records of some packages, found by target URI and 14-digit date."""
 
     def __init__(self, sources: list[tuple[str, Package]]):
         self.entries: dict[tuple[str, str], list[tuple[str, Package, IndexEntry]]] = {}
+        self.by_url: dict[str, list[tuple[str, Package, IndexEntry]]] = {}
         for snapshot_id, package in sources:
             for entry in package.index():
                 if entry.mime != REVISIT_MIME:
                     self.entries.setdefault((entry.url, entry.timestamp), []).append((snapshot_id, package, entry))
+                    self.by_url.setdefault(entry.url, []).append((snapshot_id, package, entry))
 
     def find(self, revisit: dict[str, str]) -> tuple[tuple[str, IndexEntry] | None, dict[str, str] | None]:
         """Return ((snapshot id, index line), WARC headers) of the original a revisit refers to."""
@@ -220,6 +266,25 @@ class _Catalog:
         for snapshot_id, package, entry in self.entries.get(key, []):
             heads = _head_at(package, entry.filename, entry.offset)
             if heads is not None and heads.get("WARC-Record-ID") == target:
+                return (snapshot_id, entry), heads
+        if key[0] and key[1]:
+            return None, None
+        return self._by_url(revisit, target)
+
+    def _by_url(self, revisit: dict[str, str], target: str
+                ) -> tuple[tuple[str, IndexEntry] | None, dict[str, str] | None]:
+        """Find the original of a revisit that names no original URI and date (wget names only
+        WARC-Refers-To; Heritrix of 2014 not even that): a response of the revisit's own URI
+        with its WARC-Refers-To id, or without one its payload digest (WARC 1.1 section 6.7.2)."""
+        url = revisit.get("WARC-Refers-To-Target-URI") or revisit.get("WARC-Target-URI", "")
+        digest = revisit.get("WARC-Payload-Digest", "")
+        for snapshot_id, package, entry in self.by_url.get(url.strip().strip("<>"), []):
+            if not target and (not digest or entry.digest.lower() != digest.lower()):
+                continue
+            heads = _head_at(package, entry.filename, entry.offset)
+            if heads is None:
+                continue
+            if heads.get("WARC-Record-ID") == target if target else heads.get("WARC-Payload-Digest") == digest:
                 return (snapshot_id, entry), heads
         return None, None
 

@@ -206,7 +206,7 @@ class Package:
                     yield entry
 
     def warc_names(self) -> list[str]:
-        return [n for n in self.names() if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
+        return [n for n in self.names() if n.startswith("archive/") and n.endswith(RECORD_FILES)]
 
     def warc_path(self, filename: str) -> str:
         """Return the member name of a WARC file named in the index; raise NotASnapshot for a
@@ -339,6 +339,7 @@ class ZipPackage(Package):
         self.zip.close()
 
 
+RECORD_FILES = (".warc", ".warc.gz", ".arc", ".arc.gz")   # WARC 1.0/1.1 and ARC v1 files
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")   # a folder separator or a control character
 
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from archive.formats.wire import STORED_HEAD, WireError, head_headers, is_chunked, iter_payload, read_head
 
+from .conventions import DigestPolicy
 from .digests import Broken, CappedProblems, Digest, Hashers, HashThread, Problem
 
 _inflate_lib: Any
@@ -52,6 +53,7 @@ class _Stored:
         self.fed = 0     # compressed bytes given to the current member's inflater
         self.records = 0           # records read whole
         self.record_start = start  # file offset of the record being read (where damage is reported)
+        self.policy = DigestPolicy()   # which digests a record may lack (warc/conventions.py)
 
     def position(self) -> int:
         return self.total - (len(self.buf) - self.off)
@@ -171,12 +173,14 @@ class _FileHash:
 
 
 def check_warc(f: BinaryIO, rel: str, gz: bool,
-               heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int, int, list[Problem]]:
+               heads: list[tuple[int, dict[str, str]]] | None = None,
+               policy: DigestPolicy | None = None) -> tuple[str, int, int, list[Problem]]:
     """Check every record of a WARC file; return (file sha256, file size, records, problems).
 
     With `heads`, append (file offset, the HEAD_FIELDS of its WARC headers, names lowercase) of
     each record read, in file order, so an index can be checked against the records without
-    reading them again.
+    reading them again. `policy` says which digests a record may lack and counts those that
+    do (warc/conventions.py); by default every record but warcinfo needs a block digest.
     """
     # The main thread inflates; the file checksum and block digests hash on one thread and
     # payload digests on another (the block and the payload are mostly the same bytes).
@@ -186,6 +190,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
     problems = CappedProblems(rel, MAX_PROBLEMS)
     records = 0
     stored = _Stored(f, gz, file_sha, heads=heads)
+    stored.policy = policy or stored.policy
     try:
         _check_records(stored, rel, (hasher, payload_hasher), problems)
         records = stored.records
@@ -194,7 +199,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
         failed = stored.record_start
         problems.append(Problem(rel, f"unreadable record ({exc})", failed))
         stored.drain()
-        records += _resync(f, rel, gz, failed, (hasher, payload_hasher), problems, heads)
+        records += _resync(f, rel, gz, failed, (hasher, payload_hasher), problems, heads, stored.policy)
     except Exception as exc:   # whatever else a hostile file does, it is a problem, not a crash
         records = stored.records
         problems.append(Problem(rel, f"unreadable record ({type(exc).__name__}: {exc})", stored.record_start))
@@ -207,13 +212,15 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
 
 
 def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
-            problems: list[Problem], heads: list[tuple[int, dict[str, str]]] | None = None) -> int:
+            problems: list[Problem], heads: list[tuple[int, dict[str, str]]] | None = None,
+            policy: DigestPolicy | None = None) -> int:
     """Go on checking from each next record that can be found after a damaged one."""
     records = 0
     magic = GZIP_MAGIC if gz else b"WARC/1."
     while (start := _find(f, magic, failed + 1)) is not None:
         f.seek(start)
         stored = _Stored(f, gz, _FileHash(), start, heads)
+        stored.policy = policy or stored.policy
         try:
             _check_records(stored, rel, hasher, problems)
             return records + stored.records
@@ -325,11 +332,14 @@ def _check_record(stored: _Stored, headers: dict[str, str], length: int, rel: st
         pass
     if block.left:
         raise Broken(f"record cut short: {block.left} of {length} bytes missing")
-    for name, check in (("block", block_check), ("payload", payload_check)):
-        if check.expected and not check.matches():
-            problems.append(Problem(rel, f"{name} digest mismatch", offset, uri, check.expected, check.found()))
-    if not block_check.expected and kind != "warcinfo":
-        problems.append(Problem(rel, "record has no WARC-Block-Digest", offset, uri))
+    matched = bool(block_check.expected) and block_check.matches()
+    what = stored.policy.block_problem(kind, block_check.expected, matched, headers.get("warc-payload-digest"))
+    if what is not None:
+        found = (block_check.expected, block_check.found()) if block_check.expected else (None, None)
+        problems.append(Problem(rel, what, offset, uri, *found))
+    if payload_check.expected and not payload_check.matches():
+        problems.append(Problem(rel, "payload digest mismatch", offset, uri, payload_check.expected,
+                                payload_check.found()))
 
 
 def _payload_check(block: _Block, headers: dict[str, str], hasher: HashThread | None, rel: str,
