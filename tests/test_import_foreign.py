@@ -153,6 +153,11 @@ def test_revisits_of_another_file_warn_until_their_originals_are_in_the_collecti
         revisit = next(e for e in package.index() if e.url == "http://data.gov.uk/" and e.mime == "warc/revisit")
     _, original = body_of(first.path, "http://data.gov.uk/")
     assert replayed(collection, second.id, revisit.timestamp, revisit.url, wayback) == original
+    # exported whole, the originals (named by URI and payload digest only) travel with it
+    wacz = collection.parent / "second.wacz"
+    assert cli(capsys, "export", second.id, "-C", str(collection), "--wacz", str(wacz))[0] == 0
+    report = verify(wacz, collection.parent / "elsewhere")
+    assert report.ok and report.warnings == [] and report.dependencies == 55, report.problems
 
 
 # -- GNU wget --warc-dedup ------------------------------------------------------------------------
@@ -218,6 +223,11 @@ def test_arc_file_imports_byte_for_byte_and_replays(name, tmp_path, collection, 
         entries = {e.url: e for e in package.index()}
         assert entries["http://example.org/"].filename == name and entries["http://example.org/"].timestamp == "19991231235959"
     assert replayed(collection, snap.id, "19991231235959", "http://example.org/", wayback) == PAGE
+    # ARC records are no WARC records: a .warc export is refused, a .wacz keeps the ARC file
+    assert main(["export", snap.id, "-C", str(collection), "--warc", str(tmp_path / "out.warc.gz")]) == 2
+    assert "is an ARC file, not WARC records" in capsys.readouterr().err
+    assert main(["export", snap.id, "-C", str(collection), "--wacz", str(tmp_path / "out.wacz")]) == 0
+    assert verify(tmp_path / "out.wacz", collection).ok
 
 
 def test_real_heritrix_arc_imports(collection):

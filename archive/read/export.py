@@ -37,6 +37,7 @@ from archive.snapshot.depends import DEPS_INDEX, DEPS_PREFIX, find_snapshot, res
 from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, SOURCE, canonical_json, digest_document, sha256_file
 from archive.snapshot.reader import FolderPackage, IndexEntry, Package, ZipPackage
 from archive.snapshot.store import Collection, snapshot_id_of
+from archive.warc.arc import is_arc
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip entry can hold: "no time"
 UNIX = 3                            # create_system: the external attributes are Unix modes
@@ -202,12 +203,16 @@ def export_warc(package: Package, dest: Path | str, *, overwrite: bool = False,
 
     A .warc.gz keeps one gzip member per record, so it stays a valid record-at-a-time WARC.
     The records its revisits refer to follow, copied from `home` (the collection), so the
-    file replays on its own. Return dest; raise UsageError for another suffix, StorageError
+    file replays on its own. Return dest; raise UsageError for another suffix or a snapshot of ARC files, StorageError
     or DiskFull.
     """
     dest = Path(dest)
     if not dest.name.endswith((".warc.gz", ".warc")):
         raise UsageError(f"export_warc writes a .warc.gz or .warc file, not {dest.name!r}")
+    arcs = [name for name in package.warc_names() if is_arc(name)]
+    if arcs:   # ARC records in a WARC file would make it neither
+        raise UsageError(f"{arcs[0]} is an ARC file, not WARC records: export the snapshot as a "
+                         ".wacz, which keeps it byte for byte")
     compressed = dest.name.endswith(".gz")
     originals = _originals(package, home)
     with _atomic(dest, overwrite) as out:

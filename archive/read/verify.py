@@ -19,6 +19,7 @@ from archive.errors import NotASnapshot, UsageError, VerificationFailed
 from archive.formats.wire import BLOCK
 from archive.proofs.checks import Proof, check_proofs
 from archive.snapshot import depends
+from archive.snapshot.embedded import check_embedded
 from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, canonical_json
 from archive.snapshot.provenance import made_elsewhere
 from archive.snapshot.reader import Package
@@ -326,13 +327,13 @@ def _check_extra(package: Package, own: set[str], report: Report) -> None:
     """Readers read every index and WARC of a package, but the cited id commits only to the
     files source/datapackage.json lists: any other file but the export's own datapackage
     files and its dependency copies (which must hold only what the snapshot's revisits refer
-    to: depends.check_embedded) is content under someone else's id."""
+    to: embedded.check_embedded) is content under someone else's id."""
     outer = {DATAPACKAGE, DIGEST_FILE, *SOURCE_FILES}
     for rel in sorted(set(package.names()) - own - outer):
         if not (DEPS_WARC.fullmatch(rel) or rel == depends.DEPS_INDEX):
             report.problems.append(Problem(rel, "file not part of the snapshot cited (not in "
                                            + SOURCE_FILES[0] + ")"))
-    report.problems.extend(depends.check_embedded(package, own))
+    report.problems.extend(check_embedded(package, own))
 
 
 def _hash_stream(f: BinaryIO, algo: str = "sha256") -> tuple[str, int]:

@@ -24,7 +24,7 @@ from archive.warc.digests import Problem
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
 from .provenance import made_elsewhere
-from .reader import IndexEntry, Package, parse_cdxj
+from .reader import IndexEntry, Package
 from .store import Collection, snapshot_id_of
 
 DEPS_PREFIX = "archive/deps-"      # in a self-contained export: copies of the records depended on
@@ -332,61 +332,6 @@ def _embedded(package: Package) -> dict[str, dict[str, str]] | None:
     return found
 
 
-def check_embedded(package: Package, own: set[str]) -> list[Problem]:
-    """Check the dependency files of a self-contained export against the snapshot it carries.
-
-    `own` is the set of files the carried source/datapackage.json lists. Every record of an
-    `archive/deps-*` file must be the original some revisit record of those WARCs refers to
-    (WARC-Refers-To, -Target-URI, -Date, and the payload digest for identical-payload-digest
-    revisits: WARC 1.1 section 6.7.2), and every line of `indexes/deps.cdx` must name such a
-    record. Return the problems: anything else is content the cited id does not commit to.
-    """
-    referred: dict[str, dict[str, str]] = {}
-    for name in sorted(own):
-        if name.startswith("archive/") and name.endswith((".warc.gz", ".warc")) and package.has(name):
-            for heads in _heads(package, name):
-                if heads.get("WARC-Type") == "revisit" and heads.get("WARC-Refers-To"):
-                    referred[heads["WARC-Refers-To"]] = heads
-    problems = []
-    for name in sorted(n for n in package.names() if n.startswith(DEPS_PREFIX)):
-        for heads in _heads(package, name):
-            if not _refers(referred.get(heads.get("WARC-Record-ID", "")), heads):
-                problems.append(Problem(name, "dependency record no revisit of the snapshot refers to",
-                                        uri=heads.get("WARC-Target-URI"), found=heads.get("WARC-Record-ID")))
-    for line in package.lines(DEPS_INDEX) if package.has(DEPS_INDEX) else []:
-        entry = parse_cdxj(line.decode("utf-8", "replace"))
-        at = _deps_head(package, entry) if entry is not None else None
-        if entry is None or at is None or at.get("WARC-Target-URI") != entry.url \
-                or not _refers(referred.get(at.get("WARC-Record-ID", "")), at):
-            problems.append(Problem(DEPS_INDEX, "index line names no record a revisit of the snapshot refers to",
-                                    found=line[:200].decode("utf-8", "replace")))
-    return problems
-
-
-def _deps_head(package: Package, entry: IndexEntry) -> dict[str, str] | None:
-    """Return the WARC headers at a deps index line's place, if it lies in a deps file."""
-    try:
-        if not package.warc_path(entry.filename).startswith(DEPS_PREFIX):
-            return None
-    except NotASnapshot:
-        return None
-    return _head_at(package, entry.filename, entry.offset)
-
-
-def _refers(revisit: dict[str, str] | None, original: dict[str, str]) -> bool:
-    """Return True when `revisit` names `original`: its id, target URI, date and (for an
-    identical-payload-digest revisit) payload digest."""
-    if revisit is None or revisit.get("WARC-Refers-To") != original.get("WARC-Record-ID"):
-        return False
-    if revisit.get("WARC-Refers-To-Target-URI", original.get("WARC-Target-URI")) != original.get("WARC-Target-URI"):
-        return False
-    date = revisit.get("WARC-Refers-To-Date")
-    if date is not None and _stamp14(date) != _stamp14(original.get("WARC-Date", "")):
-        return False
-    identical = revisit.get("WARC-Profile", "").endswith("/identical-payload-digest")
-    return not identical or revisit.get("WARC-Payload-Digest") == original.get("WARC-Payload-Digest")
-
-
 def _heads(package: Package, name: str) -> Iterator[dict[str, str]]:
     with package.member(name) as f:
         try:
@@ -396,5 +341,5 @@ def _heads(package: Package, name: str) -> Iterator[dict[str, str]]:
             return
 
 
-__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "Resolution", "check_embedded", "dependency_ids",
+__all__ = ["DEPS_INDEX", "DEPS_PREFIX", "DIGEST_FILE", "Resolution", "dependency_ids",
            "dependents", "find_snapshot", "remove", "resolve", "source_metadata"]

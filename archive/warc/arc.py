@@ -11,7 +11,9 @@ producer: the package checksum covers their bytes.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import zlib
 from typing import Any, BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
@@ -21,6 +23,7 @@ from .digests import Problem
 
 ARC_SUFFIXES = (".arc", ".arc.gz")
 READ = 1 << 20
+MAX_LINE = 1 << 16   # an ARC record header line: a URL and four short fields
 
 
 class _Hashed:
@@ -55,31 +58,61 @@ def check_arc(f: BinaryIO, rel: str,
               heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int, int, list[Problem]]:
     """Read every record of an ARC file; return (file "sha256:<hex>", size, records, problems).
 
-    With `heads`, append (file offset, WARC-style head fields: warc-type, warc-target-uri,
-    warc-date, as warcio maps them) of each record, as `warc.check.check_warc` does, so index
-    lines naming the file can be checked against its records. A record warcio cannot read is
-    a problem at its offset; the rest of the file is still hashed.
+    A first pass walks the records with bounds (a header line of at most MAX_LINE bytes, each
+    record's Archive-length read through in blocks): a hostile file is one problem, never
+    a line held whole. Then, with `heads`, warcio reads the file again and (file offset,
+    WARC-style head fields: warc-type, warc-target-uri, warc-date, as warcio maps them) of each
+    record is appended, as `warc.check.check_warc` does, so index lines naming the file can be
+    checked against its records. `f` must be seekable.
     """
     stream = _Hashed(f)
-    records, problems = 0, []
-    iterator: Any = ArchiveIterator(stream, arc2warc=True, no_record_parse=True)
+    gz = f.read(2) == b"\x1f\x8b"
+    f.seek(0)
+    records, problem = _walk(gzip.GzipFile(fileobj=stream, mode="rb") if gz else stream)   # type: ignore[call-overload,arg-type]
+    while stream.read(READ):
+        pass
+    problems = [Problem(rel, problem)] if problem else []
+    if not problems and heads is not None:
+        f.seek(0)
+        problems += _heads(f, rel, heads)
+    if records == 0 and not problems:
+        problems.append(Problem(rel, "no ARC records"))
+    return "sha256:" + stream.sha.hexdigest(), stream.size, records, problems
+
+
+def _walk(stream: BinaryIO) -> tuple[int, str | None]:
+    """Read record after record; return (records read whole, what is wrong or None)."""
+    records = 0
+    try:
+        while line := stream.readline(MAX_LINE + 1):
+            if line.strip() == b"":
+                continue
+            if not line.endswith(b"\n"):
+                return records, f"ARC record header line over {MAX_LINE} bytes or cut short"
+            fields = line.split()
+            if len(fields) not in (5, 10) or not fields[-1].isdigit():
+                return records, f"no ARC record header ({line[:60]!r})"
+            left = int(fields[-1])
+            while left > 0 and (data := stream.read(min(left, READ))):
+                left -= len(data)
+            if left:
+                return records, f"ARC record {records + 1} cut short: {left} bytes missing"
+            records += 1
+    except (OSError, EOFError, zlib.error) as exc:   # gzip's own errors: corrupt or cut-off data
+        return records, f"unreadable ARC data after {records} records ({type(exc).__name__}: {exc})"[:300]
+    return records, None
+
+
+def _heads(f: BinaryIO, rel: str, heads: list[tuple[int, dict[str, str]]]) -> list[Problem]:
+    iterator: Any = ArchiveIterator(f, arc2warc=True, no_record_parse=True)
     offset = 0
     try:
         for record in iterator:
             offset = iterator.get_record_offset()
-            if heads is not None:
-                fields = {k.lower(): v for k, v in record.rec_headers.headers}
-                heads.append((offset, head_fields(fields)))
-            while record.raw_stream.read(READ):
-                pass
-            records += 1
+            heads.append((offset, head_fields({k.lower(): v for k, v in record.rec_headers.headers})))
     except Exception as exc:   # warcio's parse errors have no common base: damage, at its place
-        problems.append(Problem(rel, f"unreadable ARC record ({type(exc).__name__}: {exc})"[:300], offset))
-    while stream.read(READ):
-        pass
-    if records == 0 and not problems:
-        problems.append(Problem(rel, "no ARC records"))
-    return "sha256:" + stream.sha.hexdigest(), stream.size, records, problems
+        return [Problem(rel, f"unreadable ARC record ({type(exc).__name__}: {exc})"[:300], offset)]
+    return []
 
 
 __all__ = ["ARC_SUFFIXES", "check_arc", "is_arc"]
