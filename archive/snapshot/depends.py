@@ -115,8 +115,9 @@ def payload_of(package: Package, entry: IndexEntry,
                home: Collection | None = None) -> Iterator[tuple[Package, IndexEntry]]:
     """Yield (package, index line) of the record holding the payload of `entry`: the entry
     itself, or for a revisit its original (in the package, an embedded deps file, or a
-    snapshot of `home`, by default the collection holding the package). Raises NotASnapshot
-    when a revisit's original cannot be found."""
+    snapshot of `home`, by default the collection holding the package; for a package made
+    elsewhere, any snapshot of `home`). Raises NotASnapshot when a revisit's original cannot
+    be found."""
     if entry.mime != REVISIT_MIME:
         yield package, entry
         return
@@ -124,8 +125,13 @@ def payload_of(package: Package, entry: IndexEntry,
     if home is None and package.path.is_dir():
         home = Collection(package.path.parent)
     ids = dependency_ids(source_metadata(package)) if home is not None else []
-    with _with_dependencies(package, ids, home or Collection(package.path.parent)) as (sources, _):
+    with _with_dependencies(package, ids, home or Collection(package.path.parent)) as (sources, _), \
+            ExitStack() as stack:
         found, _ = _Catalog(sources).find(heads)
+        if found is None and home is not None and _made_elsewhere(package):   # as `resolve` looks
+            others = stack.enter_context(_others(package, home))
+            found, _ = _Catalog(others).find(heads)
+            sources = sources + others
         if found is None:
             raise NotASnapshot(package.path, f"the original of the revisit record of {entry.url} is missing")
         yield next(p for sid, p in sources if sid == found[0]), found[1]
