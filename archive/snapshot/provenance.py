@@ -15,7 +15,8 @@ from typing import Any
 def made_elsewhere(datapackage: dict[str, Any]) -> bool:
     """Return True when a parsed datapackage.json is another tool's, or ours around an import.
 
-    >>> made_elsewhere({"software": "py-wacz 0.4.9"}), made_elsewhere({"software": "archive 0.1.0"})
+    >>> listed = {"resources": [{"path": "archive/a.warc.gz"}]}
+    >>> made_elsewhere({"software": "py-wacz 0.4.9", **listed}), made_elsewhere({"software": "archive 0.1.0", **listed})
     (True, False)
     >>> made_elsewhere({"software": "archive 0.1.0", "archive": {"imported": {"source": "a.warc.gz"}}})
     True
