@@ -4,8 +4,9 @@ A .wacz keeps its bytes, so its snapshot id (the SHA-256 of its datapackage.json
 one it was cited by. A bare WARC (wget --warc-file, Heritrix, another crawler) or ARC file is
 copied as is and becomes a new snapshot: an index, a page list, an import log and a package
 are written around it. Every digest its producer wrote is checked; records it wrote none for,
-and revisits whose originals are in other files, are counted and noted (read/foreign.py). Either way the source is checked before anything is written, the new folder is
-verified again as stored, and only then is it published; a rejected import leaves nothing.
+and revisits whose originals are in other files, are counted and noted (read/foreign.py).
+Either way the source is checked before anything is written, the new folder is verified
+again as stored, and only then is it published; a rejected import leaves nothing.
 """
 from __future__ import annotations
 
@@ -175,11 +176,11 @@ def _import_warc(path: Path, store: Collection, import_id: str, clock: Clock) ->
             tee = _Tee(src, out)
             try:
                 scan = _scan(tee, name)
-                scan.policy = policy
             except (ArchiveLoadFailed, ValueError, EOFError, zlib.error) as exc:
                 # our checker read it, warcio (and so pywb) cannot: not replayable as it is
                 raise ImportRejected(path, [Problem(path.name, f"unreadable by warcio: {exc}"[:300])]) from None
             checksum = tee.finish()
+        scan.policy = policy   # what the check counted, for the import's notes
         if checksum != checked:
             raise ImportRejected(path, [Problem(path.name, "the file changed while it was imported")])
         package = _write_files(folder, path, name, checksum, scan, clock)
