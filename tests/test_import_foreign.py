@@ -175,7 +175,7 @@ def wget(site, tmp_path: Path, name: str, *extra: str) -> Path:  # type: ignore[
     return tmp_path / f"{name}.warc.gz"
 
 
-def test_wget_dedup_warc_imports_under_its_named_convention(site, tmp_path, collection, capsys):
+def test_wget_dedup_warc_imports_under_its_named_convention(site, tmp_path, collection, capsys, wayback):
     first = wget(site, tmp_path, "first")
     second = wget(site, tmp_path, "second", f"--warc-dedup={tmp_path / 'first.cdx'}")
     revisits = gzip.decompress(second.read_bytes()).count(b"WARC-Type: revisit\r\n")
@@ -188,10 +188,16 @@ def test_wget_dedup_warc_imports_under_its_named_convention(site, tmp_path, coll
     assert (f"{revisits} records carried no digest from their producer: {COVERED} "
             f"(accepted by convention: {WGET_REVISIT_BLOCK} x{revisits})") in out
     assert len(re.findall(r"WARNING archive/second\.warc\.gz @\d+: original not in this collection", out)) == revisits
-    import_archive(first, collection)
+    original = import_archive(first, collection)
     report = verify(snap.path, collection)
     assert report.ok and report.warnings == [] and report.dependencies == revisits
     assert report.policy.conventions == {WGET_REVISIT_BLOCK: revisits}
+    # pywb serves a revisit with the body of the first crawl
+    with Package.open(snap.path) as package:
+        revisit = next(e for e in package.index() if e.mime == "warc/revisit" and e.url.endswith("/about.html"))
+    _, body = body_of(original.path, revisit.url)
+    assert b"<title>About | Tidewatch Notes</title>" in body
+    assert replayed(collection, snap.id, revisit.timestamp, revisit.url, wayback) == body
 
 
 # -- ARC v1 ----------------------------------------------------------------------------------------
