@@ -153,6 +153,9 @@ def test_revisits_of_another_file_warn_until_their_originals_are_in_the_collecti
         revisit = next(e for e in package.index() if e.url == "http://data.gov.uk/" and e.mime == "warc/revisit")
     _, original = body_of(first.path, "http://data.gov.uk/")
     assert replayed(collection, second.id, revisit.timestamp, revisit.url, wayback) == original
+    # the first crawl is not removed from under the second
+    assert main(["rm", first.id, "-C", str(collection), "--yes"]) != 0
+    assert second.path.name in capsys.readouterr().err and first.path.is_dir()
     # diff reads each revisit's body from the first crawl
     code, out = cli(capsys, "diff", first.id, second.id, "-C", str(collection))
     assert code == 0 and "0 added, 0 removed, 7 changed, 55 unchanged" in out

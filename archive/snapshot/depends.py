@@ -70,14 +70,20 @@ def dependents(store: Collection, snapshot_id: str) -> list[Path]:
 
 
 def _dependency_map(store: Collection) -> dict[str, list[Path]]:
-    """Return, for each snapshot id referred to, the snapshots whose revisits refer to it."""
+    """Return, for each snapshot id referred to, the snapshots whose revisits refer to it: as
+    their metadata names, and for an import with revisits of other files (read/foreign.py)
+    the snapshots its originals are found in."""
     found: dict[str, list[Path]] = {}
     for folder in store.snapshots():
         try:
             with Package.open(folder) as package:
                 if package.has(SOURCE + DATAPACKAGE):
                     continue   # a self-contained package holds what it refers to
-                for snapshot_id in dependency_ids(package.metadata()):
+                meta = package.metadata()
+                ids = dependency_ids(meta)
+                if meta.get("revisits_elsewhere"):   # an imported crawl: wherever they are now
+                    ids += [i for i in resolve(package, store, foreign=True).originals if i not in ids]
+                for snapshot_id in ids:
                     found.setdefault(snapshot_id, []).append(folder)
         except ArchiveError:
             continue
