@@ -250,3 +250,17 @@ def test_real_heritrix_arc_imports(collection):
         assert "http://www.archive.org/" in {e.url for e in package.index()}
         assert hashlib.sha256((snap.path / "archive" / IAH_ARC.name).read_bytes()).hexdigest() == \
             hashlib.sha256(IAH_ARC.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda data: data[:-40], "ARC record 3 cut short: 39 bytes missing"),   # 1: the version block
+    (lambda data: data + b"http://example.org/" + b"a" * 200_000, "ARC record header line over 65536 bytes"),
+    (lambda data: data + b"not an ARC header\n", "no ARC record header"),
+])
+def test_a_broken_arc_file_is_refused_in_one_line(damage, expected, tmp_path, collection, capsys):
+    source = tmp_path / "broken.arc"
+    source.write_bytes(damage(arc_file(False)))
+    assert main(["import", str(source), "-C", str(collection)]) == 1
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and len(err) < 2000
+    assert not collection.exists() or [p for p in collection.iterdir() if not p.name.startswith(".")] == []
