@@ -77,6 +77,43 @@ def canonicalize(url: str, base: str | None = None) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+_UTF_ENCODINGS = frozenset({"utf-8", "utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32-be", "utf-32"})
+
+
+def encode_query(reference: str, encoding: str | None) -> str:
+    """Return a URL reference with its query percent-encoded in a document's legacy encoding.
+
+    The URL Standard (4.4, basic URL parser, query state) encodes the query of a URL found in
+    a document with the document's encoding (UTF-16 and UTF-8 documents: UTF-8); the path
+    and fragment stay UTF-8. A character the encoding lacks becomes its numeric character
+    reference, percent-encoded ("%26%23NNNN%3B"), as the Standard's "URL" error mode says.
+    The reference comes back unchanged when its query is ASCII or the encoding is UTF.
+
+    >>> encode_query("search?q=café#é", "cp1252")
+    'search?q=caf%E9#é'
+    >>> encode_query("/é?€=€&k=日", "iso8859-15")
+    '/é?%A4=%A4&k=%26%2326085%3B'
+    >>> encode_query("a?q=café", "utf-8")
+    'a?q=café'
+    """
+    if not encoding or encoding.lower().replace("_", "-") in _UTF_ENCODINGS or reference.isascii():
+        return reference
+    before, hash_, fragment = reference.partition("#")
+    path, mark, query = before.partition("?")
+    if not mark or query.isascii():
+        return reference
+    out = []
+    for ch in query:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        try:
+            out.append("".join(f"%{b:02X}" for b in ch.encode(encoding)))
+        except (UnicodeError, LookupError):
+            out.append(f"%26%23{ord(ch)}%3B")
+    return f"{path}?{''.join(out)}{hash_}{fragment}"
+
+
 _LABEL = r"(?:[^\W_](?:[\w-]*[^\W_])?)"
 _BARE_HOST = re.compile(rf"(?:localhost|{_LABEL}(?:\.{_LABEL})*\.[^\W\d_][\w-]*\.?|\d{{1,3}}(?:\.\d{{1,3}}){{3}}"
                         rf"|\[[0-9a-fA-F:.]+\])(?::\d{{1,5}})?", re.IGNORECASE)

@@ -1,0 +1,148 @@
+"""What a browser would fetch (issue 16): each input of the issue with its right value.
+
+Extraction-level tests feed real HTML/CSS through lxml and tinycss2; the end-to-end tests
+capture small sites served on 127.0.0.1 (tests/discovery_site.py) and read the log and WARC.
+"""
+from __future__ import annotations
+
+from archive.models import Kind
+from archive.write.css import css_references
+from archive.write.extract import Extracted, css_links, html_links
+from archive.write.htmlrefs import REFERENCES
+
+BASE = "http://ex.test/dir/page.html"
+
+
+def found(html: bytes, charset: str | None = None, base: str = BASE) -> Extracted:
+    result = Extracted()
+    html_links([html[i:i + 5] for i in range(0, len(html), 5)], base, charset, result)
+    return result
+
+
+def pairs(result: Extracted) -> list[tuple[str, str, str]]:
+    return [(f.url, str(f.kind), f.via) for f in result.found]
+
+
+# -- 2. SVG sprites --------------------------------------------------------------------------
+def test_svg_use_href_and_xlink_href_fetch_the_external_file_without_fragment():
+    r = found(b'<svg><use href="icons/sprite.svg#star"/><use xlink:href="/other.svg#x"></use>'
+              b'<use href="#local"/><image href="i.png"/><feImage href="f.png"/></svg>')
+    assert pairs(r) == [
+        ("http://ex.test/dir/icons/sprite.svg", "requisite", "use@href"),
+        ("http://ex.test/other.svg", "requisite", "use@xlink:href"),
+        ("http://ex.test/dir/i.png", "requisite", "image@href"),
+        ("http://ex.test/dir/f.png", "requisite", "feimage@href"),
+    ]
+
+
+# -- 3. image-set() with strings --------------------------------------------------------------
+def test_image_set_strings_in_a_stylesheet_and_a_style_attribute():
+    css = '.hero { background-image: image-set("hero-1x.jpg" 1x, "hero-2x.jpg" 2x) }'
+    sheet = Extracted()
+    css_links([css], "http://ex.test/css/site.css", "css", sheet)
+    assert [f.url for f in sheet.found] == ["http://ex.test/css/hero-1x.jpg", "http://ex.test/css/hero-2x.jpg"]
+    r = found(b'<div style=\'background-image: -webkit-image-set("a.jpg" 1x, url(b.jpg) 2x)\'></div>')
+    assert pairs(r) == [("http://ex.test/dir/a.jpg", "requisite", "div@style@image-set"),
+                        ("http://ex.test/dir/b.jpg", "requisite", "div@style@url")]
+
+
+# -- 4. queries in legacy encodings -----------------------------------------------------------
+def test_query_is_encoded_in_the_documents_encoding_and_the_path_stays_utf8():
+    page = '<a href="search?q=café">s</a><a href="café/?q=é">p</a><img src="i.png?€">'.encode("cp1252")
+    r = found(page, charset="cp1252")
+    assert [f.url for f in r.found] == ["http://ex.test/dir/search?q=caf%E9",
+                                        "http://ex.test/dir/caf%C3%A9/?q=%E9",
+                                        "http://ex.test/dir/i.png?%80"]
+    declared = found(b'<meta charset="windows-1252"><a href="s?q=caf\xe9">x</a>')
+    assert [f.url for f in declared.found] == ["http://ex.test/dir/s?q=caf%E9"]
+    utf8 = found('<meta charset="utf-8"><a href="s?q=café">x</a>'.encode())
+    assert [f.url for f in utf8.found] == ["http://ex.test/dir/s?q=caf%C3%A9"]
+    # a character windows-1252 lacks: its numeric reference, percent-encoded
+    lacking = found('<a href="s?q=日">x</a>'.encode("cp1252", "xmlcharrefreplace"), charset="cp1252")
+    assert [f.url for f in lacking.found] == ["http://ex.test/dir/s?q=%26%2326085%3B"]
+
+
+# -- 5. lazy-loading attributes ---------------------------------------------------------------
+def test_lazy_loading_attributes_are_requisites_marked_lazy():
+    r = found(b'<img src=placeholder.gif data-src=real.jpg data-srcset="a.jpg 480w, b.jpg 800w">'
+              b'<img data-original=o.jpg data-lazy-src=l.jpg><div data-bg="bg.jpg"></div>'
+              b'<div data-bg="url(\'bg2.jpg\')"></div><section data-background-image=s.jpg></section>')
+    assert pairs(r) == [
+        ("http://ex.test/dir/placeholder.gif", "requisite", "img@src"),
+        ("http://ex.test/dir/real.jpg", "requisite", "img@data-src (lazy)"),
+        ("http://ex.test/dir/a.jpg", "requisite", "img@data-srcset (lazy)"),
+        ("http://ex.test/dir/b.jpg", "requisite", "img@data-srcset (lazy)"),
+        ("http://ex.test/dir/o.jpg", "requisite", "img@data-original (lazy)"),
+        ("http://ex.test/dir/l.jpg", "requisite", "img@data-lazy-src (lazy)"),
+        ("http://ex.test/dir/bg.jpg", "requisite", "div@data-bg (lazy)"),
+        ("http://ex.test/dir/bg2.jpg", "requisite", "div@data-bg (lazy)@url"),
+        ("http://ex.test/dir/s.jpg", "requisite", "section@data-background-image (lazy)"),
+    ]
+
+
+# -- 7. prefetch and the other fetching link types --------------------------------------------
+def test_link_prefetch_preload_modulepreload_fetched_and_preconnect_not():
+    r = found(b'<link rel=prefetch href=next.js><link rel="preload" as="font" href="f.woff2">'
+              b'<link rel=modulepreload href=m.mjs><link rel=preconnect href="https://cdn.test/">'
+              b'<link rel=dns-prefetch href="//dns.test/"><link rel=alternate href=feed.xml>')
+    assert [f.url for f in r.found] == ["http://ex.test/dir/next.js", "http://ex.test/dir/f.woff2",
+                                        "http://ex.test/dir/m.mjs"]
+
+
+# -- the HTML kind: the table, documents inside documents, nothing silently dropped ----------
+def test_srcdoc_documents_are_parsed_with_the_parent_base():
+    r = found(b'<base href="/b/"><iframe srcdoc="<img src=&quot;in.png&quot;>'
+              b'<iframe srcdoc=\'<a href=deep.html>d</a>\'></iframe>"></iframe>')
+    assert pairs(r) == [("http://ex.test/b/in.png", "requisite", "img@src"),
+                        ("http://ex.test/b/deep.html", "page", "a@href")]
+
+
+def test_every_table_row_fetches_through_the_extractor():
+    """Each (element, attribute) of the one table, put in a page, yields a URL of its Kind."""
+    for (tag, name), ref in REFERENCES.items():
+        element = "div" if tag == "*" else tag
+        value = {"srcset": "x.png 1x", "css": "background:url(x.png)", "document": "<img src=x.png>"}.get(
+            ref.form.value, "x.png")
+        extra = ' rel="stylesheet"' if ref.when == "rel" else ' type="image"' if ref.when == "type=image" else ""
+        markup = f'<{element}{extra} {name}="{value}"></{element}>'
+        if tag in ("use", "image", "feimage"):
+            markup = f"<svg>{markup}</svg>"
+        r = found(markup.encode())
+        assert [f.url for f in r.found] == ["http://ex.test/dir/x.png"], markup
+        expected = Kind.REQUISITE if ref.form.value == "document" else ref.kind
+        assert r.found[0].kind is expected, markup
+
+
+def test_references_that_cannot_become_urls_are_skipped_with_a_reason():
+    r = found(b'<img src="http://[::1">'
+              b'<a href="javascript:go()">j</a><iframe srcdoc="<img src=\'http://a b/\'>"></iframe>'
+              b'<div style="background:url(ftp://x/y.png)"></div><base href="http://[bad">')
+    assert r.found == []
+    assert [(s.via, why) for s, why in r.skipped] == [
+        ("img@src", r.skipped[0][1]), ("a@href", "not http(s)"), ("img@src", r.skipped[2][1]),
+        ("div@style@url", "not http(s)"), ("base@href", r.skipped[4][1])]
+    assert all(why for _, why in r.skipped)
+
+
+# -- the CSS kind: tinycss2, every escape form --------------------------------------------------
+def test_css_escapes_strings_urls_imports_and_font_face():
+    css = r'''
+    @import "a\2e css";  @import url(b.css) screen;  @IMPORT url( "c.css" );
+    /* url(commented.png) */
+    @font-face { font-family: X; src: local("X"), url(f\.woff2) format("woff2"), url('f.woff') format("woff") }
+    .a { background: url(sp\ ace.png) }  .b { cursor: url("cur\
+sor.cur"), auto }
+    .c { list-style-image: u\72l(esc.png) } .d { border-image: url('q\'uote.png') 30 }
+    .e { mask-image: url(\1F600.svg) } .f { content: "url(not-a-url.png)" }
+    .g { background: image-set("i1.avif" type("image/avif") 1x, 'i2.jpg' 1x) }
+    '''
+    assert list(css_references(css)) == [
+        ("a.css", "import"), ("b.css", "import"), ("c.css", "import"),
+        ("f.woff2", "url"), ("f.woff", "url"), ("sp ace.png", "url"), ("cursor.cur", "url"),
+        ("esc.png", "url"), ("q'uote.png", "url"), ("\U0001F600.svg", "url"),
+        ("i1.avif", "image-set"), ("i2.jpg", "image-set")]
+
+
+def test_hostile_css_is_linear_and_never_overflows():
+    assert list(css_references("(" * 50_000 + "url(deep.png)")) == [("deep.png", "url")]
+    assert list(css_references("url(" * 20_000)) == []
