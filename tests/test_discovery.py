@@ -5,7 +5,14 @@ capture small sites served on 127.0.0.1 (tests/discovery_site.py) and read the l
 """
 from __future__ import annotations
 
-from archive.models import Kind
+import json
+
+import pytest
+from discovery_site import KITCHEN_FILES, install
+from warcio.archiveiterator import ArchiveIterator
+
+from archive import capture
+from archive.models import CaptureOptions, Kind
 from archive.write.css import css_references
 from archive.write.extract import Extracted, css_links, html_links
 from archive.write.htmlrefs import REFERENCES
@@ -146,3 +153,95 @@ sor.cur"), auto }
 def test_hostile_css_is_linear_and_never_overflows():
     assert list(css_references("(" * 50_000 + "url(deep.png)")) == [("deep.png", "url")]
     assert list(css_references("url(" * 20_000)) == []
+
+
+# -- end to end: small sites on 127.0.0.1 --------------------------------------------------------
+def log_of(snapshot) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [json.loads(line) for line in (snapshot.path / "logs" / "capture.jsonl").read_text().splitlines()]
+
+
+def exchanges(snapshot) -> list[tuple[str, int, str, str]]:  # type: ignore[no-untyped-def]
+    """(URL, status, Cookie sent, Set-Cookie received) of each response record, in order."""
+    out, cookies = [], {}
+    for warc in sorted((snapshot.path / "archive").glob("*.warc*")):
+        with open(warc, "rb") as f:
+            for rec in ArchiveIterator(f):
+                uri = rec.rec_headers.get_header("WARC-Target-URI")
+                if rec.rec_type == "request":
+                    cookies[rec.rec_headers.get_header("WARC-Concurrent-To")] = rec.http_headers.get_header("Cookie") or ""
+                elif rec.rec_type == "response":
+                    out.append((uri, rec.http_headers.get_statuscode(), rec.rec_headers.get_header("WARC-Record-ID"),
+                                rec.http_headers.get_header("Set-Cookie") or ""))
+    return [(u, int(s), cookies.get(rid, ""), sc) for u, s, rid, sc in out]
+
+
+def pages_of(snapshot) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [json.loads(line) for line in (snapshot.path / "pages" / "pages.jsonl").read_text().splitlines()[1:]]
+
+
+@pytest.fixture
+def walls(site):  # type: ignore[no-untyped-def]
+    install(site)
+    return site
+
+
+def test_cookie_wall_every_hop_recorded_and_the_article_captured(walls, collection):
+    url = walls.main_url
+    snap = capture([url + "/article"], collection, CaptureOptions(depth=0))
+    assert exchanges(snap) == [(f"{url}/article", 302, "", "visited=1; Path=/"),
+                               (f"{url}/article", 200, "visited=1", "")]
+    assert snap.counts.get("failed", 0) == 0
+    assert [p["title"] for p in pages_of(snap)] == ["Article"]
+    snap = capture([url + "/wall/a"], collection, CaptureOptions(depth=0))
+    assert exchanges(snap) == [(f"{url}/wall/a", 302, "", ""),
+                               (f"{url}/wall/b", 302, "", "ok=yes; Path=/wall"),
+                               (f"{url}/wall/a", 200, "ok=yes", "")]
+    assert snap.counts.get("failed", 0) == 0
+    assert [p["title"] for p in pages_of(snap)] == ["Past the wall"]
+    # the cookie stays inside the capture: nothing is written next to the snapshot
+    assert not list(snap.path.rglob("*cookie*"))
+
+
+def test_a_loop_cookies_do_not_end_fails_at_the_redirect_limit(walls, collection):
+    snap = capture([walls.main_url + "/loop", walls.main_url + "/kitchen"], collection,
+                   CaptureOptions(depth=0, max_redirects=4))
+    hops = [e for e in exchanges(snap) if e[0].endswith("/loop")]
+    assert [(s, c) for _, s, c, _ in hops] == [(302, ""), (302, "n=1"), (302, "n=2"), (302, "n=3"), (302, "n=4")]
+    failed = [e for e in log_of(snap) if e["outcome"] == "failed"]
+    assert [(e["url"], e["reason"]) for e in failed] == [(walls.main_url + "/loop", "more than 4 redirects")]
+    assert snap.counts["failed"] == 1
+
+
+def test_cookies_file_seeds_the_jar_for_its_domain_only(walls, collection, tmp_path):
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n"
+                   "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\ts3cret\n"
+                   "other.test\tFALSE\t/\tFALSE\t0\tleak\tno\n")
+    snap = capture([walls.main_url + "/members"], collection, CaptureOptions(depth=0, cookies=str(jar)))
+    assert [(s, c) for _, s, c, _ in exchanges(snap)] == [(200, "session=s3cret")]
+
+
+def test_a_seed_that_is_only_a_refresh_gets_its_target_at_depth_0(walls, collection):
+    snap = capture([walls.main_url + "/refresh"], collection, CaptureOptions(depth=0))
+    got = {e["url"].removeprefix(walls.main_url): (e["outcome"], e["via"], e["depth"]) for e in log_of(snap)}
+    assert got["/r/"] == ("fetched", "meta@refresh", 0)
+    assert got["/r/pic.png"][0] == "fetched"
+    assert got["/r/deeper.html"][0] == "skipped"   # a link of the target is one level deeper
+
+
+def test_legacy_encoding_query_sent_as_the_browser_sends_it(walls, collection):
+    capture([walls.main_url + "/legacy"], collection, CaptureOptions(depth=1))
+    assert "/search?q=caf%E9" in walls.paths()
+
+
+def test_kitchen_sink_page_fetches_what_a_browser_would(walls, collection):
+    """SVG sprites, image-set strings, lazy loaders, prefetch, srcdoc: one capture, all fetched."""
+    snap = capture([walls.main_url + "/kitchen"], collection, CaptureOptions(depth=0))
+    requested = set(walls.paths())
+    assert set(KITCHEN_FILES) - {"/r/pic.png"} <= requested
+    vias = {e["url"].removeprefix(walls.main_url): e["via"] for e in log_of(snap)}
+    assert vias["/k/real.jpg"] == "img@data-src (lazy)"
+    assert vias["/k/sprite.svg"] == "use@href"
+    assert vias["/k/hero-2x.jpg"] == "style@image-set"
+    skipped = [e for e in log_of(snap) if e["outcome"] == "skipped"]
+    assert [(e["url"], e["reason"]) for e in skipped] == [("javascript:void(0)", "not http(s)")]

@@ -20,6 +20,7 @@ from archive.formats.wire import WireError, decode_content, iter_payload
 from archive.models import Exchange, Kind
 
 from .css import css_references
+from .hops import REFRESH
 from .htmlrefs import Form, applies, lookup
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ HTML_CAP = 64 << 20   # decoded bytes parsed for links; past it the rest is not 
 CSS_CAP = 16 << 20
 
 MAX_SRCDOC = 4   # iframe srcdoc documents inside srcdoc documents, levels parsed
-REFRESH = "meta@refresh"   # the via of a <meta http-equiv=refresh> target: a redirect for scope
 
 
 @dataclass(frozen=True)
