@@ -12,6 +12,7 @@ from discovery_site import KITCHEN_FILES, install
 from warcio.archiveiterator import ArchiveIterator
 
 from archive import capture
+from archive.formats.urls import InvalidURL, canonicalize, surt_key
 from archive.models import CaptureOptions, Kind
 from archive.write.css import css_references
 from archive.write.extract import Extracted, css_links, html_links
@@ -245,3 +246,53 @@ def test_kitchen_sink_page_fetches_what_a_browser_would(walls, collection):
     assert vias["/k/hero-2x.jpg"] == "style@image-set"
     skipped = [e for e in log_of(snap) if e["outcome"] == "skipped"]
     assert [(e["url"], e["reason"]) for e in skipped] == [("javascript:void(0)", "not http(s)")]
+
+
+# -- the URL kind: one WHATWG URL Standard parser (ada-url) --------------------------------------
+@pytest.mark.parametrize("reference, base, expected", [
+    # backslashes are slashes in special URLs (URL Standard 4.4, "special authority" states)
+    ("http:\\\\ex.test\\a\\b", None, "http://ex.test/a/b"),
+    ("\\img\\x.png", BASE, "http://ex.test/img/x.png"),
+    # tabs and newlines anywhere are removed; leading/trailing C0 controls and spaces trimmed
+    ("ht\ttp://ex.te\nst/a\r/b", None, "http://ex.test/a/b"),
+    ("\x00\x1f  /x.png \x0c", BASE, "http://ex.test/x.png"),
+    # IPv4 in its number forms (URL Standard 3.5, IPv4 parser)
+    ("http://0x7f.1/", None, "http://127.0.0.1/"),
+    ("http://2130706433/", None, "http://127.0.0.1/"),
+    ("http://0177.0.0.01/", None, "http://127.0.0.1/"),
+    ("http://[0:0::1]:8080/", None, "http://[::1]:8080/"),
+    # default ports dropped, others kept
+    ("https://ex.test:443/", None, "https://ex.test/"),
+    ("http://ex.test:0443/", None, "http://ex.test:443/"),
+    # host names per UTS 46 (case folded, full stops, punycode)
+    ("http://ＥＸ。test/", None, "http://ex.test/"),
+    ("http://Faß.example/", None, "http://xn--fa-hia.example/"),
+    # dot segments, also percent-encoded ones
+    ("a/%2e%2E/b/./c", BASE, "http://ex.test/dir/b/c"),
+    # scheme-relative and query-only references
+    ("//other.test/p", BASE, "http://other.test/p"),
+    ("?q=1", BASE, "http://ex.test/dir/page.html?q=1"),
+])
+def test_url_standard_edge_cases(reference, base, expected):
+    assert canonicalize(reference, base) == expected
+
+
+@pytest.mark.parametrize("reference", ["http://ex.test:65536/", "http://[::1/", "http://a b/",
+                                       "http://1.2.3.4.5/", "http://0x100000000/"])
+def test_invalid_urls_by_the_standard_are_refused(reference):
+    with pytest.raises(InvalidURL):
+        canonicalize(reference)
+
+
+def test_ordinary_urls_keep_their_canonical_form_and_surt_key():
+    """Snapshots made before the URL Standard parser keep their CDXJ keys."""
+    for url, canonical, key in [
+        ("HTTP://www.Example.COM:80/a/./b/../c?q=1&a=2#f", "http://www.example.com/a/c?q=1&a=2",
+         "com,example)/a/c?a=2&q=1"),
+        ("http://ex.org/%7euser/a|b^c?x=|{}", "http://ex.org/~user/a%7Cb%5Ec?x=%7C%7B%7D",
+         "org,ex)/~user/a|b^c?x=|{}"),
+        ("http://bücher.example/ä?ö=1", "http://xn--bcher-kva.example/%C3%A4?%C3%B6=1",
+         "example,xn--bcher-kva)/%c3%a4?%c3%b6=1"),
+    ]:
+        assert canonicalize(url) == canonical
+        assert surt_key(canonical) == key

@@ -3,14 +3,21 @@
 A canonical URL is what a capture fetches and de-duplicates on: the same resource is fetched
 once per snapshot. It keeps case in path and query (servers may tell them apart), unlike a
 SURT key, which folds case and is only for the index.
+
+Every URL is parsed by one parser of the WHATWG URL Standard (ada-url), as a browser parses
+it: backslashes, tabs and newlines inside, IPv4 number forms, default ports, dot segments
+(also percent-encoded) and host names per UTS 46. On top, the canonical form drops the
+fragment, percent-encodes what requests would (so the WARC-Target-URI is the URL sent),
+and normalizes escapes (RFC 3986 section 6.2.2).
 """
 from __future__ import annotations
 
 import functools
 import ipaddress
 import re
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import ada_url
 import surt as _surt
 
 from archive.errors import UsageError
@@ -22,7 +29,8 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
-_STRIP_INSIDE = re.compile(r"[\t\n\r]")
+_C0_SPACE = "".join(map(chr, range(0x21)))   # stripped from both ends (URL Standard 4.4)
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
 
 
 class InvalidURL(UsageError):
@@ -52,28 +60,26 @@ def canonicalize(url: str, base: str | None = None) -> str:
     ...
     archive.formats.urls.InvalidURL: invalid URL 'mailto:someone@ex.org': unsupported scheme 'mailto'
     """
-    raw = _STRIP_INSIDE.sub("", url.strip())
+    raw = url.strip(_C0_SPACE)
     if any("\udc80" <= ch <= "\udcff" for ch in raw):   # bytes argv could not decode
         raise InvalidURL(url.encode("utf-8", "replace").decode(), "undecodable bytes")
     try:
-        if base is not None:
-            raw = urljoin(base, raw)
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL(url, str(exc)) from None
-    scheme = parts.scheme.lower()
+        parsed = ada_url.URL(raw, base=base) if base is not None else ada_url.URL(raw)
+    except ValueError:
+        relative = base is None and not _SCHEME.match(raw)
+        raise InvalidURL(url, "not an absolute URL" if relative else "not a valid URL (WHATWG URL Standard)") from None
+    scheme = parsed.protocol[:-1]
     if scheme not in SCHEMES:
-        raise InvalidURL(url, f"unsupported scheme {scheme!r}" if scheme else "not an absolute URL")
-    host = _canonical_host(url, parts.hostname or "")
+        raise InvalidURL(url, f"unsupported scheme {scheme!r}")
+    host = _canonical_host(url, parsed.hostname.strip("[]"))
     netloc = host if ":" not in host else f"[{host}]"
-    if port is not None and port != DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    if parts.username is not None:
-        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+    if parsed.port:   # the URL Standard drops a scheme's default port
+        netloc = f"{netloc}:{parsed.port}"
+    if parsed.username or parsed.password:
+        userinfo = parsed.username + (f":{parsed.password}" if parsed.password else "")
         netloc = f"{userinfo}@{netloc}"
-    path = _normalize_escapes(quote(remove_dot_segments(parts.path or "/"), safe=_PATH_SAFE))
-    query = _normalize_escapes(quote(parts.query, safe=_QUERY_SAFE))
+    path = _normalize_escapes(quote(parsed.pathname or "/", safe=_PATH_SAFE))
+    query = _normalize_escapes(quote(parsed.search[1:], safe=_QUERY_SAFE))
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
@@ -146,7 +152,8 @@ def typed_url(text: str) -> tuple[str, bool]:
 
 
 def _canonical_host(url: str, host: str) -> str:
-    """Return the host lowercased and IDNA-encoded; raise InvalidURL when it has none."""
+    """Return a parsed host (UTS 46-mapped by the parser) without a final dot; raise InvalidURL
+    when it is empty or holds what requests cannot send (the URL Standard allows `!$&'()*+,;=`)."""
     host = host.rstrip(".").lower()
     if not host:
         raise InvalidURL(url, "no host")
@@ -155,11 +162,6 @@ def _canonical_host(url: str, host: str) -> str:
         return host
     except ValueError:
         pass
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL(url, f"bad host name: {exc}") from None
     if not re.fullmatch(r"[a-z0-9_.\-]+", host):
         raise InvalidURL(url, f"bad host name {host!r}")
     return host
@@ -179,27 +181,6 @@ def _normalize_escapes(text: str) -> str:
         char = chr(int(match.group(1), 16))
         return char if char in _UNRESERVED else "%" + match.group(1).upper()
     return _PERCENT.sub(fix, text)
-
-
-def remove_dot_segments(path: str) -> str:
-    """Resolve "." and ".." segments as RFC 3986 section 5.2.4 does.
-
-    >>> remove_dot_segments("/a/b/c/./../../g")
-    '/a/g'
-    >>> remove_dot_segments("/../x/")
-    '/x/'
-    """
-    if "." not in path:
-        return path
-    out: list[str] = []
-    for segment in path.split("/")[1:]:
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment != ".":
-            out.append(segment)
-    tail = "/" if path.endswith(("/.", "/..")) else ""
-    return "/" + "/".join(out) + tail
 
 
 def is_skipped_scheme(href: str) -> bool:
