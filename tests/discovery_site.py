@@ -38,7 +38,8 @@ def article(handler: Any) -> None:
 def wall_a(handler: Any) -> None:
     """A two-step wall: /wall/a -> /wall/b (sets the cookie) -> /wall/a, then the page."""
     if _cookies(handler).get("ok") == "yes":
-        handler.send_bytes(200, b"<!doctype html><title>Past the wall</title>", "text/html")
+        handler.send_bytes(200, b"<!doctype html><title>Past the wall</title><img src=/wall/pic.png>"
+                           b"<a href=/members>members</a>", "text/html")
     else:
         handler.send_bytes(302, b"", "text/html", [("Location", "/wall/b")])
 
@@ -94,7 +95,7 @@ ROUTES = {"/article": article, "/wall/a": wall_a, "/wall/b": wall_b, "/loop": lo
           "/search": page, "/kitchen": kitchen}
 KITCHEN_FILES = ["/k/next.js", "/k/mod.mjs", "/k/hero-1x.jpg", "/k/hero-2x.jpg", "/k/sprite.svg",
                  "/k/sprite2.svg", "/k/inline-1x.jpg", "/k/inline-2x.jpg", "/k/placeholder.gif",
-                 "/k/real.jpg", "/k/a.jpg", "/k/b.jpg", "/k/in-srcdoc.png", "/r/pic.png"]
+                 "/k/real.jpg", "/k/a.jpg", "/k/b.jpg", "/k/in-srcdoc.png", "/r/pic.png", "/wall/pic.png"]
 
 
 def install(site: Any) -> None:
