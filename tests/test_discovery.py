@@ -137,6 +137,7 @@ def test_references_that_cannot_become_urls_are_skipped_with_a_reason():
 # -- the CSS kind: tinycss2, every escape form --------------------------------------------------
 def test_css_escapes_strings_urls_imports_and_font_face():
     css = r'''
+    @namespace svg url(http://www.w3.org/2000/svg); @namespace "http://www.w3.org/1999/xhtml";
     @import "a\2e css";  @import url(b.css) screen;  @IMPORT url( "c.css" );
     /* url(commented.png) */
     @font-face { font-family: X; src: local("X"), url(f\.woff2) format("woff2"), url('f.woff') format("woff") }

@@ -12,6 +12,8 @@ style attribute go through the same walk, which yields:
   which a browser reads as URLs;
 - the string of `@import "x.css"` (CSS Cascade 4 section 2.1).
 
+The URL of `@namespace` names a namespace and is not fetched (CSS Namespaces 3 section 3).
+
 References inside `image-set()` options such as `type("image/avif")` are not URLs and are
 not yielded. The walk is iterative: hostile nesting cannot overflow the stack.
 """
@@ -35,13 +37,16 @@ def css_references(text: str) -> Iterator[tuple[str, str]]:
     [('1x.jpg', 'image-set'), ('2x.jpg', 'url'), ('a.avif', 'image-set')]
     """
     stack: list[Iterator[ast.Node]] = [iter(tinycss2.parse_component_value_list(text, skip_comments=True))]
-    after_import = False
+    after_import = in_namespace = False
     while stack:
         node = next(stack[-1], None)
         if node is None:
             stack.pop()
             continue
         if isinstance(node, ast.WhitespaceToken):
+            continue
+        if in_namespace:   # @namespace names a namespace, it fetches nothing (CSS Namespaces 3)
+            in_namespace = not (isinstance(node, ast.LiteralToken) and node.value == ";")
             continue
         if after_import:
             after_import = False
@@ -55,6 +60,7 @@ def css_references(text: str) -> Iterator[tuple[str, str]]:
             yield node.value, "url"
         elif isinstance(node, ast.AtKeywordToken):
             after_import = node.lower_value == "import"
+            in_namespace = node.lower_value == "namespace"
         elif isinstance(node, ast.FunctionBlock):
             name = node.lower_name
             if name in URL_FUNCTIONS:
