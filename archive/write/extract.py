@@ -124,7 +124,7 @@ class _HTMLTarget:
         if ref is None or not applies(ref, attrib):
             return
         via = f"{tag}@{name}" + (" (lazy)" if ref.lazy else "")
-        if ref.form is Form.CSS or (ref.form is Form.URL_OR_CSS and "(" in value):
+        if ref.form is Form.CSS or (ref.form is Form.URL_OR_CSS and _is_css_image(value)):
             css_links(iter([value]), self.base, via, self.result)
         elif ref.form is Form.SRCSET:
             for candidate in parse_srcset(value):
@@ -171,6 +171,16 @@ class _HTMLTarget:
     def close(self) -> None:
         if self.in_title and self.result.title is None:
             self.result.title = " ".join("".join(self.title_parts).split())
+
+
+def _is_css_image(value: str) -> bool:
+    """Return True for a lazy background given as CSS (`url(...)`, `image-set(...)`), not a URL.
+
+    >>> _is_css_image(" URL('a.jpg')"), _is_css_image("img(1).png")
+    (True, False)
+    """
+    low = value.lower()
+    return "url(" in low or "image-set(" in low
 
 
 def refresh_url(content: str) -> str | None:
