@@ -55,6 +55,15 @@ def loop(handler: Any) -> None:
     handler.send_bytes(302, b"", "text/html", [("Location", "/loop"), ("Set-Cookie", f"n={n}; Path=/")])
 
 
+def plain_a(handler: Any) -> None:
+    """A loop with no cookie: /plain/a -> /plain/b -> /plain/a; asking again changes nothing."""
+    handler.send_bytes(302, b"", "text/html", [("Location", "/plain/b")])
+
+
+def plain_b(handler: Any) -> None:
+    handler.send_bytes(302, b"", "text/html", [("Location", "/plain/a")])
+
+
 def members(handler: Any) -> None:
     """A page for holders of the session cookie a --cookies file gives."""
     if _cookies(handler).get("session") == "s3cret":
@@ -90,7 +99,7 @@ def anything(handler: Any) -> None:
     handler.send_bytes(200, b"x", "application/octet-stream")
 
 
-ROUTES = {"/article": article, "/wall/a": wall_a, "/wall/b": wall_b, "/loop": loop,
+ROUTES = {"/article": article, "/wall/a": wall_a, "/wall/b": wall_b, "/loop": loop, "/plain/a": plain_a, "/plain/b": plain_b,
           "/members": members, "/refresh": refresh, "/r/": refresh_target, "/legacy": legacy,
           "/search": page, "/kitchen": kitchen}
 KITCHEN_FILES = ["/k/next.js", "/k/mod.mjs", "/k/hero-1x.jpg", "/k/hero-2x.jpg", "/k/sprite.svg",

@@ -219,6 +219,13 @@ def test_a_loop_cookies_do_not_end_fails_at_the_redirect_limit(walls, collection
     assert snap.counts["failed"] == 1
 
 
+def test_a_loop_without_cookies_stops_where_it_comes_round_and_fails(walls, collection):
+    snap = capture([walls.main_url + "/plain/a"], collection, CaptureOptions(depth=0))
+    assert [e[0].removeprefix(walls.main_url) for e in exchanges(snap)] == ["/plain/a", "/plain/b"]
+    failed = [(e["url"], e["reason"]) for e in log_of(snap) if e["outcome"] == "failed"]
+    assert failed == [(walls.main_url + "/plain/a", "redirect loop")]
+
+
 def test_cookies_file_seeds_the_jar_for_its_domain_only(walls, collection, tmp_path):
     jar = tmp_path / "cookies.txt"
     jar.write_text("# Netscape HTTP Cookie File\n"

@@ -264,9 +264,12 @@ class Crawler:
             # RFC 9309: follow a robots.txt redirect; its rules govern the origin first asked.
             self.robots_for[hop.url] = self.robots_for.pop(link.url)
             self._enqueue(hop)
-        else:
-            if self.chains.loops_back(hop, limit):
-                self.seen.discard(hop.url)   # back to a URL of its chain: ask again, with cookies
+        else:   # back to a URL of its own chain: ask again if a cookie came since, else a loop
+            back = self.chains.back(hop, limit, ex.header("Set-Cookie") is not None)
+            if back == "again":
+                self.seen.discard(hop.url)
+            elif back == "loop":
+                self.on_outcome(Outcome(hop, "failed", "redirect loop"))
             self.offer(hop)
 
     def offer(self, link: Link) -> None:

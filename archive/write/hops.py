@@ -3,8 +3,9 @@
 A browser follows a redirect back to a URL of the same chain (a cookie wall answers
 `302 Location: /article` with `Set-Cookie` until the cookie comes back) and gives up after
 a fixed number of hops (Fetch Standard 4.4 "HTTP-redirect fetch": more than 20 is a network
-error). The crawler asks again for a URL its chain has passed through, with the cookies it
-has now, and a chain that never ends fails at `--max-redirects`. A meta refresh is a
+error). The crawler asks again for a URL its chain has passed through when a cookie was set
+since, with the cookies it has now; a chain that never ends fails at `--max-redirects`, and
+one that comes back with no new cookie is a loop (the same request would get the same answer). A meta refresh is a
 redirect for scope (HTML 4.2.5.3): it keeps its page's depth and counts as a hop.
 """
 from __future__ import annotations
@@ -50,29 +51,39 @@ def refresh_hop(parent: Link, url: str) -> Link:
 
 
 class Chains:
-    """Which URL each redirect hop came from, to tell a loop from a target fetched before.
+    """Which URL each redirect hop came from and whether its answer set a cookie, to tell a
+    cookie wall (ask again) from a loop (stop) and from a target fetched before (neither).
 
     Kept on the crawler's main thread only. A chain is walked back at most `limit` steps.
     """
 
     def __init__(self) -> None:
         self.came_from: dict[str, str] = {}
+        self.set_cookie: dict[str, bool] = {}
 
-    def loops_back(self, hop: Link, limit: int) -> bool:
-        """Record `hop` (a redirect or refresh); return True when its URL is earlier in its chain.
+    def back(self, hop: Link, limit: int, set_cookie: bool) -> str:
+        """Record `hop`, the redirect just answered by `hop.source` (`set_cookie`: with
+        Set-Cookie); return "" when its URL is new to its chain, "again" when the chain
+        comes back to it after a cookie was set, "loop" when it comes back with none.
 
         >>> chains = Chains()
-        >>> chains.loops_back(Link("/b", Kind.PAGE, source="/a", hops=1), 10)
-        False
-        >>> chains.loops_back(Link("/a", Kind.PAGE, source="/b", hops=2), 10)
-        True
+        >>> chains.back(Link("/b", Kind.PAGE, source="/a", hops=1), 10, False)
+        ''
+        >>> chains.back(Link("/a", Kind.PAGE, source="/b", hops=2), 10, True)
+        'again'
+        >>> chains.back(Link("/x", Kind.PAGE, source="/x", hops=1), 10, False)
+        'loop'
         """
-        url, steps = hop.source, 0
-        found = False
+        self.set_cookie[hop.source or ""] = set_cookie
+        url, steps, cookie = hop.source, 0, False
         while url is not None and steps <= limit:
+            cookie = cookie or self.set_cookie.get(url, False)
             if url == hop.url:
-                found = True
                 break
             url, steps = self.came_from.get(url), steps + 1
+        else:
+            url = None
         self.came_from[hop.url] = hop.source or ""
-        return found
+        if url is None:
+            return ""
+        return "again" if cookie else "loop"
