@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import ada_url
 import surt as _surt
@@ -30,6 +30,7 @@ _QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _C0_SPACE = "".join(map(chr, range(0x21)))   # stripped from both ends (URL Standard 4.4)
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
 
 
@@ -76,8 +77,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     if parsed.port:   # the URL Standard drops a scheme's default port
         netloc = f"{netloc}:{parsed.port}"
     if parsed.username or parsed.password:
-        userinfo = parsed.username + (f":{parsed.password}" if parsed.password else "")
-        netloc = f"{userinfo}@{netloc}"
+        netloc = f"{_userinfo(raw, base, parsed)}@{netloc}"
     path = _normalize_escapes(quote(parsed.pathname or "/", safe=_PATH_SAFE))
     query = _normalize_escapes(quote(parsed.search[1:], safe=_QUERY_SAFE))
     return urlunsplit((scheme, netloc, path, query, ""))
@@ -118,6 +118,19 @@ def encode_query(reference: str, encoding: str | None) -> str:
         except (UnicodeError, LookupError):
             out.append(f"%26%23{ord(ch)}%3B")
     return f"{path}?{''.join(out)}{hash_}{fragment}"
+
+
+def _userinfo(raw: str, base: str | None, parsed: ada_url.URL) -> str:
+    """Return user-info as written (requests sends it as Basic credentials, never in the
+    request line), as canonical URLs have always kept it; the parser's encoding if unsplittable."""
+    try:
+        joined = urljoin(base, _TAB_NEWLINE.sub("", raw)) if base is not None else _TAB_NEWLINE.sub("", raw)
+        parts = urlsplit(joined)
+        if parts.username is not None:
+            return parts.username + (f":{parts.password}" if parts.password is not None else "")
+    except ValueError:
+        pass
+    return str(parsed.username) + (f":{parsed.password}" if parsed.password else "")
 
 
 _LABEL = r"(?:[^\W_](?:[\w-]*[^\W_])?)"
