@@ -167,6 +167,16 @@ def test_html_parsers_only_in_the_html_readers():
     assert files_importing("lxml") == {"write/extract.py", "formats/html.py"}
 
 
+def test_css_tokenizer_only_in_write_css():
+    # CSS is read with tinycss2 in one place (write/css.py), never with regular expressions
+    assert files_importing("tinycss2") == {"write/css.py"}
+
+
+def test_url_parser_only_in_formats_urls():
+    # one WHATWG URL Standard parser (ada-url), in one place, for extraction, scope and the index
+    assert files_importing("ada_url") == {"formats/urls.py"}
+
+
 def test_crypto_libraries_only_in_proofs():
     for library in ("cryptography", "asn1crypto"):
         assert {f.split("/")[0] for f in files_importing(library)} <= {"proofs"}, library

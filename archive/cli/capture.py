@@ -97,8 +97,8 @@ def _request_options(cap: argparse.ArgumentParser) -> None:
     """Add what shapes each request: headers, cookies, proxy, trust, User-Agent, addresses."""
     cap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
                      help="send this header to the seeds' hosts only (repeatable)")
-    cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file (each cookie goes "
-                                                       "only to its own domain)")
+    cap.add_argument("--cookies", metavar="FILE", help="a Netscape cookies.txt file seeding the capture's "
+                                                       "cookie jar (each cookie goes only to its own domain)")
     cap.add_argument("--proxy", metavar="URL", help="send every request through this HTTP proxy")
     cap.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in this PEM file for https "
                                                          "(default: the certifi bundle)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from lxml import etree
 
@@ -55,8 +55,12 @@ def known_codec(name: str | None) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
-def decode_text(blocks: Iterable[bytes], charset: str | None) -> Iterator[str]:
-    """Yield text from byte blocks: BOM first, then the given charset, then a declaration, then UTF-8."""
+def decode_text(blocks: Iterable[bytes], charset: str | None,
+                on_encoding: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Yield text from byte blocks: BOM first, then the given charset, then a declaration, then UTF-8.
+
+    `on_encoding` is told the codec name chosen before the first text is yielded.
+    """
     it = iter(blocks)
     first = b""
     for block in it:
@@ -67,6 +71,8 @@ def decode_text(blocks: Iterable[bytes], charset: str | None) -> Iterator[str]:
     declared = None if charset or bom_encoding else _declared(stripped[:4096])
     encoding = bom_encoding or charset or known_codec(declared) or "utf-8"
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    if on_encoding is not None:
+        on_encoding(encoding)
     yield decoder.decode(stripped)
     for block in it:
         yield decoder.decode(block)

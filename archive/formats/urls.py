@@ -3,6 +3,12 @@
 A canonical URL is what a capture fetches and de-duplicates on: the same resource is fetched
 once per snapshot. It keeps case in path and query (servers may tell them apart), unlike a
 SURT key, which folds case and is only for the index.
+
+Every URL is parsed by one parser of the WHATWG URL Standard (ada-url), as a browser parses
+it: backslashes, tabs and newlines inside, IPv4 number forms, default ports, dot segments
+(also percent-encoded) and host names per UTS 46. On top, the canonical form drops the
+fragment, percent-encodes what requests would (so the WARC-Target-URI is the URL sent),
+and normalizes escapes (RFC 3986 section 6.2.2).
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import ipaddress
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+import ada_url
 import surt as _surt
 
 from archive.errors import UsageError
@@ -22,7 +29,9 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
-_STRIP_INSIDE = re.compile(r"[\t\n\r]")
+_C0_SPACE = "".join(map(chr, range(0x21)))   # stripped from both ends (URL Standard 4.4)
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
 
 
 class InvalidURL(UsageError):
@@ -52,29 +61,76 @@ def canonicalize(url: str, base: str | None = None) -> str:
     ...
     archive.formats.urls.InvalidURL: invalid URL 'mailto:someone@ex.org': unsupported scheme 'mailto'
     """
-    raw = _STRIP_INSIDE.sub("", url.strip())
+    raw = url.strip(_C0_SPACE)
     if any("\udc80" <= ch <= "\udcff" for ch in raw):   # bytes argv could not decode
         raise InvalidURL(url.encode("utf-8", "replace").decode(), "undecodable bytes")
     try:
-        if base is not None:
-            raw = urljoin(base, raw)
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL(url, str(exc)) from None
-    scheme = parts.scheme.lower()
+        parsed = ada_url.URL(raw, base=base) if base is not None else ada_url.URL(raw)
+    except ValueError:
+        relative = base is None and not _SCHEME.match(raw)
+        raise InvalidURL(url, "not an absolute URL" if relative else "not a valid URL (WHATWG URL Standard)") from None
+    scheme = parsed.protocol[:-1]
     if scheme not in SCHEMES:
-        raise InvalidURL(url, f"unsupported scheme {scheme!r}" if scheme else "not an absolute URL")
-    host = _canonical_host(url, parts.hostname or "")
+        raise InvalidURL(url, f"unsupported scheme {scheme!r}")
+    host = _canonical_host(url, parsed.hostname.strip("[]"))
     netloc = host if ":" not in host else f"[{host}]"
-    if port is not None and port != DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    if parts.username is not None:
-        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
-        netloc = f"{userinfo}@{netloc}"
-    path = _normalize_escapes(quote(remove_dot_segments(parts.path or "/"), safe=_PATH_SAFE))
-    query = _normalize_escapes(quote(parts.query, safe=_QUERY_SAFE))
+    if parsed.port:   # the URL Standard drops a scheme's default port
+        netloc = f"{netloc}:{parsed.port}"
+    if parsed.username or parsed.password:
+        netloc = f"{_userinfo(raw, base, parsed)}@{netloc}"
+    path = _normalize_escapes(quote(parsed.pathname or "/", safe=_PATH_SAFE))
+    query = _normalize_escapes(quote(parsed.search[1:], safe=_QUERY_SAFE))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+_UTF_ENCODINGS = frozenset({"utf-8", "utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32-be", "utf-32"})
+
+
+def encode_query(reference: str, encoding: str | None) -> str:
+    """Return a URL reference with its query percent-encoded in a document's legacy encoding.
+
+    The URL Standard (4.4, basic URL parser, query state) encodes the query of a URL found in
+    a document with the document's encoding (UTF-16 and UTF-8 documents: UTF-8); the path
+    and fragment stay UTF-8. A character the encoding lacks becomes its numeric character
+    reference, percent-encoded ("%26%23NNNN%3B"), as the Standard's "URL" error mode says.
+    The reference comes back unchanged when its query is ASCII or the encoding is UTF.
+
+    >>> encode_query("search?q=café#é", "cp1252")
+    'search?q=caf%E9#é'
+    >>> encode_query("/é?€=€&k=日", "iso8859-15")
+    '/é?%A4=%A4&k=%26%2326085%3B'
+    >>> encode_query("a?q=café", "utf-8")
+    'a?q=café'
+    """
+    if not encoding or encoding.lower().replace("_", "-") in _UTF_ENCODINGS or reference.isascii():
+        return reference
+    before, hash_, fragment = reference.partition("#")
+    path, mark, query = before.partition("?")
+    if not mark or query.isascii():
+        return reference
+    out = []
+    for ch in query:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        try:
+            out.append("".join(f"%{b:02X}" for b in ch.encode(encoding)))
+        except (UnicodeError, LookupError):
+            out.append(f"%26%23{ord(ch)}%3B")
+    return f"{path}?{''.join(out)}{hash_}{fragment}"
+
+
+def _userinfo(raw: str, base: str | None, parsed: ada_url.URL) -> str:
+    """Return user-info as written (requests sends it as Basic credentials, never in the
+    request line), as canonical URLs have always kept it; the parser's encoding if unsplittable."""
+    try:
+        joined = urljoin(base, _TAB_NEWLINE.sub("", raw)) if base is not None else _TAB_NEWLINE.sub("", raw)
+        parts = urlsplit(joined)
+        if parts.username is not None:
+            return parts.username + (f":{parts.password}" if parts.password is not None else "")
+    except ValueError:
+        pass
+    return str(parsed.username) + (f":{parsed.password}" if parsed.password else "")
 
 
 _LABEL = r"(?:[^\W_](?:[\w-]*[^\W_])?)"
@@ -109,7 +165,8 @@ def typed_url(text: str) -> tuple[str, bool]:
 
 
 def _canonical_host(url: str, host: str) -> str:
-    """Return the host lowercased and IDNA-encoded; raise InvalidURL when it has none."""
+    """Return a parsed host (UTS 46-mapped by the parser) without a final dot; raise InvalidURL
+    when it is empty or holds what requests cannot send (the URL Standard allows `!$&'()*+,;=`)."""
     host = host.rstrip(".").lower()
     if not host:
         raise InvalidURL(url, "no host")
@@ -118,11 +175,6 @@ def _canonical_host(url: str, host: str) -> str:
         return host
     except ValueError:
         pass
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL(url, f"bad host name: {exc}") from None
     if not re.fullmatch(r"[a-z0-9_.\-]+", host):
         raise InvalidURL(url, f"bad host name {host!r}")
     return host
@@ -142,27 +194,6 @@ def _normalize_escapes(text: str) -> str:
         char = chr(int(match.group(1), 16))
         return char if char in _UNRESERVED else "%" + match.group(1).upper()
     return _PERCENT.sub(fix, text)
-
-
-def remove_dot_segments(path: str) -> str:
-    """Resolve "." and ".." segments as RFC 3986 section 5.2.4 does.
-
-    >>> remove_dot_segments("/a/b/c/./../../g")
-    '/a/g'
-    >>> remove_dot_segments("/../x/")
-    '/x/'
-    """
-    if "." not in path:
-        return path
-    out: list[str] = []
-    for segment in path.split("/")[1:]:
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment != ".":
-            out.append(segment)
-    tail = "/" if path.endswith(("/.", "/..")) else ""
-    return "/" + "/".join(out) + tail
 
 
 def is_skipped_scheme(href: str) -> bool:

@@ -21,11 +21,12 @@ from typing import Protocol
 
 from archive.errors import ArchiveError, FetchError
 from archive.formats.html import CSS_TYPES, HTML_TYPES
-from archive.formats.urls import InvalidURL, canonicalize, host_of, origin_of
+from archive.formats.urls import host_of, origin_of
 from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record
 
 from .extract import Extracted, extract
 from .fetch import PAGE_ACCEPT, Fetcher
+from .hops import REFRESH, Chains, redirect_hop, refresh_hop
 from .scope import Robots, Scope, robots_url
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Crawler:
         self.per_host: dict[str, int] = {}
         self.later: list[tuple[float, int, Link]] = []  # (when, order, link): retries waiting
         self.order = itertools.count()
+        self.chains = Chains()
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, seeds: Iterable[Link]) -> None:
@@ -249,30 +251,25 @@ class Crawler:
         return True
 
     def _follow_redirect(self, link: Link, ex: Exchange) -> None:
-        location = _header_text(ex.header("Location") or "")
         limit = ROBOTS_REDIRECTS if link.kind is Kind.ROBOTS else self.options.max_redirects
-        target = None
-        if not location:
-            why = "redirect without Location"
-        elif link.hops >= limit:
-            why = f"more than {limit} redirects"
-        else:
-            try:
-                target = canonicalize(location, ex.url)
-                why = ""
-            except InvalidURL as exc:
-                why = exc.why
-        hop = Link(target or location, link.kind, link.depth, link.url, "redirect", link.hops + 1,
-                   link.seed, link.nest)
-        if target is None:
-            self._log_skip(hop, why)
+        hop, why, failed = redirect_hop(link, _header_text(ex.header("Location") or ""), ex.url, limit)
+        if why:
+            if failed and link.kind is not Kind.ROBOTS:   # a loop cookies did not end, or a trap
+                self.on_outcome(Outcome(hop, "failed", why))
+            else:
+                self._log_skip(hop, why)
             if link.kind is Kind.ROBOTS:
                 self._robots_known(self.robots_for.pop(link.url), Robots.from_exchange(ex))
         elif link.kind is Kind.ROBOTS:
             # RFC 9309: follow a robots.txt redirect; its rules govern the origin first asked.
-            self.robots_for[target] = self.robots_for.pop(link.url)
+            self.robots_for[hop.url] = self.robots_for.pop(link.url)
             self._enqueue(hop)
-        else:
+        else:   # back to a URL of its own chain: ask again if a cookie came since, else a loop
+            back = self.chains.back(hop, limit, ex.header("Set-Cookie") is not None)
+            if back == "again":
+                self.seen.discard(hop.url)
+            elif back == "loop":
+                self.on_outcome(Outcome(hop, "failed", "redirect loop"))
             self.offer(hop)
 
     def offer(self, link: Link) -> None:
@@ -337,6 +334,8 @@ def _parses(link: Link, exchange: Exchange) -> bool:
 
 def _child(parent: Link, url: str, kind: Kind, via: str) -> Link:
     """Return the Link for a URL found in `parent`: links go one level deeper, the rest stay."""
+    if via == REFRESH:
+        return refresh_hop(parent, url)
     if kind is Kind.PAGE:
         return Link(url, kind, parent.depth + 1, parent.url, via)
     # requisites of requisites and frames in frames: counted, so a chain cannot go on forever

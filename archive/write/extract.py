@@ -9,38 +9,26 @@ the Content-Type charset, or a declaration near the start (<meta charset>, <?xml
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 from archive.formats.html import CSS_TYPES, HTML_TYPES, charset_of, decode_text
-from archive.formats.urls import InvalidURL, canonicalize, is_skipped_scheme
+from archive.formats.urls import InvalidURL, canonicalize, encode_query, is_skipped_scheme
 from archive.formats.wire import WireError, decode_content, iter_payload
 from archive.models import Exchange, Kind
+
+from .css import css_references
+from .hops import REFRESH
+from .htmlrefs import Form, applies, lookup
 
 logger = logging.getLogger(__name__)
 
 HTML_CAP = 64 << 20   # decoded bytes parsed for links; past it the rest is not parsed
 CSS_CAP = 16 << 20
 
-_LINK_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "apple-touch-icon-precomposed",
-              "manifest", "preload", "modulepreload", "mask-icon"}
-# (tag, attribute) -> how the URL in it is used. srcset-like attributes hold candidate lists.
-_REQUISITE_ATTRS = {
-    ("img", "src"), ("img", "srcset"), ("source", "src"), ("source", "srcset"),
-    ("script", "src"), ("video", "src"), ("video", "poster"), ("audio", "src"),
-    ("track", "src"), ("embed", "src"), ("object", "data"), ("image", "href"),
-    ("image", "xlink:href"), ("body", "background"), ("table", "background"),
-    ("td", "background"), ("th", "background"),
-}
-_EMBED_ATTRS = {("iframe", "src"), ("frame", "src")}
-_PAGE_ATTRS = {("a", "href"), ("area", "href")}
-_SRCSET = {"srcset", "imagesrcset"}
-
-_CSS_IMPORT = re.compile(r"""@import\s+(?:url\(\s*)?(["']?)([^"')\s;]+)\1""", re.I)
-_REFRESH_URL = re.compile(r"""^\s*\d*\.?\d*\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"']+)""", re.I)
+MAX_SRCDOC = 4   # iframe srcdoc documents inside srcdoc documents, levels parsed
 
 
 @dataclass(frozen=True)
@@ -98,10 +86,12 @@ def _sniff(exchange: Exchange) -> str:
 class _HTMLTarget:
     """lxml parser target collecting URL-bearing attributes, <style> text and the title."""
 
-    def __init__(self, url: str, result: Extracted):
+    def __init__(self, url: str, result: Extracted, nesting: int = 0):
         self.base = url
         self.base_set = False
         self.result = result
+        self.nesting = nesting            # srcdoc documents this one is inside
+        self.encoding: str | None = None  # the document's, for queries (URL Standard 4.4)
         self.in_title = False
         self.in_style = False
         self.style_parts: list[str] = []
@@ -111,44 +101,57 @@ class _HTMLTarget:
         if tag == "base" and not self.base_set and attrib.get("href"):
             self.base_set = True
             try:
-                self.base = canonicalize(attrib["href"], self.base)
-            except InvalidURL:
-                pass
+                self.base = canonicalize(encode_query(attrib["href"], self.encoding), self.base)
+            except InvalidURL as exc:
+                self.result.skipped.append((Found(attrib["href"][:200], Kind.PAGE, "base@href"), exc.why))
             return
         for name, value in attrib.items():
             self._attribute(tag, name, value, attrib)
-        if tag == "title" and self.result.title is None:
+        if tag == "title" and self.result.title is None and not self.nesting:
             self.in_title = True
         elif tag == "style":
             self.in_style = True
-        elif tag == "meta" and attrib.get("name", "").lower() in ("robots", "archive"):
+        elif tag == "meta" and attrib.get("name", "").lower() in ("robots", "archive") and not self.nesting:
             tokens = {t.strip().lower() for t in attrib.get("content", "").split(",") if t.strip()}
             self.result.robots = self.result.robots | tokens
-        elif tag == "meta" and attrib.get("http-equiv", "").lower() == "refresh":
-            match = _REFRESH_URL.match(attrib.get("content", ""))
-            if match and not match.group(1).strip().isdigit():
-                _add(self.result, match.group(1), self.base, Kind.PAGE, "meta@refresh")
+        elif tag == "meta" and attrib.get("http-equiv", "").strip().lower() == "refresh":
+            target = refresh_url(attrib.get("content", ""))
+            if target:
+                self._add(target, Kind.PAGE, REFRESH)
 
     def _attribute(self, tag: str, name: str, value: str, attrib: dict[str, str]) -> None:
-        key = (tag, name)
-        if name == "style":
-            css_links(iter([value]), self.base, f"{tag}@style", self.result)
-        elif key in _PAGE_ATTRS:
-            _add(self.result, value, self.base, Kind.PAGE, f"{tag}@{name}")
-        elif key in _EMBED_ATTRS:
-            _add(self.result, value, self.base, Kind.EMBED, f"{tag}@{name}")
-        elif key in _REQUISITE_ATTRS or (tag == "input" and name == "src"
-                                         and attrib.get("type", "").lower() == "image"):
-            self._requisite(tag, name, value)
-        elif tag == "link" and name in ("href", "imagesrcset"):
-            rels = set(attrib.get("rel", "").lower().split())
-            if rels & _LINK_RELS:
-                self._requisite(tag, name, value)
+        ref = lookup(tag, name)
+        if ref is None or not applies(ref, attrib):
+            return
+        via = f"{tag}@{name}" + (" (lazy)" if ref.lazy else "")
+        if ref.form is Form.CSS or (ref.form is Form.URL_OR_CSS and _is_css_image(value)):
+            css_links(iter([value]), self.base, via, self.result)
+        elif ref.form is Form.SRCSET:
+            for candidate in parse_srcset(value):
+                self._add(candidate, ref.kind, via)
+        elif ref.form is Form.DOCUMENT:
+            self._srcdoc(value, via)
+        else:
+            self._add(value, ref.kind, via)
 
-    def _requisite(self, tag: str, name: str, value: str) -> None:
-        candidates = parse_srcset(value) if name in _SRCSET else [value]
-        for candidate in candidates:
-            _add(self.result, candidate, self.base, Kind.REQUISITE, f"{tag}@{name}")
+    def _add(self, raw: str, kind: Kind, via: str) -> None:
+        _add(self.result, encode_query(raw, self.encoding), self.base, kind, via)
+
+    def _srcdoc(self, document: str, via: str) -> None:
+        """Parse an iframe srcdoc document (HTML 4.8.5: its base URL is this document's)."""
+        if self.nesting >= MAX_SRCDOC:
+            self.result.skipped.append((Found(document[:200], Kind.EMBED, via),
+                                        f"srcdoc nested more than {MAX_SRCDOC} levels"))
+            return
+        target = _HTMLTarget(self.base, self.result, self.nesting + 1)
+        target.encoding = "utf-8"   # an about:srcdoc document is UTF-8
+        parser = etree.HTMLParser(target=target, recover=True)
+        if document.strip():
+            parser.feed(document)
+            try:
+                parser.close()
+            except etree.XMLSyntaxError:
+                pass
 
     def end(self, tag: str) -> None:
         if tag == "title" and self.in_title:
@@ -170,12 +173,77 @@ class _HTMLTarget:
             self.result.title = " ".join("".join(self.title_parts).split())
 
 
+def _is_css_image(value: str) -> bool:
+    """Return True for a lazy background given as CSS (`url(...)`, `image-set(...)`), not a URL.
+
+    >>> _is_css_image(" URL('a.jpg')"), _is_css_image("img(1).png")
+    (True, False)
+    """
+    low = value.lower()
+    return "url(" in low or "image-set(" in low
+
+
+def refresh_url(content: str) -> str | None:
+    """Return the URL of a <meta http-equiv=refresh> content value, or None (a reload, or bad).
+
+    The HTML Standard's shared declarative refresh steps (4.2.5.3, "Refresh" state).
+
+    >>> refresh_url("0; URL=/a/"), refresh_url("5;url='b c.html'"), refresh_url("3"), refresh_url("x; url=y")
+    ('/a/', 'b c.html', None, None)
+    >>> refresh_url("0, URL = 'q.html'junk"), refresh_url(" 1.5 next.html")
+    ('q.html', 'next.html')
+    """
+    ws = " \t\n\f\r"
+    pos, n = 0, len(content)
+    while pos < n and content[pos] in ws:
+        pos += 1
+    start = pos
+    while pos < n and content[pos].isascii() and content[pos].isdigit():
+        pos += 1
+    if pos == start and not (pos < n and content[pos] == "."):
+        return None
+    while pos < n and (content[pos] == "." or (content[pos].isascii() and content[pos].isdigit())):
+        pos += 1
+    if pos == n:
+        return None
+    if content[pos] not in ws + ";,":
+        return None
+    while pos < n and content[pos] in ws:
+        pos += 1
+    if pos < n and content[pos] in ";,":
+        pos += 1
+    while pos < n and content[pos] in ws:
+        pos += 1
+    if pos == n:
+        return None
+    url_start = pos
+    if content[pos:pos + 3].lower() == "url":
+        pos += 3
+        while pos < n and content[pos] in ws:
+            pos += 1
+        if pos < n and content[pos] == "=":
+            pos += 1
+            while pos < n and content[pos] in ws:
+                pos += 1
+        else:
+            pos = url_start
+    quote = content[pos] if pos < n and content[pos] in "\"'" else ""
+    url = content[pos + 1 if quote else pos:]
+    if quote:
+        url = url.split(quote, 1)[0]
+    return url.strip() or None
+
+
 def html_links(blocks: Iterable[bytes], url: str, charset: str | None, result: Extracted) -> None:
     """Feed an HTML body to lxml block by block, collecting into `result`."""
     target = _HTMLTarget(url, result)
     parser = etree.HTMLParser(target=target, recover=True)
     fed = False
-    for text in decode_text(blocks, charset):
+
+    def chosen(encoding: str) -> None:
+        target.encoding = encoding
+
+    for text in decode_text(blocks, charset, chosen):
         if text:
             parser.feed(text)
             fed = True
@@ -187,75 +255,12 @@ def html_links(blocks: Iterable[bytes], url: str, charset: str | None, result: E
 
 
 def css_links(texts: Iterable[str], url: str, via: str, result: Extracted) -> None:
-    """Collect @import and url() references of CSS text (comments ignored) into `result`."""
-    text = strip_css_comments("".join(texts))
-    for match in _CSS_IMPORT.finditer(text):
-        _add(result, match.group(2), url, Kind.REQUISITE, f"{via}@import")
-    low = text.lower()
-    for start, raw in _css_urls(text, low):
-        if "@import" in low[max(0, start - 12):start]:
-            continue  # counted above
-        _add(result, raw, url, Kind.REQUISITE, f"{via}@url")
+    """Collect the references of CSS text (see write/css.py) into `result`.
 
-
-def strip_css_comments(text: str) -> str:
-    """Return CSS text with /* comments */ blanked, in one linear pass.
-
-    >>> strip_css_comments("a/* x */b/* unclosed")
-    'a b '
+    CSS URLs are parsed as UTF-8 whatever the document's encoding (CSS Values 4 section 4.5).
     """
-    out, pos = [], 0
-    while (start := text.find("/*", pos)) >= 0:
-        out.append(text[pos:start])
-        end = text.find("*/", start + 2)
-        out.append(" ")
-        if end < 0:
-            return "".join(out)
-        pos = end + 2
-    out.append(text[pos:])
-    return "".join(out)
-
-
-class _Finder:
-    """str.find with memory, for positions that only grow: hostile CSS (thousands of unclosed
-    "url(") costs one scan per needle instead of one per occurrence."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.last: dict[str, int] = {}
-
-    def find(self, needle: str, pos: int) -> int:
-        hit = self.last.get(needle)
-        if hit is not None and (hit == -1 or hit >= pos):
-            return hit
-        hit = self.text.find(needle, pos)
-        self.last[needle] = hit
-        return hit
-
-
-def _css_urls(text: str, low: str) -> Iterator[tuple[int, str]]:
-    """Yield (offset, reference) of each url(...) in CSS text.
-
-    >>> list(_css_urls('a{b:url( "x.png" )} c{d:URL(y.gif)}', 'a{b:url( "x.png" )} c{d:url(y.gif)}'))
-    [(4, 'x.png'), (24, 'y.gif')]
-    """
-    finder = _Finder(text)
-    pos = 0
-    while (start := low.find("url(", pos)) >= 0:
-        i = start + 4
-        while i < len(text) and text[i] in " \t\r\n\f":
-            i += 1
-        quote = text[i] if i < len(text) and text[i] in "\"'" else ""
-        end = finder.find(quote or ")", i + 1 if quote else i)
-        if end < 0:
-            pos = start + 4
-            continue
-        raw = text[i + 1:end] if quote else text[i:end].strip()
-        if not quote and ("(" in raw or any(ch.isspace() for ch in raw)):
-            pos = start + 4   # not a plain url(): something like url(url(... or a stray token
-            continue
-        yield start, raw
-        pos = end + 1
+    for raw, how in css_references("".join(texts)):
+        _add(result, raw, url, Kind.REQUISITE, f"{via}@{how}")
 
 
 def parse_srcset(value: str) -> list[str]:

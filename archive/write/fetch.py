@@ -85,8 +85,10 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate, br",
             "Connection": "keep-alive",
         })
-        if options.cookies:
-            self.session.cookies = load_cookies(options.cookies)  # type: ignore[assignment]
+        # One cookie jar for the capture's duration, as a browser keeps (RFC 6265 domain and
+        # path rules by http.cookiejar): seeded by --cookies, filled by Set-Cookie, never saved.
+        self.jar: http.cookiejar.CookieJar = (load_cookies(options.cookies) if options.cookies
+                                              else http.cookiejar.CookieJar())
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -148,9 +150,7 @@ class Fetcher:
         headers.update(extra)
         request = requests.PreparedRequest()
         request.prepare(method="GET", url=url, headers=headers)
-        if self.options.cookies:
-            # the jar sends each cookie only to the domain it belongs to
-            request.prepare_cookies(self.session.cookies)
+        request.prepare_cookies(self.jar)   # each cookie only where its domain and path say
         return request
 
     def _exchange(self, url: str, accept: str, rec: Recorder, date: datetime, extra: Headers = ()) -> Exchange:
@@ -165,6 +165,7 @@ class Fetcher:
             raise _fetch_error(url, exc) from None
         except Abort as exc:
             raise FetchError(url, "stopped", str(exc)) from None
+        requests.cookies.extract_cookies_to_jar(self.jar, request, resp.raw)
         header_length = _keep_final_head(rec.spool)
         rec.spool.start_body()
         truncated = None

@@ -14,6 +14,8 @@ from archive.formats.urls import host_of, origin_of, site_of
 from archive.formats.wire import WireError, decode_content, iter_payload
 from archive.models import CaptureOptions, Exchange, Kind, Link
 
+from .hops import REFRESH
+
 ROBOTS_CAP = 512 << 10   # RFC 9309 asks crawlers to parse at least 500 KiB
 ROBOTS_AGENT = "archive"
 MAX_NEST = 8   # real pages nest stylesheet imports and frames a few levels; a trap nests forever
@@ -33,6 +35,8 @@ class Scope:
 
     def reason(self, link: Link) -> str | None:
         """Return None when `link` is in scope, else a short reason for the log."""
+        if link.via == REFRESH and link.hops > self.options.max_redirects:
+            return f"more than {self.options.max_redirects} redirects"   # a chain of refreshes
         if link.seed or link.kind is Kind.ROBOTS:
             return None
         for pattern in self.exclude:
