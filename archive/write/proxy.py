@@ -22,7 +22,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ def simple_response(status: int, reason: str, text: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
-def _read_head(stream: BinaryIO) -> list[bytes] | None:
-    lines, size = [], 0
+def _read_head(stream: Any) -> list[bytes] | None:
+    lines: list[bytes] = []
+    size = 0
     while True:
         line = stream.readline(MAX_HEAD + 1)
         size += len(line)
@@ -64,7 +65,7 @@ class _Handler(socketserver.StreamRequestHandler):
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.debug("proxy connection ended: %s", exc)
 
-    def _handle(self, rfile: BinaryIO, conn: socket.socket, origin: str | None) -> None:
+    def _handle(self, rfile: Any, conn: socket.socket, origin: str | None) -> None:
         head = _read_head(rfile)
         if not head:
             return
