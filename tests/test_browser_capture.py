@@ -187,3 +187,11 @@ def test_https_through_the_capture_ca(tmp_path):
                           if r.rec_type == "response" and "json" in r.rec_headers.get_header("WARC-Target-URI")]
     assert protocols and all(p for p in protocols)   # the fetch layer's own TLS evidence
     assert not list((tmp_path / "c").rglob("leaf-key.pem"))   # the CA's key is gone
+
+
+def test_what_the_browser_fetched_names_its_page(captured):
+    site, _, _, snap = captured
+    log = {e["url"]: e for e in map(json.loads, (snap.path / "logs" / "capture.jsonl").read_text().splitlines())}
+    entry = log[site.base + "/api/feed/3"]
+    assert entry["via"] == "browser" and entry["found_on"] == site.base + "/feed.html"
+    assert entry["kind"] == "requisite" and entry["depth"] == 1

@@ -73,7 +73,7 @@ class Browsing:
         self.current_depth = 0
 
     # -- the proxy's side (its threads) ------------------------------------------------------
-    def answer(self, raw_url: str, accept: str, write: Callable[[bytes], Any]) -> None:
+    def answer(self, raw_url: str, accept: str, write: Callable[[bytes], Any], tag: str = "") -> None:
         try:
             url = canonicalize(raw_url)
         except InvalidURL as exc:
@@ -86,7 +86,14 @@ class Browsing:
             if rec is not None and rec.original is None:
                 self._from_record(rec, write)
             else:
-                self._fetch(url, accept, write, record=rec is None)
+                self._fetch(url, accept, write, rec is None, self._page_of(tag))
+
+    def _page_of(self, tag: str) -> tuple[str | None, int]:
+        """(URL, depth) of the page whose tab sent `tag`, from its header."""
+        if tag.isdigit() and int(tag) < len(self.pages):
+            url, link = self.pages[int(tag)]
+            return url, link.depth
+        return None, self.current_depth
 
     def _from_record(self, rec: Record, write: Callable[[bytes], Any]) -> None:
         exchange = read_back(self.folder, Held(rec, None, "", None), self.spool)
@@ -95,9 +102,12 @@ class Browsing:
         finally:
             exchange.block.discard()
 
-    def _fetch(self, url: str, accept: str, write: Callable[[bytes], Any], record: bool) -> None:
+    def _fetch(self, url: str, accept: str, write: Callable[[bytes], Any], record: bool,
+               page: tuple[str | None, int]) -> None:
         from .crawl import _Result, noarchive
-        link = Link(url, Kind.REQUISITE, self.current_depth, None, "browser", nest=1)
+        # a document the page loads (a frame) is an embed: its links and requisites are read
+        kind = Kind.EMBED if accept.startswith("text/html") else Kind.REQUISITE
+        link = Link(url, kind, page[1], page[0], "browser", nest=1)
         why = self.crawler.scope.reason(link)
         if why:
             write(simple_response(403, "Forbidden", f"not captured: {why}"))
@@ -138,20 +148,26 @@ class Browsing:
                 RecordingProxy(self.answer, certs.context, token) as proxy, \
                 chromium(profile, proxy=proxy.url, extra_args=certs.chromium_args,
                          pid_file=spool / PID_FILE) as running, \
-                PagePool(running, size=self.options.browser_pages, extra_headers={TOKEN_HEADER: token}) as pool:
+                PagePool(running, size=self.options.browser_pages) as pool:
             while self.done < len(self.pages):
-                batch, self.done = self.pages[self.done:], len(self.pages)
+                first, self.done = self.done, len(self.pages)
+                batch = self.pages[first:self.done]
                 self.current_depth = max(link.depth for _, link in batch)
-                futures = [(url, link, pool.submit(self._job(url))) for url, link in batch]
+                futures = [(url, link, pool.submit(self._job(url, f"{token}.{first + i}")))
+                           for i, (url, link) in enumerate(batch)]
                 for url, link, future in futures:
                     self._finish_page(url, link, future)
                 self._adopt_results()
                 self.crawler.run(())
 
-    def _job(self, url: str) -> Callable[[Any], Any]:
+    def _job(self, url: str, tag: str) -> Callable[[Any], Any]:
         from .pagework import render
         timeout = self.options.browser_timeout
-        return lambda page: render(page, url, timeout)
+
+        def job(page: Any) -> Any:
+            page.set_extra_http_headers({TOKEN_HEADER: tag})   # the proxy knows which page asks
+            return render(page, url, timeout)
+        return job
 
     def _finish_page(self, url: str, link: Link, future: Future) -> None:
         try:
