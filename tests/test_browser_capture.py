@@ -195,3 +195,16 @@ def test_what_the_browser_fetched_names_its_page(captured):
     entry = log[site.base + "/api/feed/3"]
     assert entry["via"] == "browser" and entry["found_on"] == site.base + "/feed.html"
     assert entry["kind"] == "requisite" and entry["depth"] == 1
+
+
+def test_max_urls_holds_for_what_the_browser_asks(tmp_path):
+    with browser_site.serve() as site:
+        snap = archive.capture(site.base + "/feed.html", tmp_path / "c", depth=0, browser=True,
+                               browser_timeout=15, max_urls=3)
+    log = [json.loads(line) for line in (snap.path / "logs" / "capture.jsonl").read_text().splitlines()]
+    fetched = [e for e in log if e["outcome"] == "fetched"]
+    assert len(fetched) <= 3
+    assert any(e["outcome"] == "skipped" and "--max-urls" in e.get("reason", "") and e["via"] == "browser"
+               for e in log)
+    assert {p for p, _ in site.requests} <= {"/feed.html", "/robots.txt", "/api/feed/1", "/api/feed/2",
+                                             "/favicon.ico"}

@@ -17,7 +17,8 @@ twice. Scope rules for requisites hold (`--exclude`, nesting); what is refused g
 Per page, on the main thread: a `resource` record `urn:view:<page URL>` (image/png, the
 full-page screenshot), one `urn:text:<page URL>` (text/plain; charset=utf-8) and a `text`
 field in the page's pages.jsonl entry. A page whose tab crashed twice, or that failed to load,
-is logged as failed with the reason (capture log `browser-failed`, metadata `failures`).
+is logged (warning) and listed in the snapshot's metadata `failures` as "browser: <reason>",
+with the count `browser_failed`; its static record stays.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from archive.browser import PagePool, chromium, kill_leftover
 from archive.errors import ArchiveError, FetchError
-from archive.formats.urls import InvalidURL, canonicalize
+from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import Kind, Link, Outcome, Record
 
 from .proxy import TOKEN_HEADER, RecordingProxy, simple_response
@@ -108,7 +109,7 @@ class Browsing:
         # a document the page loads (a frame) is an embed: its links and requisites are read
         kind = Kind.EMBED if accept.startswith("text/html") else Kind.REQUISITE
         link = Link(url, kind, page[1], page[0], "browser", nest=1)
-        why = self.crawler.scope.reason(link)
+        why = self.crawler.scope.reason(link) or self._over_limits(url)
         if why:
             write(simple_response(403, "Forbidden", f"not captured: {why}"))
             self._note(_Result(link, error=FetchError(url, "skipped", why)))
@@ -131,6 +132,18 @@ class Browsing:
             _relay(exchange, write)
         finally:
             exchange.block.discard()
+
+    def _over_limits(self, url: str) -> str | None:
+        """--max-urls and --max-per-host count what the browser asks for too."""
+        crawler, host = self.crawler, host_of(url)
+        with self.lock:
+            if self.options.max_urls and crawler.queued >= self.options.max_urls:
+                return f"over --max-urls {self.options.max_urls}"
+            if self.options.max_per_host and crawler.per_host.get(host, 0) >= self.options.max_per_host:
+                return f"over --max-per-host {self.options.max_per_host}"
+            crawler.queued += 1
+            crawler.per_host[host] = crawler.per_host.get(host, 0) + 1
+        return None
 
     def _note(self, result: Any) -> None:
         with self.lock:
