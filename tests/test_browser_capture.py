@@ -206,5 +206,4 @@ def test_max_urls_holds_for_what_the_browser_asks(tmp_path):
     assert len(fetched) <= 3
     assert any(e["outcome"] == "skipped" and "--max-urls" in e.get("reason", "") and e["via"] == "browser"
                for e in log)
-    assert {p for p, _ in site.requests} <= {"/feed.html", "/robots.txt", "/api/feed/1", "/api/feed/2",
-                                             "/favicon.ico"}
+    assert len({p for p, _ in site.requests}) <= 3      # the server saw no more than the limit

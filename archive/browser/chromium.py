@@ -54,7 +54,9 @@ HEADLESS_ARGS = ("--headless", "--no-first-run", "--no-default-browser-check",
                  "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
                  "AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
                  "--disable-client-side-phishing-detection", "--disable-domain-reliability", "--no-pings",
-                 "--safebrowsing-disable-auto-update", "--metrics-recording-only")
+                 "--safebrowsing-disable-auto-update", "--metrics-recording-only",
+                 # fewer renderer processes: one capture, not a user to isolate sites for
+                 "--renderer-process-limit=2", "--disable-site-isolation-trials")
 PR_SET_PDEATHSIG = 1
 POLL = 0.02
 

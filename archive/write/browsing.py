@@ -71,6 +71,8 @@ class Browsing:
             if out.outcome == "fetched" and out.link.kind is Kind.PAGE and 200 <= status < 300 and out.url:
                 self.pages.append((out.url, out.link))
         crawler.record, crawler.on_outcome = remember, seen
+        # a capture killed with -9 may have left its browser: end it before crawling again
+        kill_leftover(spool / PID_FILE)
         self.current_depth = 0
 
     # -- the proxy's side (its threads) ------------------------------------------------------
@@ -153,7 +155,6 @@ class Browsing:
     def run_pages(self) -> None:
         """Browse the fetched pages, crawl what they lead to, until nothing new is left."""
         spool = self.spool
-        kill_leftover(spool / PID_FILE)
         profile = Path(tempfile.mkdtemp(prefix="profile-", dir=spool))
         from .mitm import HostCerts
         token = secrets.token_hex(16)
