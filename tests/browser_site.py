@@ -3,7 +3,8 @@
     /                 links to the three pages below (nothing else)
     /article.html     text and image from /api/article.json (fetch); a stylesheet inserted by
                       script (/css/late.css) with a web font (/fonts/late.woff2)
-    /lazy.html        images far below the fold, loaded by an IntersectionObserver
+    /lazy.html        images far below the fold, loaded by an IntersectionObserver from URLs the
+                      script builds (a `data-src` alone is read by the static extractor)
     /feed.html        an infinite-scroll list: /api/feed/1..3, each batch with its image
 
 Every request is counted in `Site.requests` as (path, User-Agent): the browser never talks
@@ -52,12 +53,12 @@ LATE_CSS = b"""@font-face { font-family: Late; src: url(/fonts/late.woff2) forma
 
 LAZY = b"""<!doctype html><html><head><title>Lazy</title></head><body>
 <h1>Lazy images</h1><div style="height: 3000px">tall</div>
-<img class="lazy" data-src="/img/lazy-1.png" width="40" height="30">
+<img class="lazy" data-n="1" width="40" height="30">
 <div style="height: 2000px">taller</div>
-<img class="lazy" data-src="/img/lazy-2.png" width="40" height="30">
+<img class="lazy" data-n="2" width="40" height="30">
 <script>
 const io = new IntersectionObserver(es => es.forEach(e => {
-  if (e.isIntersecting) { e.target.src = e.target.dataset.src; io.unobserve(e.target); } }));
+  if (e.isIntersecting) { e.target.src = '/img/lazy-' + e.target.dataset.n + '.png'; io.unobserve(e.target); } }));
 document.querySelectorAll('img.lazy').forEach(i => io.observe(i));
 </script></body></html>"""
 
