@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from archive.errors import ArchiveError, StorageError
 
 from . import depends
-from .catalogue_rows import SnapshotFacts, read_snapshot, read_verifications
+from .catalogue_rows import SnapshotFacts, file_stamp, read_snapshot, read_verifications
 from .catalogue_sql import (SCHEMA, SCHEMA_VERSION, CaptureRow, SearchHit, SnapshotRow, clear, delete_snapshot, fts_query,
                             insert_snapshot, snippet_segments)
 from .store import STATE, Collection, is_snapshot
@@ -49,6 +49,23 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
     if removed:
         refresh(removed[0].parent)
     return removed
+
+
+def folder_for(collection: Path | str | None, ref: str) -> str:
+    """Return the folder of the one snapshot whose id starts with `ref` (6 or more hex digits,
+    optionally "sha256:"), found in the catalogue instead of reading every snapshot's id; `ref`
+    unchanged when it is a path, no such prefix, or not exactly one snapshot's (the caller's
+    `Collection.resolve` then says why)."""
+    needle = ref.lower().removeprefix("sha256:")
+    if len(needle) < 6 or len(needle) > 64 or any(ch not in "0123456789abcdef" for ch in needle) \
+            or Path(ref).exists():
+        return ref
+    try:
+        with open_catalogue(Collection(collection).require()) as catalogue:
+            rows = catalogue.find(needle)
+    except (ArchiveError, OSError, sqlite3.Error):
+        return ref
+    return rows[0].folder if len(rows) == 1 and is_snapshot(Path(rows[0].folder)) else ref
 
 
 def refresh(collection: Path | Collection) -> None:
@@ -320,6 +337,21 @@ class Catalogue:
                            "LIMIT 1", (url,))
         return self._capture_row(rows[0]) if rows else None
 
+    def current(self, snapshot_id: str) -> bool:
+        """Return True when the snapshot's datapackage.json and index files are as they were
+        catalogued; otherwise take the snapshot in again (it changed in place) and return False.
+        Readers that act on a record's place (dedup) ask this first."""
+        rows = self._query("SELECT folder, stamp FROM snapshots WHERE id=?", (snapshot_id,))
+        if not rows:
+            return False
+        folder = self.root / rows[0][0]
+        if file_stamp(folder) == rows[0][1]:
+            return True
+        self.remove_snapshot(snapshot_id)
+        if is_snapshot(folder):
+            self.add_snapshot(folder)
+        return False
+
     def dependencies(self, snapshot_id: str) -> list[str]:
         """Return the ids of the snapshots the revisits of `snapshot_id` refer to."""
         return [r[0] for r in self._query("SELECT depends_on FROM deps WHERE snapshot_id=? ORDER BY depends_on",
@@ -352,4 +384,4 @@ _CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mi
                     "c.filename, c.offset, c.length")
 
 
-__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "open_catalogue", "refresh", "remove"]
+__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "folder_for", "open_catalogue", "refresh", "remove"]

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, folder TEXT NOT NULL UNIQUE, title TEXT NOT NULL, seeds TEXT NOT NULL,
     captured_at TEXT NOT NULL, started TEXT NOT NULL, pages INTEGER NOT NULL, size INTEGER NOT NULL,
-    has_screenshot INTEGER NOT NULL, self_contained INTEGER NOT NULL);
+    has_screenshot INTEGER NOT NULL, self_contained INTEGER NOT NULL, stamp TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS verifications (id TEXT PRIMARY KEY, time TEXT NOT NULL, ok INTEGER NOT NULL,
                                           problems INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS snapshots_newest ON snapshots (captured_at DESC, started DESC, id);
@@ -89,9 +89,9 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
     delete_snapshot(cur, facts.id)
     cur.execute("DELETE FROM snapshots WHERE folder=?", (facts.folder,))
     cur.execute("INSERT INTO snapshots (id, folder, title, seeds, captured_at, started, pages, size, "
-                "has_screenshot, self_contained) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "has_screenshot, self_contained, stamp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (facts.id, facts.folder, facts.title, "\n".join(facts.seeds), facts.captured_at, facts.started,
-                 facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained)))
+                 facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained), facts.stamp))
     cur.executemany("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [(facts.id, c.urlkey, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type,
                       c.filename, c.offset, c.length) for c in facts.captures])
