@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .catalogue_rows import SnapshotFacts
 
@@ -78,6 +80,26 @@ class SearchHit:
     title: str
     timestamp: str
     snippet: tuple[tuple[str, bool], ...]   # (text, is_match) segments, plain text: escape on output
+
+
+SNAPSHOT_COLUMNS = ("s.id, s.folder, s.title, s.captured_at, s.pages, s.size, v.time, v.ok, s.has_screenshot, "
+                     "s.started, s.seeds, v.problems")
+SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
+NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = s.id AND v.ok = 0)"   # dedup skips those
+CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, s.folder, "
+                    "c.filename, c.offset, c.length")
+
+
+def snapshot_row(root: Path, r: tuple[Any, ...]) -> SnapshotRow:
+    """Return the SnapshotRow of a row selected as SNAPSHOT_COLUMNS."""
+    seeds = tuple(s for s in str(r[10]).split("\n") if s)
+    return SnapshotRow(r[0], str(root / r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
+                       None if r[7] is None else bool(r[7]), bool(r[8]), seeds, r[9], r[11] or 0)
+
+
+def capture_row(root: Path, r: tuple[Any, ...]) -> CaptureRow:
+    """Return the CaptureRow of a row selected as CAPTURE_COLUMNS."""
+    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], str(root / r[7]), r[8], r[9], r[10])
 
 
 MARK_START, MARK_END = "\x02", "\x03"   # snippet() marks: control characters the stored text never holds
