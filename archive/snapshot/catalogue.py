@@ -378,7 +378,7 @@ class Catalogue:
         if not query:
             return []
         rows = self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
-                           "snippet(page_text, 2, char(2), char(3), ' … ', 24) FROM page_text "
+                           "snippet(page_text, -1, char(2), char(3), ' … ', 24) FROM page_text "
                            "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
                            "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), p.timestamp DESC LIMIT ? OFFSET ?",
                            (query, max(0, limit), max(0, offset)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalogue_rows import SnapshotFacts
+from .catalogue_rows import SnapshotFacts, clean
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -122,7 +122,7 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
         cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title) VALUES (?,?,?,?)",
                     (facts.id, page.url, page.timestamp, page.title))
         cur.execute("INSERT INTO page_text (rowid, url, title, text) VALUES (?,?,?,?)",
-                    (cur.lastrowid, _words_of_url(page.url), page.title, page.text))
+                    (cur.lastrowid, clean(page.url, 8192), page.title, page.text))
 
 
 def delete_snapshot(cur: sqlite3.Cursor, snapshot_id: str) -> None:
@@ -138,15 +138,6 @@ def clear(cur: sqlite3.Cursor) -> None:
     for table in ("page_text", "pages", "captures", "deps", "snapshots", "verifications"):
         cur.execute(f"DELETE FROM {table}")
     cur.execute("DELETE FROM meta WHERE key='verify_offset'")
-
-
-def _words_of_url(url: str) -> str:
-    """Return a URL as the search index holds it: whole, then its words split out.
-
-    >>> _words_of_url("http://ex.org/a-b")
-    'http://ex.org/a-b http ex org a b'
-    """
-    return url + " " + " ".join(_WORD.findall(url))
 
 
 def fts_query(words: str) -> str:
