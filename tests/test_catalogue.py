@@ -24,7 +24,8 @@ from archive.errors import ArchiveError
 from archive.models import CaptureOptions
 from archive.read.export import export
 from archive.read.ingest import import_archive
-from archive.snapshot.catalogue import FILE, open_catalogue, remove
+from archive.snapshot.catalogue import FILE, open_catalogue
+from archive.snapshot.catalogue_ops import remove
 from archive.snapshot.store import STATE, Collection
 
 HOSTILE_TITLE = "<script>alert(1)</script> \x1b[31mRED\x1b[0m & \"quoted\" zebrafinch"
@@ -76,7 +77,7 @@ def state(root: Path) -> dict[str, list[tuple[object, ...]]]:
             "snapshots": sorted(db.execute("SELECT * FROM snapshots").fetchall()),
             "captures": sorted(db.execute("SELECT * FROM captures").fetchall()),
             "deps": sorted(db.execute("SELECT * FROM deps").fetchall()),
-            "pages": sorted(db.execute("SELECT snapshot_id, url, timestamp, title FROM pages").fetchall()),
+            "pages": sorted(db.execute("SELECT snapshot_id, url, timestamp, title, digest, borrowed FROM pages").fetchall()),
             "text": sorted(db.execute("SELECT p.snapshot_id, t.url, t.title, t.text FROM page_text t "
                                       "JOIN pages p ON p.id = t.rowid").fetchall()),
             "verifications": sorted(db.execute("SELECT * FROM verifications").fetchall()),
@@ -115,6 +116,8 @@ def test_capture_list_timemap_dependencies_search_rm(site, capture_page, collect
         assert [r.id for r in cat.dependents(first.id)] == [second.id]
         assert cat.lookup_payload(captures[1].payload_digest).snapshot_id == first.id
         assert cat.search("no-such-wordxyz") == []
+        # the revisit's page text is its original's: both captures are found by it
+        assert {h.snapshot_id for h in cat.search("shared notebook")} == {first.id, second.id}
     assert_agrees(collection)
     assert main(["verify", "-C", str(collection), third.id]) == 0
     assert main(["rm", "-C", str(collection), "--yes", "--with-dependents", first.id]) == 0

@@ -225,7 +225,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
-    from archive.snapshot.catalogue import remove
+    from archive.snapshot.catalogue_ops import remove
 
     removed = remove(args.snapshot, args.collection, with_dependents=args.with_dependents,
                      confirm=None if args.yes else _ask)

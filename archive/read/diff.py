@@ -9,7 +9,8 @@ from typing import Any
 
 from archive.errors import UsageError
 from archive.formats.html import HTML_TYPES, visible_text
-from archive.snapshot.catalogue import folder_for, open_catalogue
+from archive.snapshot.catalogue import open_catalogue
+from archive.snapshot.catalogue_ops import folder_for
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
 from archive.snapshot.store import Collection

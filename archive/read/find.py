@@ -6,7 +6,7 @@ import json
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from typing import Any
 from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
-from archive.snapshot.catalogue import folder_for, open_catalogue
+from archive.snapshot.catalogue import open_catalogue
+from archive.snapshot.catalogue_ops import folder_for
 from archive.snapshot.store import Collection, file_lines
 
 from .verify import require_intact
@@ -151,10 +152,10 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     its catalogue. Raises NotACollection."""
     with open_catalogue(Collection(collection).require()) as catalogue:
         rows = catalogue.timemap(url)
-    found = [Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
-                     r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url)) for r in rows]
-    return [replace(m, changed=None if i == 0 else m.digest != found[i - 1].digest)
-            for i, m in enumerate(found)]
+    return [Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
+                    r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url),
+                    None if i == 0 else r.payload_digest != rows[i - 1].payload_digest)
+            for i, r in enumerate(rows)]
 
 
 def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY) -> str:

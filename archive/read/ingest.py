@@ -44,7 +44,7 @@ from archive.formats.wire import (
     read_head,
 )
 from archive.models import Record, Snapshot, rfc3339, utcnow
-from archive.snapshot.catalogue import refresh
+from archive.snapshot.catalogue_ops import refresh
 from archive.snapshot.package import datapackage, write_package, write_pages
 from archive.snapshot.reader import Package, as_list
 from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,16 +22,16 @@ from typing import Any, TypeVar
 
 from archive.errors import ArchiveError, StorageError
 
-from . import depends
 from .catalogue_rows import SnapshotFacts, file_stamp, read_snapshot, read_verifications
 from .catalogue_sql import (CAPTURE_COLUMNS, NOT_FAILED, SCHEMA, SCHEMA_VERSION, SNAPSHOT_COLUMNS, SNAPSHOTS, CaptureRow,
-                            SearchHit, SnapshotRow, capture_row, clear, delete_snapshot, fts_query, insert_snapshot,
+                            SearchHit, SnapshotRow, capture_row, clear, delete_snapshot, fill_borrowed, fts_query, insert_snapshot,
                             snapshot_row, snippet_segments)
 from .store import STATE, Collection, is_snapshot
 
 logger = logging.getLogger(__name__)
 FILE = "catalogue.sqlite3"
 BUSY_MS = 60_000
+BATCH = 50          # snapshots written in one transaction when many are new
 T = TypeVar("T")
 
 
@@ -40,43 +41,6 @@ def open_catalogue(collection: Path | Collection) -> Catalogue:
     Raises StorageError when `.state/` cannot be written."""
     root = collection.root if isinstance(collection, Collection) else Path(collection)
     return Catalogue(root)
-
-
-def remove(ref: str, collection: Path | str | None = None, *, with_dependents: bool = False,
-           confirm: Callable[[list[Path]], bool] | None = None) -> list[Path]:
-    """Remove a snapshot as `depends.remove` does (same arguments, errors and answer), then
-    delete it from the catalogue."""
-    removed = depends.remove(ref, collection, with_dependents=with_dependents, confirm=confirm)
-    if removed:
-        refresh(removed[0].parent)
-    return removed
-
-
-def folder_for(collection: Path | str | None, ref: str) -> str:
-    """Return the folder of the one snapshot whose id starts with `ref` (6 or more hex digits,
-    optionally "sha256:"), found in the catalogue instead of reading every snapshot's id; `ref`
-    unchanged when it is a path, no such prefix, or not exactly one snapshot's (the caller's
-    `Collection.resolve` then says why)."""
-    needle = ref.lower().removeprefix("sha256:")
-    if len(needle) < 6 or len(needle) > 64 or any(ch not in "0123456789abcdef" for ch in needle) \
-            or Path(ref).exists():
-        return ref
-    try:
-        with open_catalogue(Collection(collection).require()) as catalogue:
-            rows = catalogue.find(needle)
-    except (ArchiveError, OSError, sqlite3.Error):
-        return ref
-    return rows[0].folder if len(rows) == 1 and is_snapshot(Path(rows[0].folder)) else ref
-
-
-def refresh(collection: Path | Collection) -> None:
-    """Bring the collection's catalogue up to date after its folders changed (a snapshot
-    published or removed). The files are the truth: a catalogue that cannot be written is
-    logged and left for the next reader to reconcile, never a failed capture."""
-    try:
-        open_catalogue(collection).close()
-    except (ArchiveError, OSError, sqlite3.Error) as exc:
-        logger.warning("catalogue not updated: %s", exc)
 
 
 class Catalogue:
@@ -112,6 +76,7 @@ class Catalogue:
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA mmap_size=268435456")   # reads without copies: a TimeMap touches many pages
         if version == 0:
             with self._write() as cur:
                 cur.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
@@ -192,6 +157,18 @@ class Catalogue:
         """Reconcile with the folders on disk and the verification log; return the snapshot count."""
         assert self.db is not None
         self.seen = self._marks()
+        row = self.db.execute("SELECT value FROM meta WHERE key='folder_mark'").fetchone()
+        if row is None or row[0] != str(self.seen[0]):
+            self._sync_folders()
+        self._sync_verifications()
+        return int(self.db.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+
+    def _sync_folders(self) -> None:
+        """Add the snapshot folders the catalogue does not know, forget those gone; note the
+        collection folder's modification time when it is old enough (file system times are
+        coarse) that any later change to the folder shows as another time."""
+        assert self.db is not None
+        settled = time.time_ns() - self.seen[0] > 2_000_000_000
         known = dict(self.db.execute("SELECT folder, id FROM snapshots").fetchall())
         try:
             present = {e.name for e in os.scandir(self.root) if not e.name.startswith(".") and e.is_dir()}
@@ -199,11 +176,13 @@ class Catalogue:
             present = set()
         for name in sorted(set(known) - present):
             self.remove_snapshot(known[name])
-        for name in sorted(present - set(known)):
-            if is_snapshot(self.root / name):
-                self.add_snapshot(self.root / name)
-        self._sync_verifications()
-        return int(self.db.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+        new = [self.root / name for name in sorted(present - set(known)) if is_snapshot(self.root / name)]
+        for start in range(0, len(new), BATCH):   # a rebuild: transactions of BATCH snapshots
+            self._add(new[start:start + BATCH])
+        if settled:
+            with self._write() as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mark', ?)", (str(self.seen[0]),))
 
     def _marks(self) -> tuple[int, int]:
         """Return what changes when a snapshot folder comes or goes (the collection folder's
@@ -245,17 +224,25 @@ class Catalogue:
     def add_snapshot(self, folder: Path) -> None:
         """Index one published snapshot folder (again: idempotent). A folder that is no readable
         snapshot is left out (logged); verify reports it."""
-        try:
-            facts = read_snapshot(Path(folder))
-        except (ArchiveError, OSError) as exc:
-            logger.info("catalogue: %s left out: %s", folder, exc)
-            return
-        self._guarded(lambda: self._insert(facts))
+        self._add([Path(folder)])
 
-    def _insert(self, facts: SnapshotFacts) -> None:
+    def _add(self, folders: list[Path]) -> None:
+        """Index snapshot folders, read first and then written in one transaction."""
+        found = []
+        for folder in folders:
+            try:
+                found.append(read_snapshot(folder))
+            except (ArchiveError, OSError) as exc:
+                logger.info("catalogue: %s left out: %s", folder, exc)
+        if found:
+            self._guarded(lambda: self._insert(found))
+
+    def _insert(self, found: list[SnapshotFacts]) -> None:
         with self._write() as cur:
             cur.execute("BEGIN IMMEDIATE")
-            insert_snapshot(cur, facts)
+            for facts in found:
+                insert_snapshot(cur, facts)
+            fill_borrowed(cur)   # their revisits' text, or others' waiting for theirs
 
     def remove_snapshot(self, snapshot_id: str) -> None:
         """Forget a snapshot (after its folder is gone)."""
@@ -321,8 +308,8 @@ class Catalogue:
         from archive.formats.urls import canonicalize
 
         target = canonicalize(url)
-        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
-                           "WHERE c.url = ? ORDER BY c.timestamp, s.started, s.id", (target,))
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c WHERE c.url = ? "
+                           "ORDER BY c.timestamp, c.started, c.snapshot_id", (target,))
         return [capture_row(self.root, r) for r in rows]
 
     def lookup_payload(self, payload_digest: str) -> CaptureRow | None:
@@ -333,17 +320,16 @@ class Catalogue:
     def payload_places(self, payload_digest: str, limit: int = 8) -> list[CaptureRow]:
         """Return up to `limit` response records with this payload digest, oldest snapshot first,
         leaving out snapshots whose last verification failed."""
-        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c INDEXED BY captures_payload "
                            f"WHERE c.digest = ? AND c.record_type != 'revisit' AND {NOT_FAILED} "
-                           "ORDER BY s.folder, c.rowid LIMIT ?", (payload_digest, limit))
+                           "ORDER BY c.folder LIMIT ?", (payload_digest, limit))
         return [capture_row(self.root, r) for r in rows]
 
     def last_response(self, url: str) -> CaptureRow | None:
         """Return the newest 200 response record of exactly `url` (as captured), or None."""
-        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c INDEXED BY captures_latest "
                            "WHERE c.url = ? AND c.status = 200 AND c.record_type != 'revisit' "
-                           f"AND c.digest != '' AND {NOT_FAILED} ORDER BY s.folder DESC, c.rowid DESC "
-                           "LIMIT 1", (url,))
+                           f"AND c.digest != '' AND {NOT_FAILED} ORDER BY c.folder DESC LIMIT 1", (url,))
         return capture_row(self.root, rows[0]) if rows else None
 
     def current(self, snapshot_id: str) -> bool:
@@ -377,12 +363,17 @@ class Catalogue:
         query = fts_query(words)
         if not query:
             return []
-        rows = self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
-                           "snippet(page_text, -1, char(2), char(3), ' … ', 24) FROM page_text "
-                           "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
-                           "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), p.timestamp DESC LIMIT ? OFFSET ?",
+        # the best rows first, then a snippet of each of those alone (not of every match)
+        best = self._query("SELECT rowid FROM page_text WHERE page_text MATCH ? "
+                           "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), rowid DESC LIMIT ? OFFSET ?",
                            (query, max(0, limit), max(0, offset)))
+        rows = []
+        for (rowid,) in best:
+            rows += self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
+                                "snippet(page_text, -1, char(2), char(3), ' … ', 24) FROM page_text "
+                                "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
+                                "AND page_text.rowid = ?", (query, rowid))
         return [SearchHit(r[0], r[1], r[2], r[3], snippet_segments(r[4] or r[2] or r[1])) for r in rows]
 
 
-__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "folder_for", "open_catalogue", "refresh", "remove"]
+__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "open_catalogue"]

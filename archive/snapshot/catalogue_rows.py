@@ -19,7 +19,7 @@ from archive.warc.cdxj import REVISIT_MIME
 
 from .depends import dependency_ids, payload_of, source_metadata
 from .package import DATAPACKAGE, SOURCE
-from .reader import IndexEntry, Package, as_list, warc_member
+from .reader import FolderPackage, IndexEntry, Package, as_dict, as_list, warc_member
 from .store import Collection, snapshot_id_of
 
 MAX_TEXT = 256 << 10        # characters of page text indexed per page
@@ -63,6 +63,8 @@ class PageText:
     timestamp: str
     title: str
     text: str
+    digest: str = ""
+    borrowed: bool = False  # a revisit: its text is its original's, taken from the catalogue
 
 
 @dataclass
@@ -93,9 +95,9 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
     """
     snapshot_id = snapshot_id_of(folder)
     stamp = file_stamp(folder)
-    with Package.open(folder) as package:
+    with _Listed(folder) if folder.is_dir() else Package.open(folder) as package:
         data = package.datapackage()
-        meta = package.metadata()
+        meta = as_dict(data.get("archive"))
         names = package.names()
         captures = {}
         rows = []
@@ -112,13 +114,13 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
         size = sum(r["bytes"] for r in as_list(data.get("resources"))
                    if isinstance(r, dict) and type(r.get("bytes")) is int)
         created = str(data.get("created", ""))
+        self_contained = package.has(SOURCE + DATAPACKAGE)
         texts = []
         for page in package.pages():
             when = "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
             listed = captures.get((str(page["url"]), when))
             if listed is not None:
-                texts.append(_page_text(package, page, listed, Collection(folder.parent)))
-        self_contained = package.has(SOURCE + DATAPACKAGE)
+                texts.append(_page_text(package, page, listed, self_contained))
         deps = [] if self_contained else dependency_ids(source_metadata(package))
         title = data.get("title") if isinstance(data.get("title"), str) else ""
         return SnapshotFacts(
@@ -128,6 +130,19 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
             started=str(meta.get("started_at") or created), pages=len(texts), size=size,
             has_screenshot=any("screenshot" in n.lower() for n in names),
             self_contained=self_contained, stamp=stamp, captures=rows, texts=texts, dependencies=sorted(set(deps)))
+
+
+class _Listed(FolderPackage):
+    """A snapshot folder whose file list is read once (the catalogue reads it many times)."""
+
+    def __init__(self, path: Path):
+        super().__init__(Package.open(path).path)
+        self.listed: list[str] | None = None
+
+    def names(self) -> list[str]:
+        if self.listed is None:
+            self.listed = super().names()
+        return list(self.listed)
 
 
 def file_stamp(folder: Path) -> str:
@@ -152,22 +167,30 @@ def _capture(entry: IndexEntry) -> Capture:
                    entry.filename, entry.offset, entry.length)
 
 
-def _page_text(package: Package, page: dict[str, Any], entry: IndexEntry, home: Collection) -> PageText:
+def _page_text(package: Package, page: dict[str, Any], entry: IndexEntry, self_contained: bool) -> PageText:
     """Return a page's title and text: pages.jsonl's own where given (a browser capture writes
-    "text"), else read from the HTML record (a revisit's original, wherever it is)."""
+    "text"), else read from the HTML record; a revisit's text is its original's (in a
+    self-contained export, read from the copy it carries; otherwise borrowed in the catalogue
+    from the page with the same payload digest, so no other snapshot is opened here)."""
     title = page.get("title") if isinstance(page.get("title"), str) else None
     text = page.get("text") if isinstance(page.get("text"), str) else None
+    borrowed = False
     if title is None or text is None:
-        body_title, body_text = _from_record(package, entry, home)
+        if entry.mime == REVISIT_MIME and not self_contained:
+            borrowed, body_title, body_text = text is None, "", ""
+        else:
+            body_title, body_text = _from_record(package, entry)
         title = body_title if title is None else title
         text = body_text if text is None else text
-    return PageText(entry.url, entry.timestamp[:14], clean(title, MAX_TITLE), clean(text, MAX_TEXT))
+    return PageText(entry.url, entry.timestamp[:14], clean(title, MAX_TITLE), clean(text, MAX_TEXT),
+                    entry.digest, borrowed)
 
 
-def _from_record(package: Package, entry: IndexEntry, home: Collection) -> tuple[str, str]:
-    """Return (title, visible text) of an HTML page record, ("", "") when it is none or unreadable."""
+def _from_record(package: Package, entry: IndexEntry) -> tuple[str, str]:
+    """Return (title, visible text) of an HTML page record (a revisit's original in the package,
+    as a self-contained export carries it), ("", "") when it is none or unreadable."""
     try:
-        with payload_of(package, entry, home) as (holder, original):
+        with payload_of(package, entry, _NOWHERE) as (holder, original):
             if not original.mime.lower().startswith(_HTML):
                 return "", ""
             with holder.record(original.filename, original.offset) as (response, stream):
@@ -178,12 +201,13 @@ def _from_record(package: Package, entry: IndexEntry, home: Collection) -> tuple
                     if len(body) >= MAX_BODY:
                         break
                 charset = charset_of(response.header("Content-Type"))
-    except (ArchiveError, OSError, ValueError):
-        return "", ""
     except Exception:   # warcio's parse errors have no common base: an unreadable record has no text
         return "", ""
     body = body[:MAX_BODY]
     return page_title([body]), "\n".join(visible_text(body, charset))[:MAX_TEXT]
+
+
+_NOWHERE = Collection(Path("/nonexistent/archive-catalogue"))   # no other snapshot is looked in
 
 
 def read_verifications(log: Path, start: int) -> tuple[dict[str, tuple[str, bool, int]], int]:

@@ -1,6 +1,7 @@
 """The catalogue's SQLite schema, its writes of one snapshot, and the FTS5 query and snippet forms."""
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 from .catalogue_rows import SnapshotFacts, clean
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -19,19 +20,23 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS verifications (id TEXT PRIMARY KEY, time TEXT NOT NULL, ok INTEGER NOT NULL,
                                           problems INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS snapshots_newest ON snapshots (captured_at DESC, started DESC, id);
-CREATE TABLE IF NOT EXISTS captures (
-    snapshot_id TEXT NOT NULL, urlkey TEXT NOT NULL, url TEXT NOT NULL, timestamp TEXT NOT NULL,
-    status INTEGER, digest TEXT NOT NULL, mime TEXT NOT NULL, record_type TEXT NOT NULL,
-    filename TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS captures_url ON captures (url, timestamp);
-CREATE INDEX IF NOT EXISTS captures_digest ON captures (digest);
+CREATE TABLE IF NOT EXISTS captures (   -- clustered by URL and time: a TimeMap is one range
+    url TEXT NOT NULL, timestamp TEXT NOT NULL, started TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    filename TEXT NOT NULL, offset INTEGER NOT NULL, folder TEXT NOT NULL, urlkey TEXT NOT NULL,
+    status INTEGER, digest TEXT NOT NULL, mime TEXT NOT NULL, record_type TEXT NOT NULL, length INTEGER NOT NULL,
+    PRIMARY KEY (url, timestamp, started, snapshot_id, filename, offset)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS captures_payload ON captures (digest, folder) WHERE record_type != 'revisit';
+CREATE INDEX IF NOT EXISTS captures_latest ON captures (url, folder) WHERE status = 200 AND record_type != 'revisit';
 CREATE INDEX IF NOT EXISTS captures_snapshot ON captures (snapshot_id);
 CREATE TABLE IF NOT EXISTS deps (snapshot_id TEXT NOT NULL, depends_on TEXT NOT NULL,
                                  PRIMARY KEY (snapshot_id, depends_on));
 CREATE INDEX IF NOT EXISTS deps_target ON deps (depends_on);
 CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, snapshot_id TEXT NOT NULL, url TEXT NOT NULL,
-                                  timestamp TEXT NOT NULL, title TEXT NOT NULL);
+                                  timestamp TEXT NOT NULL, title TEXT NOT NULL, digest TEXT NOT NULL,
+                                  borrowed INTEGER NOT NULL);   -- 1: a revisit waiting for its original's text
 CREATE INDEX IF NOT EXISTS pages_snapshot ON pages (snapshot_id);
+CREATE INDEX IF NOT EXISTS pages_digest ON pages (digest);
+CREATE INDEX IF NOT EXISTS pages_borrowed ON pages (borrowed) WHERE borrowed = 1;
 CREATE VIRTUAL TABLE IF NOT EXISTS page_text USING fts5(url, title, text, tokenize='unicode61 remove_diacritics 2');
 """
 
@@ -85,21 +90,21 @@ class SearchHit:
 SNAPSHOT_COLUMNS = ("s.id, s.folder, s.title, s.captured_at, s.pages, s.size, v.time, v.ok, s.has_screenshot, "
                      "s.started, s.seeds, v.problems")
 SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
-NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = s.id AND v.ok = 0)"   # dedup skips those
-CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, s.folder, "
+NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = c.snapshot_id AND v.ok = 0)"   # dedup skips those
+CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, c.folder, "
                     "c.filename, c.offset, c.length")
 
 
 def snapshot_row(root: Path, r: tuple[Any, ...]) -> SnapshotRow:
     """Return the SnapshotRow of a row selected as SNAPSHOT_COLUMNS."""
     seeds = tuple(s for s in str(r[10]).split("\n") if s)
-    return SnapshotRow(r[0], str(root / r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
+    return SnapshotRow(r[0], os.path.join(root, r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
                        None if r[7] is None else bool(r[7]), bool(r[8]), seeds, r[9], r[11] or 0)
 
 
 def capture_row(root: Path, r: tuple[Any, ...]) -> CaptureRow:
     """Return the CaptureRow of a row selected as CAPTURE_COLUMNS."""
-    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], str(root / r[7]), r[8], r[9], r[10])
+    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], os.path.join(root, r[7]), r[8], r[9], r[10])
 
 
 MARK_START, MARK_END = "\x02", "\x03"   # snippet() marks: control characters the stored text never holds
@@ -114,15 +119,30 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
                 "has_screenshot, self_contained, stamp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (facts.id, facts.folder, facts.title, "\n".join(facts.seeds), facts.captured_at, facts.started,
                  facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained), facts.stamp))
-    cur.executemany("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(facts.id, c.urlkey, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type,
-                      c.filename, c.offset, c.length) for c in facts.captures])
+    cur.executemany("INSERT OR IGNORE INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(c.url, c.timestamp, facts.started, facts.id, c.filename, c.offset, facts.folder, c.urlkey,
+                      c.status, c.digest, c.mime, c.record_type, c.length) for c in facts.captures])
     cur.executemany("INSERT OR IGNORE INTO deps VALUES (?, ?)", [(facts.id, d) for d in facts.dependencies])
     for page in facts.texts:
-        cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title) VALUES (?,?,?,?)",
-                    (facts.id, page.url, page.timestamp, page.title))
+        cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title, digest, borrowed) VALUES (?,?,?,?,?,?)",
+                    (facts.id, page.url, page.timestamp, page.title, page.digest, int(page.borrowed)))
         cur.execute("INSERT INTO page_text (rowid, url, title, text) VALUES (?,?,?,?)",
                     (cur.lastrowid, clean(page.url, 8192), page.title, page.text))
+
+
+def fill_borrowed(cur: sqlite3.Cursor) -> None:
+    """Give each revisit page waiting for text its original's (a page with the same payload
+    digest whose text is its own), inside the caller's transaction. Run after every change, so
+    the catalogue ends the same whatever order snapshots came in."""
+    waiting = cur.execute("SELECT id, digest FROM pages WHERE borrowed = 1").fetchall()
+    for page_id, digest in waiting:
+        found = cur.execute("SELECT t.text FROM pages p JOIN page_text t ON t.rowid = p.id WHERE p.digest = ? "
+                            "AND p.borrowed = 0 ORDER BY p.snapshot_id LIMIT 1", (digest,)).fetchone()
+        if found is not None:
+            row = cur.execute("SELECT url, title FROM page_text WHERE rowid = ?", (page_id,)).fetchone()
+            cur.execute("DELETE FROM page_text WHERE rowid = ?", (page_id,))
+            cur.execute("INSERT INTO page_text (rowid, url, title, text) VALUES (?,?,?,?)", (page_id, *row, found[0]))
+            cur.execute("UPDATE pages SET borrowed = 2 WHERE id = ?", (page_id,))
 
 
 def delete_snapshot(cur: sqlite3.Cursor, snapshot_id: str) -> None:
@@ -137,7 +157,7 @@ def clear(cur: sqlite3.Cursor) -> None:
     """Delete every row (the schema and the meta table stay), inside the caller's transaction."""
     for table in ("page_text", "pages", "captures", "deps", "snapshots", "verifications"):
         cur.execute(f"DELETE FROM {table}")
-    cur.execute("DELETE FROM meta WHERE key='verify_offset'")
+    cur.execute("DELETE FROM meta")
 
 
 def fts_query(words: str) -> str:

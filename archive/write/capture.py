@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from archive.errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
 from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
-from archive.snapshot.catalogue import refresh
+from archive.snapshot.catalogue_ops import refresh
 from archive.snapshot.package import datapackage, write_package, write_pages
 from archive.snapshot.store import Collection, collection_of, snapshot_name
 from archive.warc.cdxj import write_index
