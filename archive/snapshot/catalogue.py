@@ -25,12 +25,13 @@ from archive.errors import ArchiveError, StorageError
 from .catalogue_rows import SnapshotFacts, file_stamp, read_snapshot, read_verifications
 from .catalogue_sql import (CAPTURE_COLUMNS, NOT_FAILED, SCHEMA, SCHEMA_VERSION, SNAPSHOT_COLUMNS, SNAPSHOTS, CaptureRow,
                             SearchHit, SnapshotRow, capture_row, clear, delete_snapshot, fill_borrowed, fts_query, insert_snapshot,
-                            snapshot_row, snippet_segments)
+                            snapshot_row, snippet)
 from .store import STATE, Collection, is_snapshot
 
 logger = logging.getLogger(__name__)
 FILE = "catalogue.sqlite3"
 BUSY_MS = 60_000
+RANKED = 2000       # matching pages a search ranks at most (the newest): the answer stays fast
 BATCH = 50          # snapshots written in one transaction when many are new
 T = TypeVar("T")
 
@@ -359,21 +360,26 @@ class Catalogue:
         return [snapshot_row(self.root, r) for r in rows]
 
     def search(self, words: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
-        """Return the pages whose URL, title or text hold every word (FTS5, best match first)."""
+        """Return the pages whose URL, title or text hold every word (the last as a prefix), best
+        match first (FTS5 bm25, a title match weighing most); past RANKED matching pages, the
+        newest RANKED are the ones ranked."""
         query = fts_query(words)
         if not query:
             return []
-        # the best rows first, then a snippet of each of those alone (not of every match)
-        best = self._query("SELECT rowid FROM page_text WHERE page_text MATCH ? "
-                           "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), rowid DESC LIMIT ? OFFSET ?",
-                           (query, max(0, limit), max(0, offset)))
-        rows = []
-        for (rowid,) in best:
-            rows += self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
-                                "snippet(page_text, -1, char(2), char(3), ' … ', 24) FROM page_text "
-                                "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
-                                "AND page_text.rowid = ?", (query, rowid))
-        return [SearchHit(r[0], r[1], r[2], r[3], snippet_segments(r[4] or r[2] or r[1])) for r in rows]
+        # the best rows first, then a snippet of each of those alone (not of every match); a
+        # query matching more than RANKED pages ranks the RANKED (or offset + limit) newest of them
+        window = max(RANKED, offset + limit)
+        edge = self._query("SELECT rowid FROM page_text WHERE page_text MATCH ? ORDER BY rowid DESC "
+                           "LIMIT 1 OFFSET ?", (query, window - 1))
+        best = self._query("SELECT rowid FROM page_text WHERE page_text MATCH ? AND rowid >= ? "
+                           "ORDER BY rank LIMIT ? OFFSET ?",
+                           (query, edge[0][0] if edge else 0, max(0, limit), max(0, offset)))
+        hits = []
+        for (rowid,) in best:   # the passage found here, not by FTS5's snippet(): one read by rowid each
+            for r in self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, t.text, t.title, t.url "
+                                 "FROM page_text t JOIN pages p ON p.id = t.rowid WHERE t.rowid = ?", (rowid,)):
+                hits.append(SearchHit(r[0], r[1], r[2], r[3], snippet((r[4], r[5], r[6]), words)))
+        return hits
 
 
 __all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "open_catalogue"]

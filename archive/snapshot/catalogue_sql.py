@@ -4,13 +4,15 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .catalogue_rows import SnapshotFacts, clean
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -38,6 +40,7 @@ CREATE INDEX IF NOT EXISTS pages_snapshot ON pages (snapshot_id);
 CREATE INDEX IF NOT EXISTS pages_digest ON pages (digest);
 CREATE INDEX IF NOT EXISTS pages_borrowed ON pages (borrowed) WHERE borrowed = 1;
 CREATE VIRTUAL TABLE IF NOT EXISTS page_text USING fts5(url, title, text, tokenize='unicode61 remove_diacritics 2');
+INSERT INTO page_text (page_text, rank) VALUES ('rank', 'bm25(2.0, 4.0, 1.0)');
 """
 
 @dataclass(frozen=True)
@@ -107,7 +110,6 @@ def capture_row(root: Path, r: tuple[Any, ...]) -> CaptureRow:
     return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], os.path.join(root, r[7]), r[8], r[9], r[10])
 
 
-MARK_START, MARK_END = "\x02", "\x03"   # snippet() marks: control characters the stored text never holds
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -174,14 +176,64 @@ def fts_query(words: str) -> str:
     return " ".join(quoted) + "*"
 
 
-def snippet_segments(marked: str) -> tuple[tuple[str, bool], ...]:
-    """Split an FTS5 snippet with \\x02...\\x03 marks into (text, is_match) segments.
+SNIPPET_WORDS = 24        # words of a passage shown
+SNIPPET_SCAN = 64 << 10   # characters of a page's text looked through for the passage
 
-    >>> snippet_segments("a \\x02cat\\x03 sat")
-    (('a ', False), ('cat', True), (' sat', False))
+
+def _norm(word: str) -> str:
+    """Return a word as the index compares it: case and diacritics folded (unicode61, remove_diacritics 2).
+
+    >>> _norm("Éte")
+    'ete'
     """
-    segments: list[tuple[str, bool]] = []
-    for i, part in enumerate(re.split("\x02|\x03", marked)):
-        if part:
-            segments.append((part, i % 2 == 1))
-    return tuple(segments)
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)).casefold()
+
+
+def snippet(fields: tuple[str, ...], words: str) -> tuple[tuple[str, bool], ...]:
+    """Return the passage of the first field (text, title, URL) holding a word of `words` (the
+    last as a prefix, as fts_query searches), as (text, is_match) segments, "…" where it is cut.
+
+    >>> snippet(("one two Cats sat", "T", "u"), "cat")
+    (('one two ', False), ('Cats', True), (' sat', False))
+    """
+    wanted = [_norm(w) for w in _WORD.findall(words)[:32]]
+    if not wanted:
+        return ()
+    exact, last = set(wanted[:-1]), wanted[-1]
+
+    def hit(token: str) -> bool:
+        norm = _norm(token)
+        return norm in exact or norm.startswith(last)
+    for text in fields:
+        text = text[:SNIPPET_SCAN]
+        tokens = []
+        first = None
+        for match in _WORD.finditer(text):
+            tokens.append(match)
+            if first is None and hit(match.group()):
+                first = len(tokens) - 1
+            if first is not None and len(tokens) >= first + SNIPPET_WORDS:
+                break
+        if first is not None:
+            begin = max(0, first - 3)
+            return _segments(text, tokens[begin - 1].end() if begin else 0, tokens[begin:], hit)
+    return ((fields[0][:200] if fields and fields[0] else next((f for f in fields if f), "")), False),
+
+
+def _segments(text: str, start: int, tokens: list[re.Match[str]],
+              hit: Callable[[str], bool]) -> tuple[tuple[str, bool], ...]:
+    """Return text[start:] up to the end of the last token, as segments, matches marked."""
+    end = tokens[-1].end()
+    parts: list[tuple[str, bool]] = [("… ", False)] if text[:start].strip() else []
+    at = start
+    for match in tokens:
+        if hit(match.group()):
+            if match.start() > at:
+                parts.append((text[at:match.start()], False))
+            parts.append((match.group(), True))
+            at = match.end()
+    if end > at:
+        parts.append((text[at:end], False))
+    if text[end:].strip():
+        parts.append((" …", False))
+    return tuple(parts)
