@@ -36,33 +36,40 @@ BATCH = 50          # snapshots written in one transaction when many are new
 T = TypeVar("T")
 
 
-def open_catalogue(collection: Path | Collection) -> Catalogue:
-    """Return the collection's catalogue, created, reconciled with the folders, or rebuilt
-    (one logged notice) when missing entries are not the cause but the file is damaged.
-    Raises StorageError when `.state/` cannot be written."""
+def open_catalogue(collection: Path | Collection, *, reconcile: bool = True) -> Catalogue:
+    """Return the collection's catalogue: created when missing, rebuilt (one logged notice)
+    when damaged, and reconciled with the snapshot folders (now and whenever the collection
+    folder changes while it is open) unless `reconcile` is False: then only a new catalogue is
+    filled, which suits a reader that checks what it finds (dedup opens each record it refers
+    to). Raises StorageError when `.state/` cannot be written."""
     root = collection.root if isinstance(collection, Collection) else Path(collection)
-    return Catalogue(root)
+    return Catalogue(root, reconcile)
 
 
 class Catalogue:
     """The catalogue of one collection (a context manager). Safe across threads (one lock) and
     processes (SQLite WAL); every write is one short transaction."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, reconcile: bool = True):
         self.root = Path(root)
+        self.reconcile = reconcile
         self.path = self.root / STATE / FILE
         self.lock = threading.RLock()
         self.db: sqlite3.Connection | None = None
         self.recovering = False
         self.seen: tuple[int, int] = (-2, -2)   # the folder's mtime and the verify log's size at the last sync
         try:
-            self._connect()
-            self._sync()
+            if self._connect() or reconcile:
+                self._sync()
+            else:
+                self.seen = self._marks()
+                self._sync_verifications()
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
 
     # -- set-up and recovery ------------------------------------------------------------------
-    def _connect(self) -> None:
+    def _connect(self) -> bool:
+        """Open (and when new, create) the database; return True when it was created."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -82,6 +89,7 @@ class Catalogue:
             with self._write() as cur:
                 cur.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
         db.execute("SELECT count(*) FROM snapshots").fetchone()
+        return version == 0
 
     def _tables(self) -> bool:
         assert self.db is not None
@@ -242,6 +250,10 @@ class Catalogue:
         with self._write() as cur:
             cur.execute("BEGIN IMMEDIATE")
             for facts in found:
+                held = cur.execute("SELECT folder FROM snapshots WHERE id=?", (facts.id,)).fetchone()
+                if held is not None and held[0] != facts.folder and is_snapshot(self.root / held[0]):
+                    logger.info("catalogue: %s left out: a copy of %s", facts.folder, held[0])
+                    continue   # two folders of one id (a copy): the one catalogued first stays
                 insert_snapshot(cur, facts)
             fill_borrowed(cur)   # their revisits' text, or others' waiting for theirs
 
@@ -275,7 +287,7 @@ class Catalogue:
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         def work() -> list[tuple[Any, ...]]:
             assert self.db is not None
-            if self._marks() != self.seen:   # a long-lived reader sees what others changed
+            if self.reconcile and self._marks() != self.seen:   # a long-lived reader sees what others changed
                 self._sync()
             return self.db.execute(sql, params).fetchall()
         return self._guarded(work)

@@ -43,12 +43,15 @@ def folder_for(collection: Path | str | None, ref: str) -> str:
     return rows[0].folder if len(rows) == 1 and is_snapshot(Path(rows[0].folder)) else ref
 
 
-def refresh(collection: Path | Collection) -> None:
-    """Bring the collection's catalogue up to date after its folders changed (a snapshot
-    published or removed). The files are the truth: a catalogue that cannot be written is
-    logged and left for the next reader to reconcile, never a failed capture."""
+def refresh(collection: Path | Collection, published: Path | None = None) -> None:
+    """Bring the collection's catalogue up to date after its folders changed: add the snapshot
+    just `published`, or (without it) reconcile with every folder (after an import or rm). The
+    files are the truth: a catalogue that cannot be written is logged and left for the next
+    reader to reconcile, never a failed capture."""
     try:
-        open_catalogue(collection).close()
+        with open_catalogue(collection, reconcile=published is None) as catalogue:
+            if published is not None:
+                catalogue.add_snapshot(published)
     except (ArchiveError, OSError, sqlite3.Error) as exc:
         logger.warning("catalogue not updated: %s", exc)
 

@@ -330,7 +330,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
                           main_url=first.get("url"), main_date=first.get("ts"), metadata=metadata)
     snapshot_id = write_package(folder, package)
     path = store.publish(folder, snapshot_name(started, host_of(seeds[0]), snapshot_id))
-    refresh(store)   # the collection's catalogue takes in the new snapshot
+    refresh(store, path)   # the collection's catalogue takes in the new snapshot
     return Snapshot(id=snapshot_id, path=path, created=package["created"], seeds=tuple(seeds),
                     counts=dict(run.counts), warnings=tuple(warnings))
 

@@ -60,7 +60,7 @@ class LocalIndex:
     """
 
     def __init__(self, collection: Collection):
-        self.catalogue = open_catalogue(collection)
+        self.catalogue = open_catalogue(collection, reconcile=False)   # each place found is checked
         self.resolved: dict[tuple[str, bool], Original | None] = {}
         self.lock = threading.Lock()
 
