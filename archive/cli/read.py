@@ -46,13 +46,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--limit", type=int, metavar="N", help="list at most N snapshots (a page)")
     lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest snapshots first")
 
-    found = command(sub, common, "search", _cmd_search, "find pages by words of their URL, title or text",
-                    "Search the collection's pages (URL, title and text, from the catalogue in "
-                    ".state/): every word must match, the last as a prefix; best matches first, "
-                    "with the matching passage.")
-    found.add_argument("words", nargs="+", metavar="WORD")
-    found.add_argument("--limit", type=int, default=20, metavar="N", help="at most N pages (default: %(default)s)")
-    found.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N best first")
+    _register_search(sub, common)
 
     dif = command(sub, common, "diff", _cmd_diff, "what changed between two snapshots",
                   "List URLs added, removed, changed and unchanged between snapshot A (before) and "
@@ -81,6 +75,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     imp = command(sub, common, "import", _cmd_import, "bring a .wacz or WARC file into the collection",
                   "Import an outside archive, verified on the way in.")
     imp.add_argument("file", type=Path, metavar="FILE")
+
+
+def _register_search(sub: Any, common: argparse.ArgumentParser) -> None:
+    found = command(sub, common, "search", _cmd_search, "find pages by words of their URL, title or text",
+                    "Search the collection's pages (URL, title and text, from the catalogue in "
+                    ".state/): every word must match, the last as a prefix; best matches first, "
+                    "with the matching passage.")
+    found.add_argument("words", nargs="+", metavar="WORD")
+    found.add_argument("--limit", type=int, default=20, metavar="N", help="at most N pages (default: %(default)s)")
+    found.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N best first")
 
 
 def base_url(value: str) -> str:
