@@ -297,15 +297,15 @@ def _property(site, tmp_path_factory, ops) -> None:
             assert_agrees(collection)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 def test_catalogue_agrees_with_a_rebuild_after_any_commands(site, tmp_path_factory, ops):
     _property(site, tmp_path_factory, ops)
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(st.tuples(st.sampled_from(["capture", "rm", "import", "resume"]), st.integers(0, 9)),
-                   min_size=2, max_size=8))
+                   min_size=2, max_size=10))
 def test_catalogue_agrees_after_longer_command_sequences(site, tmp_path_factory, ops):
     _property(site, tmp_path_factory, ops)
