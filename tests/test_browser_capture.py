@@ -86,6 +86,19 @@ def test_browser_capture_records_every_scripted_resource(captured):
     assert snap.counts["browser_pages"] == 4
 
 
+def test_catalogue_knows_the_screenshot_and_searches_the_rendered_text(captured):
+    from archive.snapshot.catalogue import open_catalogue
+    site, static, _, snap = captured
+    with open_catalogue(snap.path.parent) as cat:
+        row = cat.snapshot(snap.id)
+        assert row is not None and row.has_screenshot
+        hits = cat.search(browser_site.ARTICLE_TEXT.split()[-1])
+        assert snap.id in {h.snapshot_id for h in hits}
+    with open_catalogue(static.path.parent) as cat:
+        row = cat.snapshot(static.id)
+        assert row is not None and not row.has_screenshot
+
+
 def test_screenshot_and_text_records(captured):
     site, _, _, snap = captured
     page = site.base + "/lazy.html"

@@ -98,7 +98,6 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
     with _Listed(folder) if folder.is_dir() else Package.open(folder) as package:
         data = package.datapackage()
         meta = as_dict(data.get("archive"))
-        names = package.names()
         captures = {}
         rows = []
         for entry in package.index():
@@ -107,6 +106,7 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
             captures[(entry.url, entry.timestamp[:14])] = entry
             rows.append(_capture(entry))
         urls = {url for url, _ in captures}
+        screenshot = any(url.startswith("urn:view:") for url, _ in captures)
         seeds = tuple(str(s.get("url") or s.get("given", "")) for s in as_list(meta.get("seeds"))
                       if isinstance(s, dict))
         if not seeds and data.get("mainPageURL"):
@@ -128,7 +128,7 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
             title=clean(str(title or (texts[0].title if texts else "")), MAX_TITLE),
             seeds=tuple(s for s in seeds if s in urls), captured_at=created,
             started=str(meta.get("started_at") or created), pages=len(texts), size=size,
-            has_screenshot=any("screenshot" in n.lower() for n in names),
+            has_screenshot=screenshot,
             self_contained=self_contained, stamp=stamp, captures=rows, texts=texts, dependencies=sorted(set(deps)))
 
 
