@@ -223,3 +223,7 @@ def test_public_api():
                  "timestamp", "__version__"):
         assert getattr(archive, name) is not None, name
     assert callable(archive.capture) and callable(archive.verify)
+
+
+def test_pillow_only_in_compare():
+    assert files_importing("PIL") == {"web/compare.py"}
