@@ -101,7 +101,8 @@ class Chromium:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BrowserUnavailable(f"Chromium exited at start (code {self.process.returncode})")
+                raise BrowserUnavailable(f"Chromium exited at start (code {self.process.returncode}): "
+                                         f"{self._last_words()}")
             try:
                 port = marker.read_text("ascii").splitlines()[0].strip()
                 if port.isdigit():
@@ -110,6 +111,18 @@ class Chromium:
                 pass
             time.sleep(0.05)
         raise BrowserUnavailable(f"Chromium did not open its debugging port within {self.timeout:.0f} s")
+
+    def _last_words(self) -> str:
+        """Return the last lines Chromium logged that say FATAL or ERROR (for an error message)."""
+        assert self.profile is not None
+        try:
+            with open(self.profile / "chromium.log", "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - 4096))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "no log"
+        said = [line for line in lines if "FATAL" in line or "ERROR" in line] or lines
+        return " | ".join(said[-2:])[:500]
 
     def stop(self, grace: float = 5.0) -> None:
         """Disconnect, then end Chromium's process group (SIGTERM, SIGKILL after `grace` s),

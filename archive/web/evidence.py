@@ -54,34 +54,40 @@ class PageEvidence:
     text_source: str
 
 
-def statuses(package: Package) -> dict[str, int | None]:
-    """Return the HTTP status each URL was answered with at capture, by canonical URL (None: a
-    record without one, e.g. `-`); an answer below 400 wins over a later error for the same URL."""
+def records(package: Package) -> tuple[dict[str, int | None], dict[str, Place]]:
+    """Return, from one pass over the index and one over the WARC files, the HTTP status each
+    URL was answered with at capture, by canonical URL (None: no status, e.g. `-`), and where
+    each `urn:view:` and `urn:text:` record is, by its target URI. The records count where the
+    index lacks a line (a damaged index is one way replay loses what was captured); an answer
+    below 400 wins over an error for the same URL."""
     found: dict[str, int | None] = {}
-    for entry in package.index():
-        if entry.url.startswith("urn:"):
-            continue
-        status = int(entry.status) if entry.status.isdigit() else None
-        key = canonicalize(entry.url) if entry.url.startswith(("http:", "https:")) else entry.url
-        if key not in found or (status is not None and status < 400):
+    places: dict[str, Place] = {}
+
+    def note(url: str, status: int | None) -> None:
+        key = canonicalize(url) if url.startswith(("http:", "https:")) else url
+        if key not in found or (status is not None and status < 400 and not _ok(found[key])):
             found[key] = status
-    return found
 
-
-def resources(package: Package) -> dict[str, Place]:
-    """Return where each `urn:view:` and `urn:text:` record is, by its target URI: from the
-    index when it lists them, else by reading the WARC headers of every file."""
-    found = {e.url: Place(e.filename, e.offset) for e in package.index() if e.url.startswith((VIEW, TEXT))}
-    if found:
-        return found
+    for entry in package.index():
+        if entry.url.startswith((VIEW, TEXT)):
+            places[entry.url] = Place(entry.filename, entry.offset)
+        elif not entry.url.startswith("urn:"):
+            note(entry.url, int(entry.status) if entry.status.isdigit() else None)
     for name in package.warc_names():
         with package.member(name) as f:
-            for record in ArchiveIterator(f, no_record_parse=True):
-                if record.rec_type == "resource":
-                    target = record.rec_headers.get_header("WARC-Target-URI") or ""
-                    if target.startswith((VIEW, TEXT)) and target not in found:
-                        found[target] = Place(name.removeprefix("archive/"), record.offset)
-    return found
+            for record in ArchiveIterator(f):
+                target = record.rec_headers.get_header("WARC-Target-URI") or ""
+                if record.rec_type == "response" and record.http_headers is not None:
+                    code = record.http_headers.get_statuscode()
+                    if canonicalize(target) not in found:
+                        note(target, int(code) if code and code.isdigit() else None)
+                elif record.rec_type == "resource" and target.startswith((VIEW, TEXT)) and target not in places:
+                    places[target] = Place(name.removeprefix("archive/"), record.offset)
+    return found, places
+
+
+def _ok(status: int | None) -> bool:
+    return status is not None and status < 400
 
 
 def read_resource(package: Package, place: Place, cap: int) -> bytes:
@@ -121,9 +127,9 @@ def viewport_of(*sources: Any) -> tuple[int, int]:
     return DEFAULT_VIEWPORT
 
 
-def pages(package: Package, limit: int | None = None) -> Iterator[PageEvidence]:
-    """Yield the evidence of each page pages.jsonl lists (the first `limit`)."""
-    places = resources(package)
+def pages(package: Package, places: dict[str, Place], limit: int | None = None) -> Iterator[PageEvidence]:
+    """Yield the evidence of each page pages.jsonl lists (the first `limit`), with `places`
+    the resource records `records` found."""
     meta = package.metadata()
     browser = meta.get("browser") if isinstance(meta.get("browser"), dict) else {}
     html: dict[str, IndexEntry] = {}

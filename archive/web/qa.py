@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import socket
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,11 +142,14 @@ class QAReport:
 
 
 def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = None,
-       min_match: float = DEFAULT_MIN_MATCH, timeout: float = 30.0, limit: int | None = None) -> QAReport:
+       min_match: float = DEFAULT_MIN_MATCH, timeout: float = 30.0, limit: int | None = None,
+       chromium: Chromium | None = None) -> QAReport:
     """Replay the pages of snapshot `ref` (a folder, id or unique id prefix) and compare each
     with its capture; write `qa.json` and PNG difference images into `out` (default
     `<collection>/.qa/<snapshot id>/`, which must not be inside the snapshot) and return the
-    report. `timeout` bounds each page's load in seconds; `limit` the pages checked.
+    report. `timeout` bounds each page's load in seconds; `limit` the pages checked; `chromium`
+    a started browser to use (default: one of its own, stopped at the end: playwright's sync
+    API allows one driver per thread).
 
     Raises UsageError (a bad `min_match` or `out`), NotASnapshot, SnapshotNotFound,
     ReplayUnavailable (no pywb), BrowserUnavailable (no Chromium), StorageError-like OSError
@@ -162,16 +166,17 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
     if out == folder or folder in out.parents:
         raise UsageError(f"the qa folder {out} is inside the snapshot: its bytes must not change")
     with Package.open(folder) as package:
-        captured = evidence.statuses(package)
-        pages = list(evidence.pages(package, limit))
+        captured, places = evidence.records(package)
+        pages = list(evidence.pages(package, places, limit))
         shots = {p.url: evidence.read_resource(package, p.screenshot, evidence.MAX_SCREENSHOT)
                  for p in pages if p.screenshot is not None}
     _make_folder(out)
     results: list[PageQA] = []
-    with Replay(root, port=_free_port()) as replay, Chromium() as chromium:
+    with Replay(root, port=_free_port()) as replay, ExitStack() as stack:
+        browser = chromium or stack.enter_context(Chromium())
         for n, page in enumerate(pages, 1):
             logger.info("qa %d/%d %s", n, len(pages), page.url[:200])
-            results.append(_check(chromium.browser, replay.url, snapshot_id, page, shots.get(page.url),
+            results.append(_check(browser.browser, replay.url, snapshot_id, page, shots.get(page.url),
                                   captured, out, n, timeout))
     report = QAReport(snapshot_id, folder, out, min_match, tuple(results))
     _write(out / "qa.json", json.dumps(report.to_json(), indent=2).encode("utf-8"))
