@@ -42,13 +42,15 @@ MAX_TEXT = 4 << 20            # characters of replay text taken from the browser
 SCROLL_STEPS = 60             # at most this many viewport heights scrolled
 _ARCHIVED = re.compile(r"^/(?P<coll>[0-9a-f]{64})/(?P<ts>\d{1,14})(?:[a-z]{2}_)?/(?P<url>.+)$")
 _SCROLL = """async ([steps, pause]) => {
-  for (let n = 0; n < steps; n++) {
+  let n = 1;
+  for (; n < steps; n++) {
     const y = n * window.innerHeight;
     if (y >= document.documentElement.scrollHeight) break;
     window.scrollTo(0, y);
     await new Promise(r => setTimeout(r, pause));
   }
   window.scrollTo(0, 0);
+  return n > 1;
 }"""
 
 
@@ -268,8 +270,8 @@ def render(browser: Any, url: str, viewport: tuple[int, int], timeout: float, al
         tab.on("requestfailed", lambda r: seen["failed"].add(r.url))
         tab.goto(url, wait_until="load", timeout=timeout * 1000)
         _settle(tab, timeout)
-        tab.evaluate(_SCROLL, [SCROLL_STEPS, 100])
-        _settle(tab, timeout)
+        if tab.evaluate(_SCROLL, [SCROLL_STEPS, 100]):   # a page taller than the viewport
+            _settle(tab, timeout)
         seen["screenshot"] = tab.screenshot(full_page=True, animations="disabled", caret="hide",
                                             timeout=timeout * 1000)
         if html:   # a static capture's text is its HTML's: the replayed DOM's, read the same way
