@@ -221,3 +221,18 @@ def test_bad_input_is_one_line(captured, tmp_path):
         assert done.returncode == 2, (argv, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (snap.path / "qa").exists()
+
+
+def test_capture_with_qa_prints_one_json_document(demo, tmp_path):
+    """`capture --qa`: the new snapshot is checked at the end; JSON mode prints one document."""
+    site = demo
+    root = tmp_path / "snapshots"
+    done = subprocess.run([sys.executable, "-m", "archive", "capture", "-C", str(root), "--depth", "0", "--json",
+                           "--qa", "--min-match", "0.9", site.main_url + "/about.html"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["counts"]["pages"] == 1 and data["qa"]["ok"] is True and data["qa"]["min_match"] == 0.9
+    [page] = data["qa"]["pages"]
+    assert page["url"] == site.main_url + "/about.html" and page["text_match"] >= 0.99
+    assert (root / ".qa" / data["id"] / "qa.json").is_file()

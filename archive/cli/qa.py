@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .common import command, plural, printable, write_json
+from .common import command, emit_capture, error, plural, printable, write_json
 
 DEFAULT_MIN_MATCH = 0.95   # archive.web.qa.DEFAULT_MIN_MATCH, kept here so `-h` imports no browser code
 
@@ -62,6 +62,31 @@ def run_qa(snapshot: str, collection: Path | None, fmt: str, *, min_match: float
     else:
         print_qa(report, sys.stdout)
     return 0 if report.ok else 1
+
+
+def after_capture(snap: Any, verified: Any, args: argparse.Namespace, proofs: list[Any] | None,
+                  failed: Any) -> int:
+    """`capture --qa`: check the new snapshot, then print it with the check (one JSON document
+    in JSON mode). A check that cannot run (no pywb, no Chromium) is one error line after the
+    snapshot's summary: the snapshot is kept. Return the exit code: the proof's failure first,
+    then 1 when verification failed or a page fell under --min-match."""
+    from archive.errors import ArchiveError
+    from archive.web.qa import qa
+
+    try:
+        report = qa(str(snap.path), snap.path.parent, min_match=args.min_match, timeout=args.qa_timeout)
+    except ArchiveError as exc:
+        emit_capture(snap, verified, args.format, proofs)
+        error(f"qa: {exc}; the snapshot {snap.short_id} is kept (check it later with archive qa)")
+        return exc.exit_code
+    code = emit_capture(snap, verified, args.format, proofs, qa=report.to_json())
+    if args.format != "json":
+        print_qa(report, sys.stdout)
+    if failed is not None:
+        error(f"{failed}; the snapshot {snap.short_id} is kept without that proof "
+              "(add it later with archive sign / archive timestamp)")
+        return int(failed.exit_code)
+    return code or (0 if report.ok else 1)
 
 
 def _percent(share: float | None) -> str:
