@@ -100,7 +100,8 @@ def print_qa(report: Any, out: TextIO) -> None:
         subs = page.subresources
         rows = [("page", printable(page.url)),
                 ("screenshot", f"{_percent(page.screenshot_match)} equal pixels  ({page.diff_image})"
-                 if page.screenshot_match is not None else "no capture screenshot"),
+                 if page.screenshot_match is not None else
+                 "capture screenshot not compared" if page.capture_screenshot else "no capture screenshot"),
                 ("text", f"{_percent(page.text_match)} similar (capture text from {page.text_source})"
                  if page.text_match is not None else "no capture text"),
                 ("subresources", f"{len(subs)} asked at replay: at capture {sum(s.ok_capture for s in subs)} well, "

@@ -141,6 +141,8 @@ def pages(package: Package, places: dict[str, Place], limit: int | None = None) 
             return
         url = page["url"]
         stamp = "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
+        if len(stamp) != 14:   # no time of its own: the snapshot's, and pywb finds the nearest
+            stamp = "".join(ch for ch in str(package.datapackage().get("created", "")) if ch.isdigit())[:14]
         text, source = _text(package, page, places.get(TEXT + url), html.get(url))
         yield PageEvidence(url, stamp, viewport_of(page, browser, meta), places.get(VIEW + url), text, source)
 
@@ -148,7 +150,10 @@ def pages(package: Package, places: dict[str, Place], limit: int | None = None) 
 def _text(package: Package, page: dict[str, Any], record: Place | None,
           entry: IndexEntry | None) -> tuple[str, str]:
     if record is not None:
-        return read_resource(package, record, MAX_TEXT).decode("utf-8", "replace"), TEXT_RECORD
+        try:
+            return read_resource(package, record, MAX_TEXT).decode("utf-8", "replace"), TEXT_RECORD
+        except NotASnapshot:
+            return "", TEXT_NONE
     if isinstance(page.get("text"), str):
         return page["text"][:MAX_TEXT], TEXT_PAGES
     if entry is not None:

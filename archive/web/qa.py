@@ -170,8 +170,7 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
     with Package.open(folder) as package:
         captured, places = evidence.records(package)
         pages = list(evidence.pages(package, places, limit))
-        shots = {p.url: evidence.read_resource(package, p.screenshot, evidence.MAX_SCREENSHOT)
-                 for p in pages if p.screenshot is not None}
+        shots = {p.url: _screenshot(package, p) for p in pages if p.screenshot is not None}
     _make_folder(out)
     results: list[PageQA] = []
     with Replay(root, port=_free_port()) as replay, ExitStack() as stack:
@@ -183,6 +182,17 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
     report = QAReport(snapshot_id, folder, out, min_match, tuple(results))
     _write(out / "qa.json", json.dumps(report.to_json(), indent=2).encode("utf-8"))
     return report
+
+
+def _screenshot(package: Package, page: evidence.PageEvidence) -> bytes | str:
+    """Return the capture's screenshot of a page, or why it cannot be read."""
+    assert page.screenshot is not None
+    try:
+        return evidence.read_resource(package, page.screenshot, evidence.MAX_SCREENSHOT)
+    except NotASnapshot as exc:
+        return f"capture screenshot unreadable: {exc.why}"
+    except Exception as exc:   # warcio's parse errors have no common base
+        return f"capture screenshot unreadable: {type(exc).__name__}"
 
 
 def _make_folder(out: Path) -> None:
@@ -208,7 +218,7 @@ def _free_port() -> int:
         return port
 
 
-def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidence, shot: bytes | None,
+def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidence, shot: bytes | str | None,
            captured: dict[str, int | None], out: Path, n: int, timeout: float) -> PageQA:
     """Replay one page and compare it with its capture."""
     from playwright.sync_api import Error
@@ -216,6 +226,10 @@ def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidenc
     url = replay_url(base, snapshot_id, page.timestamp, page.url)
     result = PageQA(page.url, page.timestamp, url, page.viewport, text_source=page.text_source,
                     capture_screenshot=shot is not None)
+    if not page.url.startswith(("http://", "https://")):
+        return _replace(result, error="not an http(s) URL: not replayed")
+    if isinstance(shot, str):
+        return _replace(result, error=shot)
     try:
         seen = render(browser, url, page.viewport, timeout, {urlsplit(base).netloc},
                       html=page.text_source == evidence.TEXT_HTML)
@@ -250,7 +264,7 @@ def render(browser: Any, url: str, viewport: tuple[int, int], timeout: float, al
     "failed" (URLs), "refused" (URLs), "text" (the body's innerText, or with `html` the visible
     text of the DOM read as `formats/html` reads captured HTML) and "screenshot" (full-page
     PNG bytes). Each wait is bounded by `timeout` seconds. Raises playwright's Error."""
-    from playwright.sync_api import TimeoutError as Timeout
+    from playwright.sync_api import Error, TimeoutError as Timeout
 
     seen: dict[str, Any] = {"answers": {}, "failed": set(), "refused": []}
 
@@ -281,7 +295,10 @@ def render(browser: Any, url: str, viewport: tuple[int, int], timeout: float, al
     except Timeout as exc:
         raise type(exc)(f"page did not load within {timeout:g} s") from None
     finally:
-        context.close()
+        try:
+            context.close()
+        except Error:   # the browser went away: the error that matters is being raised
+            logger.debug("closing a browser context failed", exc_info=True)
     return seen
 
 
