@@ -179,6 +179,7 @@ def test_qa_command_on_a_static_capture(demo, captured, tmp_path):
     assert subs["count"] >= 10 and subs["replay_bad"] == subs["capture_bad"] and home["broken"] == []
     assert any(s["url"].endswith("/static/img/missing.png") and s["capture"] == 404 for s in subs["list"])
     assert home["refused"] == [] and home["passed"] is True
+    assert home["status"] == {"capture": 200, "replay": 200}
     assert Image.open(out / home["replay_image"]).format == "PNG"
     assert folder_digest(snap.path) == before
     assert len(site.requests) == asked, "qa asked the live site"
@@ -236,3 +237,26 @@ def test_capture_with_qa_prints_one_json_document(demo, tmp_path):
     [page] = data["qa"]["pages"]
     assert page["url"] == site.main_url + "/about.html" and page["text_match"] >= 0.99
     assert (root / ".qa" / data["id"] / "qa.json").is_file()
+
+
+def test_hostile_page_entries_are_escaped_and_do_not_stop_the_run(captured, tmp_path):
+    """A page list naming a URL with terminal controls and a page that is not http(s): each is
+    that page's error, printed escaped; the other pages are still checked."""
+    snap, _root = captured
+    scratch = tmp_path / "scratch"
+    copy = scratch / snap.path.name
+    shutil.copytree(snap.path, copy)
+    pages = copy / "pages" / "pages.jsonl"
+    evil = "http://127.0.0.1:9/\x1b]52;c;ZXZpbA==\x07\x1b[2J\u202eevil"
+    with open(pages, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"url": evil, "ts": "2026-01-01T00:00:00Z"}) + "\n")
+        f.write(json.dumps({"url": "javascript:alert(1)", "ts": "nonsense"}) + "\n")
+    done = subprocess.run([sys.executable, "-m", "archive", "qa", "-C", str(scratch), str(copy), "--timeout", "20"],
+                          capture_output=True, text=True, timeout=300)
+    assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout and "\u202e" not in done.stdout
+    assert "\\x1b]52" in done.stdout and "Traceback" not in done.stderr
+    assert "not an http(s) URL" in done.stdout
+    report = json.loads((scratch / ".qa" / snap.id / "qa.json").read_text())
+    assert len(report["pages"]) == 4
+    assert [p["passed"] for p in report["pages"]][:2] == [True, True]
+    assert done.returncode == (0 if report["ok"] else 1)

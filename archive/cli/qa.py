@@ -98,7 +98,9 @@ def print_qa(report: Any, out: TextIO) -> None:
     out.write(f"qa {report.snapshot_id[:12]}  {report.folder}\n")
     for page in report.pages:
         subs = page.subresources
-        rows = [("page", printable(page.url)),
+        answered = (f"  ({page.status.capture or 'not captured'} at capture, "
+                    f"{page.status.replay or 'failed'} at replay)" if page.status else "")
+        rows = [("page", printable(page.url) + answered),
                 ("screenshot", f"{_percent(page.screenshot_match)} equal pixels  ({page.diff_image})"
                  if page.screenshot_match is not None else
                  "capture screenshot not compared" if page.capture_screenshot else "no capture screenshot"),

@@ -87,6 +87,7 @@ class PageQA:
     capture_screenshot: bool = False
     diff_image: str | None = None
     replay_image: str | None = None
+    status: Subresource | None = None     # the page's own answer at capture and at replay
     subresources: tuple[Subresource, ...] = ()
     refused: tuple[str, ...] = ()
     error: str | None = None
@@ -97,10 +98,13 @@ class PageQA:
         return [s for s in self.subresources if s.ok_capture and not s.ok_replay]
 
     def passes(self, min_match: float) -> bool:
-        """True when the page replayed and no match it has is under `min_match` (a text match
-        counts when both texts are a browser's; a static capture's HTML text is reported only)."""
+        """True when the page replayed (answered well at replay when it was at capture) and no
+        match it has is under `min_match` (a text match counts when both texts are a browser's;
+        a static capture's HTML text is reported only)."""
         if self.error is not None:
             return False
+        if self.status is not None and self.status.ok_capture and not self.status.ok_replay:
+            return False   # captured well, lost in replay
         if self.screenshot_match is not None and self.screenshot_match < min_match:
             return False
         browser_text = self.text_source in (evidence.TEXT_RECORD, evidence.TEXT_PAGES)
@@ -113,6 +117,7 @@ class PageQA:
                 "screenshot_match": self.screenshot_match, "capture_screenshot": self.capture_screenshot,
                 "text_match": self.text_match, "text_source": self.text_source,
                 "diff_image": self.diff_image, "replay_image": self.replay_image,
+                "status": {"capture": self.status.capture, "replay": self.status.replay} if self.status else None,
                 "subresources": {"count": len(subs),
                                  "capture_ok": sum(s.ok_capture for s in subs),
                                  "capture_bad": sum(not s.ok_capture for s in subs),
@@ -235,8 +240,8 @@ def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidenc
                       html=page.text_source == evidence.TEXT_HTML)
     except Error as exc:
         return _replace(result, error=f"replay failed: {str(exc).splitlines()[0][:300]}")
-    subs = _subresources(seen["answers"], seen["failed"], snapshot_id, page.url, captured)
-    result = _replace(result, subresources=subs, refused=tuple(seen["refused"]),
+    own, subs = _subresources(seen["answers"], seen["failed"], snapshot_id, page.url, captured)
+    result = _replace(result, status=own, subresources=subs, refused=tuple(seen["refused"]),
                       text_match=text_match(page.text, seen["text"]) if page.text_source != evidence.TEXT_NONE else None)
     replay_name = f"{n:04d}-replay.png"
     _write(out / replay_name, seen["screenshot"])
@@ -312,9 +317,9 @@ def _settle(tab: Any, timeout: float) -> None:
 
 
 def _subresources(answers: dict[str, int], failed: set[str], snapshot_id: str, page_url: str,
-                  captured: dict[str, int | None]) -> tuple[Subresource, ...]:
-    """Return each archived URL the replay asked for but the page itself, with its status at
-    capture (from the index) and at replay (None when the request failed)."""
+                  captured: dict[str, int | None]) -> tuple[Subresource, tuple[Subresource, ...]]:
+    """Return the page itself and each other archived URL the replay asked for, with its
+    status at capture (index and records) and at replay (None when the request failed)."""
     found: dict[str, int | None] = {}
     for requested in [*answers, *(u for u in failed if u not in answers)]:
         parts = urlsplit(requested)
@@ -324,8 +329,10 @@ def _subresources(answers: dict[str, int], failed: set[str], snapshot_id: str, p
         original = m.group("url")
         found[original] = None if requested in failed and requested not in answers else answers[requested]
     page_key = _key(page_url)
-    return tuple(Subresource(u, captured.get(_key(u)), status)
-                 for u, status in sorted(found.items()) if _key(u) != page_key)
+    own = [status for u, status in found.items() if _key(u) == page_key]
+    return (Subresource(page_url, captured.get(page_key), own[-1] if own else None),
+            tuple(Subresource(u, captured.get(_key(u)), status)
+                  for u, status in sorted(found.items()) if _key(u) != page_key))
 
 
 def _key(url: str) -> str:
