@@ -17,7 +17,8 @@
     ├── ScheduleBusy                another `schedule run` holds the collection's schedule lock (exit 2)
     ├── ProofError                  a signing key, trust file or TSA answer that cannot be used (exit 2)
     ├── BrokerError                 the Redis broker of a cluster cannot be reached or refused (exit 2)
-    └── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
+    ├── LeaseLost                   a worker's claim on a capture expired; it stopped, partial kept (exit 4)
+    └── BrowserError                Chromium missing, not starting, or lost during a capture (exit 2)
 
     FetchError                      one exchange failed (DNS, refused, timeout...): recorded, not raised to users
 
@@ -219,3 +220,7 @@ class FetchError(Exception):
         self.kind = kind
         self.detail = detail
         super().__init__(f"{kind}: {detail}")
+
+
+class BrowserError(ArchiveError):
+    """Chromium could not be started or driven (missing, exited, no DevTools port)."""

@@ -1,0 +1,118 @@
+"""A pool of browser pages: page jobs run on `size` pages at once.
+
+playwright's sync API belongs to the thread that opened it, so each of the pool's threads opens
+its own CDP connection to the one Chromium (`Running.connect`) and its own browser context
+(viewport `viewport`, shared by that thread's pages). A job is a function of a fresh
+`playwright.sync_api.Page`; its page is closed after it. A page that crashes (Chromium's
+renderer died, or the page closed under the job) is retried once on a new page, then the job's
+future fails with `PageFailed` naming the reason; any other exception of the job goes to its
+future unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from archive.errors import BrowserError
+
+from .chromium import Running
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+VIEWPORT = (1280, 800)
+
+
+class PageFailed(BrowserError):
+    """A page job failed twice on crashed pages, or its thread lost the browser: `reason`."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"page failed: {reason}")
+
+
+class PagePool:
+    """`size` worker threads, each with a CDP connection to `running` and a context of
+    `viewport` (width, height) CSS pixels. Use as a context manager; `submit(job)` returns a
+    Future of `job(page)`. `close()` lets queued jobs finish, then disconnects (Chromium itself
+    is ended by `chromium()`)."""
+
+    def __init__(self, running: Running, size: int = 2, viewport: tuple[int, int] = VIEWPORT,
+                 connect_timeout: float = 30.0):
+        if size < 1:
+            raise BrowserError(f"a page pool needs at least one page, not {size}")
+        self.running = running
+        self.viewport = viewport
+        self.connect_timeout = connect_timeout
+        self.jobs: queue.Queue[tuple[Callable[[Any], Any], Future] | None] = queue.Queue()
+        self.threads = [threading.Thread(target=self._work, name=f"browser-page-{i}", daemon=True)
+                        for i in range(size)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: Callable[[Any], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self.jobs.put((job, future))
+        return future
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def __enter__(self) -> PagePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _work(self) -> None:
+        try:
+            with self.running.connect(self.connect_timeout) as browser:
+                width, height = self.viewport
+                context = browser.new_context(viewport={"width": width, "height": height})
+                while (item := self.jobs.get()) is not None:
+                    job, future = item
+                    if future.set_running_or_notify_cancel():
+                        self._run(context, job, future)
+        except Exception as exc:  # the connection itself failed: fail every job that waits
+            logger.warning("browser page thread ended: %s", exc)
+            while True:
+                try:
+                    item = self.jobs.get_nowait()
+                except queue.Empty:
+                    return
+                if item is None:
+                    continue
+                if item[1].set_running_or_notify_cancel():
+                    item[1].set_exception(PageFailed(f"browser connection lost: {exc}"))
+
+    @staticmethod
+    def _run(context: Any, job: Callable[[Any], Any], future: Future) -> None:
+        reason = ""
+        for attempt in (1, 2):
+            crashed = threading.Event()
+            page = None
+            try:
+                page = context.new_page()
+                page.on("crash", lambda *_: crashed.set())
+                result = job(page)
+            except Exception as exc:
+                if not (crashed.is_set() or (page is not None and page.is_closed())):
+                    future.set_exception(exc)
+                    return
+                reason = f"page crashed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                logger.warning("%s; attempt %d of 2", reason, attempt)
+            else:
+                future.set_result(result)
+                return
+            finally:
+                if page is not None:
+                    with contextlib.suppress(Exception):
+                        page.close()
+        future.set_exception(PageFailed(reason))
