@@ -23,7 +23,7 @@ from archive import capture
 from archive.demo import DemoSite
 from archive.models import CaptureOptions
 from archive.read.find import replay_url
-from archive.web.chromium import Chromium
+from archive.browser import chromium as start_chromium
 from archive.web.compare import BadImage, compare_images, text_match
 from archive.web.qa import _free_port, qa, render
 from archive.web.replay import Replay, find_wayback
@@ -126,24 +126,25 @@ def captured(demo, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    with Chromium() as browser:
-        yield browser
+def browser():
+    """A playwright Browser on a Chromium of archive.browser's, its group ended after."""
+    with start_chromium() as running, running.connect() as connected:
+        yield connected
 
 
 def live_hosts(site: DemoSite) -> set[str]:
     return {urlsplit(site.main_url).netloc, urlsplit(site.other_url).netloc}
 
 
-def test_replay_renders_as_the_live_page(demo, captured, chromium):
+def test_replay_renders_as_the_live_page(demo, captured, browser):
     """The premise of the screenshot match: a static capture of the demo home page replays
     pixel for pixel as the live page renders, at the same viewport."""
     site = demo
     snap, root = captured
-    live = render(chromium.browser, site.main_url + "/", VIEWPORT, 30, live_hosts(site))
+    live = render(browser, site.main_url + "/", VIEWPORT, 30, live_hosts(site))
     stamp = "".join(ch for ch in snap.created if ch.isdigit())[:14]
     with Replay(root, port=_free_port(), wayback=find_wayback()) as replay:
-        seen = render(chromium.browser, replay_url(replay.url, snap.id, stamp, site.main_url + "/"),
+        seen = render(browser, replay_url(replay.url, snap.id, stamp, site.main_url + "/"),
                       VIEWPORT, 30, {urlsplit(replay.url).netloc})
     assert not seen["refused"], seen["refused"]
     result = compare_images(live["screenshot"], seen["screenshot"])
@@ -186,7 +187,7 @@ def test_qa_command_on_a_static_capture(demo, captured, tmp_path):
     assert processes_mentioning(str(root)) == [] and processes_mentioning(str(scratch)) == []
 
 
-def test_an_image_missing_from_replay_is_seen(demo, captured, chromium, tmp_path):
+def test_an_image_missing_from_replay_is_seen(demo, captured, browser, tmp_path):
     """A copy of the snapshot whose index has lost an image's line: qa names the image broken
     at replay, and the replay's screenshot no longer matches the live page's."""
     site = demo
@@ -201,12 +202,12 @@ def test_an_image_missing_from_replay_is_seen(demo, captured, chromium, tmp_path
     assert len(kept) == len(lines) - 1
     index.write_text("".join(kept))
 
-    report = qa(str(copy), scratch, min_match=0.95, chromium=chromium)
+    report = qa(str(copy), scratch, min_match=0.95, browser=browser)
     home = next(p for p in report.pages if p.url == site.main_url + "/")
     assert [s.url for s in home.broken] == [image]
     assert home.to_json(0.95)["subresources"]["replay_bad"] == home.to_json(0.95)["subresources"]["capture_bad"] + 1
 
-    live = render(chromium.browser, site.main_url + "/", VIEWPORT, 30, live_hosts(site))
+    live = render(browser, site.main_url + "/", VIEWPORT, 30, live_hosts(site))
     replayed = Image.open(report.out / home.replay_image)
     assert replayed.size[0] == VIEWPORT[0]
     assert compare_images(live["screenshot"], (report.out / home.replay_image).read_bytes()).match < 0.99

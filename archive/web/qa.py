@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from archive.errors import ArchiveError, NotASnapshot, UsageError
+from archive.browser import chromium
+from archive.errors import ArchiveError, BrowserError, NotASnapshot, UsageError
 from archive.formats.html import visible_text
 from archive.formats.urls import canonicalize
 from archive.read.find import replay_url
@@ -30,7 +31,6 @@ from archive.snapshot.reader import Package
 from archive.snapshot.store import Collection, snapshot_id_of
 
 from . import evidence
-from .chromium import Chromium
 from .compare import BadImage, compare_images, text_match
 from .replay import Replay
 
@@ -150,16 +150,16 @@ class QAReport:
 
 def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = None,
        min_match: float = DEFAULT_MIN_MATCH, timeout: float = 30.0, limit: int | None = None,
-       chromium: Chromium | None = None) -> QAReport:
+       browser: Any = None) -> QAReport:
     """Replay the pages of snapshot `ref` (a folder, id or unique id prefix) and compare each
     with its capture; write `qa.json` and PNG difference images into `out` (default
     `<collection>/.qa/<snapshot id>/`, which must not be inside the snapshot) and return the
-    report. `timeout` bounds each page's load in seconds; `limit` the pages checked; `chromium`
-    a started browser to use (default: one of its own, stopped at the end: playwright's sync
-    API allows one driver per thread).
+    report. `timeout` bounds each page's load in seconds; `limit` the pages checked; `browser`
+    a connected playwright Browser to use (default: a Chromium of its own, `archive.browser`,
+    whose process group ends with the check; playwright's sync API allows one driver per thread).
 
     Raises UsageError (a bad `min_match` or `out`), NotASnapshot, SnapshotNotFound,
-    ReplayUnavailable (no pywb), BrowserUnavailable (no Chromium), StorageError-like OSError
+    ReplayUnavailable (no pywb), BrowserError (no Chromium), StorageError-like OSError
     wrapped in ArchiveError when `out` cannot be written.
     """
     if not 0.0 <= min_match <= 1.0:
@@ -179,14 +179,26 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
     _make_folder(out)
     results: list[PageQA] = []
     with Replay(root, port=_free_port()) as replay, ExitStack() as stack:
-        browser = chromium or stack.enter_context(Chromium())
+        if browser is None:
+            browser = _connect(stack)
         for n, page in enumerate(pages, 1):
             logger.info("qa %d/%d %s", n, len(pages), page.url[:200])
-            results.append(_check(browser.browser, replay.url, snapshot_id, page, shots.get(page.url),
+            results.append(_check(browser, replay.url, snapshot_id, page, shots.get(page.url),
                                   captured, out, n, timeout))
     report = QAReport(snapshot_id, folder, out, min_match, tuple(results))
     _write(out / "qa.json", json.dumps(report.to_json(), indent=2).encode("utf-8"))
     return report
+
+
+def _connect(stack: ExitStack) -> Any:
+    """Start a Chromium of our own (ended with `stack`) and return a playwright Browser on it."""
+    from playwright.sync_api import Error
+
+    running = stack.enter_context(chromium())
+    try:
+        return stack.enter_context(running.connect())
+    except Error as exc:
+        raise BrowserError(f"cannot drive Chromium: {str(exc).splitlines()[0][:300]}") from None
 
 
 def _screenshot(package: Package, page: evidence.PageEvidence) -> bytes | str:
