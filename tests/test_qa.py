@@ -25,7 +25,8 @@ from archive.models import CaptureOptions
 from archive.read.find import replay_url
 from archive.browser import chromium as start_chromium
 from archive.web.compare import BadImage, compare_images, text_match
-from archive.web.qa import _free_port, qa, render
+from archive.web.qa import _free_port, qa
+from archive.web.render import render
 from archive.web.replay import Replay, find_wayback
 
 VIEWPORT = (1280, 800)

@@ -16,15 +16,16 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from archive.browser import chromium
-from archive.errors import ArchiveError, BrowserError, NotASnapshot, UsageError
-from archive.formats.html import visible_text
+from archive.browser import PageFailed, PagePool, chromium
+from archive.errors import ArchiveError, NotASnapshot, UsageError
 from archive.formats.urls import canonicalize
 from archive.read.find import replay_url
 from archive.snapshot.reader import Package
@@ -32,26 +33,15 @@ from archive.snapshot.store import Collection, snapshot_id_of
 
 from . import evidence
 from .compare import BadImage, compare_images, text_match
+from .render import render, render_page
 from .replay import Replay
 
 logger = logging.getLogger(__name__)
 
 QA_FOLDER = ".qa"
 DEFAULT_MIN_MATCH = 0.95
-MAX_TEXT = 4 << 20            # characters of replay text taken from the browser
-SCROLL_STEPS = 60             # at most this many viewport heights scrolled
+PAGES_AT_ONCE = 2             # pages replayed at once (one Chromium, a page pool)
 _ARCHIVED = re.compile(r"^/(?P<coll>[0-9a-f]{64})/(?P<ts>\d{1,14})(?:[a-z]{2}_)?/(?P<url>.+)$")
-_SCROLL = """async ([steps, pause]) => {
-  let n = 1;
-  for (; n < steps; n++) {
-    const y = n * window.innerHeight;
-    if (y >= document.documentElement.scrollHeight) break;
-    window.scrollTo(0, y);
-    await new Promise(r => setTimeout(r, pause));
-  }
-  window.scrollTo(0, 0);
-  return n > 1;
-}"""
 
 
 @dataclass(frozen=True)
@@ -177,28 +167,41 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
         pages = list(evidence.pages(package, places, limit))
         shots = {p.url: _screenshot(package, p) for p in pages if p.screenshot is not None}
     _make_folder(out)
-    results: list[PageQA] = []
     with Replay(root, port=_free_port()) as replay, ExitStack() as stack:
-        if browser is None:
-            browser = _connect(stack)
-        for n, page in enumerate(pages, 1):
-            logger.info("qa %d/%d %s", n, len(pages), page.url[:200])
-            results.append(_check(browser, replay.url, snapshot_id, page, shots.get(page.url),
-                                  captured, out, n, timeout))
+        base = replay.url
+        starts = [_start(replay_url(base, snapshot_id, p.timestamp, p.url), p, shots.get(p.url)) for p in pages]
+        html = [p.text_source == evidence.TEXT_HTML for p in pages]
+        allowed = {urlsplit(base).netloc}
+        seen: list[dict[str, Any] | str | None]
+        if browser is not None:   # one page at a time, on the caller's thread
+            seen = [_attempt(partial(render, browser, r.replay_url, r.viewport, timeout, allowed, h))
+                    if r.error is None else None for r, h in zip(starts, html)]
+        else:                     # PAGES_AT_ONCE pages at once, each pool thread its own connection
+            running = stack.enter_context(chromium())
+            pool = stack.enter_context(PagePool(running, size=PAGES_AT_ONCE))
+            futures = [pool.submit(partial(render_page, url=r.replay_url, viewport=r.viewport, timeout=timeout,
+                                           allowed=allowed, html=h)) if r.error is None else None
+                       for r, h in zip(starts, html)]
+            seen = [_attempt(f.result) if f is not None else None for f in futures]
+    results = []
+    for n, (start, page, what) in enumerate(zip(starts, pages, seen), 1):
+        logger.info("qa %d/%d %s", n, len(pages), page.url[:200])
+        results.append(_finish(start, page, shots.get(page.url), what, snapshot_id, captured, out, n))
     report = QAReport(snapshot_id, folder, out, min_match, tuple(results))
     _write(out / "qa.json", json.dumps(report.to_json(), indent=2).encode("utf-8"))
     return report
 
 
-def _connect(stack: ExitStack) -> Any:
-    """Start a Chromium of our own (ended with `stack`) and return a playwright Browser on it."""
+def _attempt(load: Callable[[], dict[str, Any]]) -> dict[str, Any] | str:
+    """Return what a replay saw, or why it failed (a playwright error, a page that crashed twice)."""
     from playwright.sync_api import Error
 
-    running = stack.enter_context(chromium())
     try:
-        return stack.enter_context(running.connect())
+        return load()
     except Error as exc:
-        raise BrowserError(f"cannot drive Chromium: {str(exc).splitlines()[0][:300]}") from None
+        return f"replay failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}"
+    except PageFailed as exc:
+        return f"replay failed: {exc.reason[:300]}"
 
 
 def _screenshot(package: Package, page: evidence.PageEvidence) -> bytes | str:
@@ -235,30 +238,31 @@ def _free_port() -> int:
         return port
 
 
-def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidence, shot: bytes | str | None,
-           captured: dict[str, int | None], out: Path, n: int, timeout: float) -> PageQA:
-    """Replay one page and compare it with its capture."""
-    from playwright.sync_api import Error
-
-    url = replay_url(base, snapshot_id, page.timestamp, page.url)
+def _start(url: str, page: evidence.PageEvidence, shot: bytes | str | None) -> PageQA:
+    """Return a page's result before replay: with an error when it cannot be replayed."""
     result = PageQA(page.url, page.timestamp, url, page.viewport, text_source=page.text_source,
                     capture_screenshot=shot is not None)
     if not page.url.startswith(("http://", "https://")):
         return _replace(result, error="not an http(s) URL: not replayed")
     if isinstance(shot, str):
         return _replace(result, error=shot)
-    try:
-        seen = render(browser, url, page.viewport, timeout, {urlsplit(base).netloc},
-                      html=page.text_source == evidence.TEXT_HTML)
-    except Error as exc:
-        return _replace(result, error=f"replay failed: {str(exc).splitlines()[0][:300]}")
+    return result
+
+
+def _finish(result: PageQA, page: evidence.PageEvidence, shot: bytes | str | None, seen: dict[str, Any] | str | None,
+            snapshot_id: str, captured: dict[str, int | None], out: Path, n: int) -> PageQA:
+    """Compare what the replay of one page showed with its capture; write its images."""
+    if result.error is not None or seen is None:
+        return result
+    if isinstance(seen, str):
+        return _replace(result, error=seen)
     own, subs = _subresources(seen["answers"], seen["failed"], snapshot_id, page.url, captured)
     result = _replace(result, status=own, subresources=subs, refused=tuple(seen["refused"]),
                       text_match=text_match(page.text, seen["text"]) if page.text_source != evidence.TEXT_NONE else None)
     replay_name = f"{n:04d}-replay.png"
     _write(out / replay_name, seen["screenshot"])
     result = _replace(result, replay_image=replay_name)
-    if shot is None:
+    if not isinstance(shot, bytes):
         return result
     try:
         match = compare_images(shot, seen["screenshot"])
@@ -271,61 +275,6 @@ def _check(browser: Any, base: str, snapshot_id: str, page: evidence.PageEvidenc
 
 def _replace(page: PageQA, **changes: Any) -> PageQA:
     return PageQA(**{**vars(page), **changes})
-
-
-def render(browser: Any, url: str, viewport: tuple[int, int], timeout: float, allowed: set[str],
-           html: bool = False) -> dict[str, Any]:
-    """Load `url` in a fresh context of playwright `browser` at `viewport` (CSS pixels), with
-    only the hosts (host:port) in `allowed` reachable, wait for the load and network idle,
-    scroll to the end and back; return what was seen: "answers" (URL -> status, in order),
-    "failed" (URLs), "refused" (URLs), "text" (the body's innerText, or with `html` the visible
-    text of the DOM read as `formats/html` reads captured HTML) and "screenshot" (full-page
-    PNG bytes). Each wait is bounded by `timeout` seconds. Raises playwright's Error."""
-    from playwright.sync_api import Error, TimeoutError as Timeout
-
-    seen: dict[str, Any] = {"answers": {}, "failed": set(), "refused": []}
-
-    def guard(route: Any) -> None:
-        if urlsplit(route.request.url).netloc in allowed:
-            route.continue_()
-        else:
-            seen["refused"].append(route.request.url)
-            route.abort("blockedbyclient")
-
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
-                                  device_scale_factor=1, service_workers="block")
-    try:
-        context.route("**/*", guard)
-        tab = context.new_page()
-        tab.on("response", lambda r: seen["answers"].__setitem__(r.url, r.status))
-        tab.on("requestfailed", lambda r: seen["failed"].add(r.url))
-        tab.goto(url, wait_until="load", timeout=timeout * 1000)
-        _settle(tab, timeout)
-        if tab.evaluate(_SCROLL, [SCROLL_STEPS, 100]):   # a page taller than the viewport
-            _settle(tab, timeout)
-        seen["screenshot"] = tab.screenshot(full_page=True, animations="disabled", caret="hide",
-                                            timeout=timeout * 1000)
-        if html:   # a static capture's text is its HTML's: the replayed DOM's, read the same way
-            seen["text"] = "\n".join(visible_text(tab.content()[:MAX_TEXT].encode("utf-8"), "utf-8"))
-        else:
-            seen["text"] = tab.evaluate(f"() => document.body ? document.body.innerText.slice(0, {MAX_TEXT}) : ''")
-    except Timeout as exc:
-        raise type(exc)(f"page did not load within {timeout:g} s") from None
-    finally:
-        try:
-            context.close()
-        except Error:   # the browser went away: the error that matters is being raised
-            logger.debug("closing a browser context failed", exc_info=True)
-    return seen
-
-
-def _settle(tab: Any, timeout: float) -> None:
-    """Wait for network idle, at most `timeout` seconds (a page that polls never idles)."""
-    from playwright.sync_api import TimeoutError as Timeout
-    try:
-        tab.wait_for_load_state("networkidle", timeout=timeout * 1000)
-    except Timeout:
-        pass
 
 
 def _subresources(answers: dict[str, int], failed: set[str], snapshot_id: str, page_url: str,
