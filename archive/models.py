@@ -85,6 +85,9 @@ class CaptureOptions:
     dedup: bool = True                               # a payload the collection holds: a revisit record
     conditional: bool = False                        # If-None-Match / If-Modified-Since from the last capture
     ca_bundle: str | None = None                     # PEM file of CAs to trust for https (default: certifi's)
+    browser: bool = False                            # load every page in Chromium too (write/browsing.py)
+    browser_timeout: float = 30.0                    # seconds per page in the browser, all behaviours
+    browser_pages: int = 2                           # browser pages (tabs) at once
 
     def to_json(self) -> dict[str, object]:
         """Return the options as plain JSON values, for warcinfo and datapackage.json."""
@@ -120,6 +123,9 @@ class CaptureOptions:
             "dedup": self.dedup,
             "conditional": self.conditional,
             "ca_bundle": self.ca_bundle,
+            # only when used: the options of a capture without the browser stay as they were
+            **({"browser": True, "browser_timeout": self.browser_timeout, "browser_pages": self.browser_pages}
+               if self.browser else {}),
         }
 
 

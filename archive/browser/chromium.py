@@ -49,7 +49,12 @@ HEADLESS_ARGS = ("--headless", "--no-first-run", "--no-default-browser-check",
                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                  "--disable-backgrounding-occluded-windows", "--disable-breakpad",
                  "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars",
-                 "--password-store=basic", "--use-mock-keychain", "--window-size=1280,800")
+                 "--password-store=basic", "--use-mock-keychain", "--window-size=1280,800",
+                 # none of the browser's own traffic (time, safe browsing, hints, pings)
+                 "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
+                 "AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
+                 "--disable-client-side-phishing-detection", "--disable-domain-reliability", "--no-pings",
+                 "--safebrowsing-disable-auto-update", "--metrics-recording-only")
 PR_SET_PDEATHSIG = 1
 POLL = 0.02
 

@@ -37,17 +37,18 @@ class PageFailed(BrowserError):
 
 class PagePool:
     """`size` worker threads, each with a CDP connection to `running` and a context of
-    `viewport` (width, height) CSS pixels. Use as a context manager; `submit(job)` returns a
+    `viewport` (width, height) CSS pixels; `extra_headers` go with every request of its pages. Use as a context manager; `submit(job)` returns a
     Future of `job(page)`. `close()` lets queued jobs finish, then disconnects (Chromium itself
     is ended by `chromium()`)."""
 
     def __init__(self, running: Running, size: int = 2, viewport: tuple[int, int] = VIEWPORT,
-                 connect_timeout: float = 30.0):
+                 connect_timeout: float = 30.0, extra_headers: dict[str, str] | None = None):
         if size < 1:
             raise BrowserError(f"a page pool needs at least one page, not {size}")
         self.running = running
         self.viewport = viewport
         self.connect_timeout = connect_timeout
+        self.extra_headers = dict(extra_headers or {})
         self.jobs: queue.Queue[tuple[Callable[[Any], Any], Future] | None] = queue.Queue()
         self.threads = [threading.Thread(target=self._work, name=f"browser-page-{i}", daemon=True)
                         for i in range(size)]
@@ -76,6 +77,8 @@ class PagePool:
             with self.running.connect(self.connect_timeout) as browser:
                 width, height = self.viewport
                 context = browser.new_context(viewport={"width": width, "height": height})
+                if self.extra_headers:
+                    context.set_extra_http_headers(self.extra_headers)
                 while (item := self.jobs.get()) is not None:
                     job, future = item
                     if future.set_running_or_notify_cancel():

@@ -94,6 +94,11 @@ def capture_options(cap: argparse.ArgumentParser) -> None:
                      help="send If-None-Match / If-Modified-Since from the collection's last capture of "
                           "each URL; a 304 is kept as a revisit record. Note: pywb replays such a "
                           "revisit as an empty 304, so prefer the default digest deduplication for replay")
+    cap.add_argument("--browser", action="store_true",
+                     help="also load every page in headless Chromium through a recording proxy, so what "
+                          "scripts fetch is captured; adds a screenshot (urn:view:) and the page text (urn:text:)")
+    cap.add_argument("--browser-timeout", type=float, default=d.browser_timeout, metavar="SECONDS",
+                     help="time for each page in the browser, all behaviours (default: %(default)s)")
     cap.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
@@ -124,7 +129,11 @@ def options_of(args: argparse.Namespace) -> CaptureOptions:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value}")
     if args.ca_bundle and not Path(args.ca_bundle).is_file():
         raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    browser_timeout = getattr(args, "browser_timeout", CaptureOptions.browser_timeout)
+    if not math.isfinite(browser_timeout) or browser_timeout <= 0:
+        raise UsageError(f"--browser-timeout must be a positive number of seconds, not {browser_timeout}")
     return CaptureOptions(
+        browser=getattr(args, "browser", False), browser_timeout=browser_timeout,
         depth=args.depth, same_host=args.same_host, same_site=args.same_site,
         include=tuple(args.include), exclude=tuple(args.exclude), ignore_robots=args.ignore_robots,
         connections=args.connections, per_host=args.per_host, delay=args.delay,

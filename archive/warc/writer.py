@@ -229,6 +229,23 @@ class WarcWriter:
                 raise _storage_error(self.files[-1], exc) from None
             return self._record(exchange, offset, len(members[1]), original)
 
+    def write_resource(self, uri: str, content_type: str, data: bytes, moment: datetime) -> Record:
+        """Write `data` as one `resource` record (WARC 1.1 section 6.4) for `uri`, e.g.
+        urn:view:<page URL> (image/png) or urn:text:<page URL>; return where it is (status 200)."""
+        digest = _sha256(data)
+        headers = [("WARC-Type", "resource"), ("WARC-Record-ID", self.new_id()),
+                   ("WARC-Date", warc_date(moment)), ("WARC-Target-URI", uri),
+                   ("WARC-Warcinfo-ID", ""), ("WARC-Block-Digest", digest), ("WARC-Payload-Digest", digest)]
+        with self.lock:
+            self._ready()
+            assert self._file is not None
+            headers[4] = ("WARC-Warcinfo-ID", self.warcinfo_id)
+            offset = self._file.tell()
+            self._write(headers, content_type, io.BytesIO(data), len(data))
+            self._file.flush()
+            return Record(url=uri, date=moment, status=200, mime=content_type.split(";")[0], payload_digest=digest,
+                          filename=self.files[-1].name, offset=offset, length=self._file.tell() - offset)
+
     def _ready(self) -> None:
         if self.closed:
             raise StorageError(self.directory, "the WARC writer is closed (capture stopping)")

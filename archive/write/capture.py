@@ -196,7 +196,12 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
                               limiter=limiter)
             run.frontier = crawler.frontier
+            if options.browser:
+                from .browsing import Browsing
+                browsing = Browsing(crawler, run, warc, folder, spool, clock)
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
+            if options.browser:
+                browsing.run_pages()
         warc.close()
     except KeyboardInterrupt:
         _close_quietly(warc)
@@ -298,7 +303,8 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
             finished: datetime, deduper: Deduper | None = None) -> Snapshot:
     """Write index, pages and package files, then move the snapshot into place."""
     write_index(run.records, folder / "indexes" / "index.cdx")
-    run.counts["records"] = 2 * len(run.records) + len(warc.files) + warc.metadata_records
+    resources = sum(1 for r in run.records if r.url.startswith("urn:"))   # one record each, not a pair
+    run.counts["records"] = 2 * len(run.records) - resources + len(warc.files) + warc.metadata_records
     revisits = sum(1 for r in run.records if r.original is not None)
     if revisits:
         run.counts["revisits"] = revisits
