@@ -27,6 +27,7 @@ from archive.browser import chromium as start_chromium
 from archive.web.compare import BadImage, compare_images, text_match
 from archive.web.qa import _free_port, qa
 from archive.web.render import render
+from tests import browser_site
 from archive.web.replay import Replay, find_wayback
 
 VIEWPORT = (1280, 800)
@@ -137,6 +138,7 @@ def live_hosts(site: DemoSite) -> set[str]:
     return {urlsplit(site.main_url).netloc, urlsplit(site.other_url).netloc}
 
 
+@pytest.mark.slow
 def test_replay_renders_as_the_live_page(demo, captured, browser):
     """The premise of the screenshot match: a static capture of the demo home page replays
     pixel for pixel as the live page renders, at the same viewport."""
@@ -188,6 +190,7 @@ def test_qa_command_on_a_static_capture(demo, captured, tmp_path):
     assert processes_mentioning(str(root)) == [] and processes_mentioning(str(scratch)) == []
 
 
+@pytest.mark.slow
 def test_an_image_missing_from_replay_is_seen(demo, captured, browser, tmp_path):
     """A copy of the snapshot whose index has lost an image's line: qa names the image broken
     at replay, and the replay's screenshot no longer matches the live page's."""
@@ -226,18 +229,20 @@ def test_bad_input_is_one_line(captured, tmp_path):
     assert not (snap.path / "qa").exists()
 
 
-def test_capture_with_qa_prints_one_json_document(demo, tmp_path):
-    """`capture --qa`: the new snapshot is checked at the end; JSON mode prints one document."""
+def test_capture_browser_with_qa_prints_one_json_document(demo, tmp_path):
+    """`capture --browser --qa`: the new snapshot is checked at the end; JSON mode prints one
+    document, the capture's and its check."""
     site = demo
     root = tmp_path / "snapshots"
     done = subprocess.run([sys.executable, "-m", "archive", "capture", "-C", str(root), "--depth", "0", "--json",
-                           "--qa", "--min-match", "0.9", site.main_url + "/about.html"],
+                           "--browser", "--qa", "--min-match", "0.9", site.main_url + "/about.html"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["counts"]["pages"] == 1 and data["qa"]["ok"] is True and data["qa"]["min_match"] == 0.9
     [page] = data["qa"]["pages"]
-    assert page["url"] == site.main_url + "/about.html" and page["text_match"] >= 0.99
+    assert page["url"] == site.main_url + "/about.html" and page["text_source"] == "urn:text record"
+    assert page["screenshot_match"] >= 0.99 and page["text_match"] >= 0.99
     assert (root / ".qa" / data["id"] / "qa.json").is_file()
 
 
@@ -262,3 +267,73 @@ def test_hostile_page_entries_are_escaped_and_do_not_stop_the_run(captured, tmp_
     assert len(report["pages"]) == 4
     assert [p["passed"] for p in report["pages"]][:2] == [True, True]
     assert done.returncode == (0 if report["ok"] else 1)
+
+
+# -- snapshots captured with --browser: screenshots and text recorded by the capture ----------
+
+@pytest.fixture(scope="module")
+def browsed(tmp_path_factory):
+    """The script-built fixture site (tests/browser_site.py, four pages) captured with
+    --browser, the site still running to show that qa never asks it for anything."""
+    root = tmp_path_factory.mktemp("browsed") / "snapshots"
+    with browser_site.serve() as site:
+        snap = capture(site.base + "/", root, CaptureOptions(depth=1, browser=True, browser_timeout=20))
+        yield site, snap, root
+
+
+def run_qa(*argv: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TMPDIR=str(tmp)) if tmp else None
+    return subprocess.run([sys.executable, "-m", "archive", "qa", *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_qa_of_a_browser_capture_matches_and_leaves_no_process(browsed):
+    site, snap, root = browsed
+    before = folder_digest(snap.path)
+    asked = len(site.requests)
+    scratch = Path(tempfile.mkdtemp(prefix="qa-", dir="/tmp"))   # short: Chromium's sockets live under it
+    try:
+        done = run_qa("-C", str(root), str(snap.path), tmp=scratch)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert processes_mentioning(str(scratch)) == [] and processes_mentioning(str(root)) == []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert "OK: 4 pages checked" in done.stdout and "equal pixels" in done.stdout
+    report = json.loads((root / ".qa" / snap.id / "qa.json").read_text())
+    assert {p["url"] for p in report["pages"]} == {site.base + path for path in browser_site.PAGES}
+    for page in report["pages"]:
+        assert page["capture_screenshot"] and page["screenshot_match"] >= 0.99, page
+        assert page["text_source"] == "urn:text record" and page["text_match"] >= 0.99, page
+        assert page["refused"] == [] and page["broken"] == [] and page["passed"], page
+        diff = Image.open(root / ".qa" / snap.id / page["diff_image"])
+        assert diff.format == "PNG" and diff.size[0] == 1280
+    feed = next(p for p in report["pages"] if p["url"].endswith("/feed.html"))
+    asked_at_replay = {s["url"] for s in feed["subresources"]["list"]}
+    assert {site.base + f"/img/feed-{n}.png" for n in (1, 2, 3)} <= asked_at_replay   # scrolled to the end
+    assert folder_digest(snap.path) == before
+    assert len(site.requests) == asked, "qa asked the live site"
+
+
+def test_a_lost_image_lowers_the_match_and_min_match_decides(browsed, tmp_path):
+    """A copy whose index lost the line of the image the article's script inserts: the replay's
+    screenshot differs where the image was; --min-match above the new match exits 1."""
+    site, snap, _root = browsed
+    scratch = tmp_path / "scratch"
+    copy = scratch / snap.path.name
+    shutil.copytree(snap.path, copy)
+    image = site.base + "/img/from-json.png"
+    for index in (copy / "indexes").glob("*.cdx*"):
+        lines = index.read_text().splitlines(keepends=True)
+        index.write_text("".join(line for line in lines if json.loads(line.split(" ", 2)[2])["url"] != image))
+    done = run_qa("-C", str(scratch), str(copy), "--json")
+    assert done.returncode == 0, done.stderr          # 40 x 30 pixels of 1280 x 800: over 0.95
+    article = next(p for p in json.loads(done.stdout)["pages"] if p["url"].endswith("/article.html"))
+    assert 0.99 < article["screenshot_match"] < 0.9999 and article["broken"] == [image]
+    assert article["text_match"] == 1.0
+    diff = Image.open(scratch / ".qa" / snap.id / article["diff_image"]).convert("RGB")
+    assert (255, 0, 0) in {colour for _, colour in diff.getcolors(1 << 24)}
+
+    strict = run_qa("-C", str(scratch), str(copy), "--min-match", "0.9999")
+    assert strict.returncode == 1, strict.stderr
+    assert "FAIL (under 0.9999)" in strict.stdout and "FAILED: 4 pages checked, 1 under 0.9999" in strict.stdout
+    assert "from-json.png (200 at capture, 404 at replay)" in strict.stdout

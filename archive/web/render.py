@@ -4,6 +4,7 @@ visible text, a full-page screenshot)."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,17 +13,17 @@ from archive.formats.html import visible_text
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 4 << 20            # characters of text taken from the browser
-SCROLL_STEPS = 60             # at most this many viewport heights scrolled
-_SCROLL = """async ([steps, pause]) => {
-  let n = 1;
-  for (; n < steps; n++) {
-    const y = n * window.innerHeight;
-    if (y >= document.documentElement.scrollHeight) break;
-    window.scrollTo(0, y);
-    await new Promise(r => setTimeout(r, pause));
-  }
-  window.scrollTo(0, 0);
-  return n > 1;
+# The behaviours of a browser capture (write/pagework.py), mirrored so the replay is rendered as
+# the capture was: scroll one window at a time, let observers fire, wait for network idle, stop
+# at the bottom once the height stops growing.
+MAX_SCROLL_STEPS = 40          # windows scrolled at most (an endless feed stops here)
+IDLE_WAIT = 5.0                # seconds at most for network idle after a step
+SETTLE = 0.25                  # seconds after a scroll step, for observers to fire
+SCROLL_STEP = """() => {
+  const el = document.scrollingElement || document.documentElement;
+  const before = window.scrollY;
+  window.scrollBy(0, window.innerHeight);
+  return {moved: window.scrollY !== before, height: el.scrollHeight};
 }"""
 
 
@@ -66,12 +67,22 @@ def render_page(tab: Any, url: str, viewport: tuple[int, int], timeout: float, a
     tab.on("response", lambda r: seen["answers"].__setitem__(r.url, r.status))
     tab.on("requestfailed", lambda r: seen["failed"].add(r.url))
     try:
+        deadline = time.monotonic() + timeout
         tab.goto(url, wait_until="load", timeout=timeout * 1000)
-        _settle(tab, timeout)
-        if tab.evaluate(_SCROLL, [SCROLL_STEPS, 100]):   # a page taller than the viewport
-            _settle(tab, timeout)
-        seen["screenshot"] = tab.screenshot(full_page=True, animations="disabled", caret="hide",
-                                            timeout=timeout * 1000)
+        _settle(tab, deadline)
+        last_height, still = -1, 0
+        for _ in range(MAX_SCROLL_STEPS):
+            if deadline - time.monotonic() < timeout * 0.2:
+                break
+            step = tab.evaluate(SCROLL_STEP)
+            tab.wait_for_timeout(SETTLE * 1000)
+            _settle(tab, deadline)
+            still = still + 1 if not step["moved"] and step["height"] == last_height else 0
+            if still >= 2:
+                break     # at the bottom twice, and nothing more arrived
+            last_height = step["height"]
+        tab.evaluate("() => window.scrollTo(0, 0)")
+        seen["screenshot"] = tab.screenshot(full_page=True, type="png", timeout=timeout * 1000)
         if html:   # a static capture's text is its HTML's: the replayed DOM's, read the same way
             seen["text"] = "\n".join(visible_text(tab.content()[:MAX_TEXT].encode("utf-8"), "utf-8"))
         else:
@@ -81,10 +92,11 @@ def render_page(tab: Any, url: str, viewport: tuple[int, int], timeout: float, a
     return seen
 
 
-def _settle(tab: Any, timeout: float) -> None:
-    """Wait for network idle, at most `timeout` seconds (a page that polls never idles)."""
+def _settle(tab: Any, deadline: float) -> None:
+    """Wait for network idle, at most IDLE_WAIT seconds and not past `deadline` (a monotonic
+    time) but at least one second (a page that polls never idles)."""
     from playwright.sync_api import TimeoutError as Timeout
     try:
-        tab.wait_for_load_state("networkidle", timeout=timeout * 1000)
+        tab.wait_for_load_state("networkidle", timeout=max(1.0, min(IDLE_WAIT, deadline - time.monotonic())) * 1000)
     except Timeout:
         pass
