@@ -235,13 +235,14 @@ def test_capture_browser_with_qa_prints_one_json_document(demo, tmp_path):
     site = demo
     root = tmp_path / "snapshots"
     done = subprocess.run([sys.executable, "-m", "archive", "capture", "-C", str(root), "--depth", "0", "--json",
-                           "--browser", "--qa", "--min-match", "0.9", site.main_url + "/about.html"],
+                           "--browser", "--qa", "--min-match", "0.9", site.main_url + "/"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["counts"]["pages"] == 1 and data["qa"]["ok"] is True and data["qa"]["min_match"] == 0.9
     [page] = data["qa"]["pages"]
-    assert page["url"] == site.main_url + "/about.html" and page["text_source"] == "urn:text record"
+    assert page["url"] == site.main_url + "/" and page["text_source"] == "urn:text record"
+    assert page["subresources"]["count"] >= 10 and page["broken"] == [] and page["refused"] == []
     assert page["screenshot_match"] >= 0.99 and page["text_match"] >= 0.99
     assert (root / ".qa" / data["id"] / "qa.json").is_file()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,8 +32,19 @@ def add_options(cmd: argparse.ArgumentParser, timeout_flag: str = "--qa-timeout"
     cmd.add_argument("--min-match", type=share, default=DEFAULT_MIN_MATCH, metavar="SHARE",
                      help="a page whose screenshot (or browser text) match is under this fails (0..1, "
                           "default: %(default)s)")
-    cmd.add_argument(timeout_flag, dest="qa_timeout", type=float, default=30.0, metavar="SECONDS",
+    cmd.add_argument(timeout_flag, dest="qa_timeout", type=seconds, default=30.0, metavar="SECONDS",
                      help="bound on each replayed page's load (default: %(default)s)")
+
+
+def seconds(value: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {value!r}")
+    return number
 
 
 def share(value: str) -> float:
