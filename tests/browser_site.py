@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -140,6 +141,50 @@ def serve() -> Iterator[Site]:
     thread.start()
     try:
         yield site
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@contextmanager
+def serve_https(tmp: Path) -> Iterator[tuple[Site, Path]]:
+    """The same site over https with a test chain (trustme); yields (site, CA PEM path)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca_path = tmp / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    table = routes()
+    secure = Site("")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            secure.requests.append((self.path, self.headers.get("User-Agent", "")))
+            found = table.get(self.path)
+            ctype, body = found if found else ("text/plain", b"not here")
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    secure.base = f"https://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield secure, ca_path
     finally:
         httpd.shutdown()
         httpd.server_close()

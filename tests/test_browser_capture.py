@@ -166,3 +166,45 @@ def test_kill_9_mid_capture_then_resume_leaves_no_chromium(tmp_path):
         assert snap.counts.get("browser_pages", 0) >= 1
         assert not pid_file.exists()
         assert _chromium_children() == []
+
+
+def test_https_through_the_capture_ca(tmp_path):
+    """An https site with a test chain: the browser trusts only the capture's own CA (SPKI
+    pin in its profile), while the record holds the server's real chain (WARC TLS fields)."""
+    with browser_site.serve_https(tmp_path) as (site, ca_path):
+        snap = archive.capture(site.base + "/article.html", tmp_path / "c", depth=0, browser=True,
+                               browser_timeout=20, ca_bundle=str(ca_path))
+    index = _index(snap)
+    for path in ("/article.html", "/api/article.json", "/img/from-json.png", "/css/late.css"):
+        assert index[site.base + path]["status"] == "200", path
+    assert {ua for _, ua in site.requests} == {DEFAULT_USER_AGENT}
+    _, text = _resource(snap, f"urn:text:{site.base}/article.html")
+    assert browser_site.ARTICLE_TEXT in text.decode()
+    protocols = []
+    for warc in (snap.path / "archive").glob("*.warc.gz"):
+        with open(warc, "rb") as f:
+            protocols += [r.rec_headers.get_header("WARC-Protocol") for r in ArchiveIterator(f)
+                          if r.rec_type == "response" and "json" in r.rec_headers.get_header("WARC-Target-URI")]
+    assert protocols and all(p for p in protocols)   # the fetch layer's own TLS evidence
+    assert not list((tmp_path / "c").rglob("leaf-key.pem"))   # the CA's key is gone
+
+
+def test_what_the_browser_fetched_names_its_page(captured):
+    site, _, _, snap = captured
+    log = {e["url"]: e for e in map(json.loads, (snap.path / "logs" / "capture.jsonl").read_text().splitlines())}
+    entry = log[site.base + "/api/feed/3"]
+    assert entry["via"] == "browser" and entry["found_on"] == site.base + "/feed.html"
+    assert entry["kind"] == "requisite" and entry["depth"] == 1
+
+
+def test_max_urls_holds_for_what_the_browser_asks(tmp_path):
+    with browser_site.serve() as site:
+        snap = archive.capture(site.base + "/feed.html", tmp_path / "c", depth=0, browser=True,
+                               browser_timeout=15, max_urls=3)
+    log = [json.loads(line) for line in (snap.path / "logs" / "capture.jsonl").read_text().splitlines()]
+    fetched = [e for e in log if e["outcome"] == "fetched"]
+    assert len(fetched) <= 3
+    assert any(e["outcome"] == "skipped" and "--max-urls" in e.get("reason", "") and e["via"] == "browser"
+               for e in log)
+    assert {p for p, _ in site.requests} <= {"/feed.html", "/robots.txt", "/api/feed/1", "/api/feed/2",
+                                             "/favicon.ico"}

@@ -92,7 +92,8 @@ class Running:
 
 
 def _group_members(pgid: int, exe: str | None = None) -> list[int]:
-    """Pids in process group `pgid` (optionally only those running `exe`), from /proc."""
+    """Pids in process group `pgid` (optionally only those running `exe` or a program in its
+    folder), from /proc."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -103,7 +104,8 @@ def _group_members(pgid: int, exe: str | None = None) -> list[int]:
             fields = stat[stat.rindex(")") + 2:].split()
             if int(fields[2]) != pgid or fields[0] == "Z":
                 continue
-            if exe is not None and os.path.realpath(f"/proc/{entry}/exe") != exe:
+            # the browser's helpers (crashpad handler...) live beside its executable
+            if exe is not None and os.path.dirname(os.path.realpath(f"/proc/{entry}/exe")) != os.path.dirname(exe):
                 continue
         except (OSError, ValueError, IndexError):
             continue
@@ -130,7 +132,8 @@ def _kill_group(pgid: int, exe: str | None, timeout: float = 10.0) -> None:
 
 def kill_leftover(pid_file: Path) -> int:
     """End the Chromium group that `pid_file` records (left by a capture killed with -9) and
-    remove the file. Only processes of that group running the recorded executable are killed.
+    remove the file. Only processes of that group running a program of the recorded executable's
+    folder (/usr/lib/chromium) are killed.
     Returns how many processes were found; 0 when the file is missing or unreadable."""
     try:
         data = json.loads(pid_file.read_text())

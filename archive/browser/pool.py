@@ -102,11 +102,12 @@ class PagePool:
             crashed = threading.Event()
             page = None
             try:
-                page = context.new_page()
+                page = _new_page(context)
                 page.on("crash", lambda *_: crashed.set())
                 result = job(page)
             except Exception as exc:
-                if not (crashed.is_set() or (page is not None and page.is_closed())):
+                # no page could be opened, or it crashed or closed under the job: try once more
+                if not (page is None or crashed.is_set() or page.is_closed()):
                     future.set_exception(exc)
                     return
                 reason = f"page crashed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
@@ -119,3 +120,12 @@ class PagePool:
                     with contextlib.suppress(Exception):
                         page.close()
         future.set_exception(PageFailed(reason))
+
+
+def _new_page(context: Any) -> Any:
+    """A new page; asked twice, since a renderer that just crashed can take the first one down."""
+    try:
+        return context.new_page()
+    except Exception as exc:
+        logger.info("new page failed (%s); once more", str(exc).splitlines()[0] if str(exc) else exc)
+        return context.new_page()

@@ -17,7 +17,8 @@ twice. Scope rules for requisites hold (`--exclude`, nesting); what is refused g
 Per page, on the main thread: a `resource` record `urn:view:<page URL>` (image/png, the
 full-page screenshot), one `urn:text:<page URL>` (text/plain; charset=utf-8) and a `text`
 field in the page's pages.jsonl entry. A page whose tab crashed twice, or that failed to load,
-is logged as failed with the reason (capture log `browser-failed`, metadata `failures`).
+is logged (warning) and listed in the snapshot's metadata `failures` as "browser: <reason>",
+with the count `browser_failed`; its static record stays.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from archive.browser import PagePool, chromium, kill_leftover
 from archive.errors import ArchiveError, FetchError
-from archive.formats.urls import InvalidURL, canonicalize
+from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import Kind, Link, Outcome, Record
 
 from .proxy import TOKEN_HEADER, RecordingProxy, simple_response
@@ -73,7 +74,7 @@ class Browsing:
         self.current_depth = 0
 
     # -- the proxy's side (its threads) ------------------------------------------------------
-    def answer(self, raw_url: str, accept: str, write: Callable[[bytes], Any]) -> None:
+    def answer(self, raw_url: str, accept: str, write: Callable[[bytes], Any], tag: str = "") -> None:
         try:
             url = canonicalize(raw_url)
         except InvalidURL as exc:
@@ -86,7 +87,14 @@ class Browsing:
             if rec is not None and rec.original is None:
                 self._from_record(rec, write)
             else:
-                self._fetch(url, accept, write, record=rec is None)
+                self._fetch(url, accept, write, rec is None, self._page_of(tag))
+
+    def _page_of(self, tag: str) -> tuple[str | None, int]:
+        """(URL, depth) of the page whose tab sent `tag`, from its header."""
+        if tag.isdigit() and int(tag) < len(self.pages):
+            url, link = self.pages[int(tag)]
+            return url, link.depth
+        return None, self.current_depth
 
     def _from_record(self, rec: Record, write: Callable[[bytes], Any]) -> None:
         exchange = read_back(self.folder, Held(rec, None, "", None), self.spool)
@@ -95,10 +103,13 @@ class Browsing:
         finally:
             exchange.block.discard()
 
-    def _fetch(self, url: str, accept: str, write: Callable[[bytes], Any], record: bool) -> None:
+    def _fetch(self, url: str, accept: str, write: Callable[[bytes], Any], record: bool,
+               page: tuple[str | None, int]) -> None:
         from .crawl import _Result, noarchive
-        link = Link(url, Kind.REQUISITE, self.current_depth, None, "browser", nest=1)
-        why = self.crawler.scope.reason(link)
+        # a document the page loads (a frame) is an embed: its links and requisites are read
+        kind = Kind.EMBED if accept.startswith("text/html") else Kind.REQUISITE
+        link = Link(url, kind, page[1], page[0], "browser", nest=1)
+        why = self.crawler.scope.reason(link) or self._over_limits(url)
         if why:
             write(simple_response(403, "Forbidden", f"not captured: {why}"))
             self._note(_Result(link, error=FetchError(url, "skipped", why)))
@@ -122,6 +133,18 @@ class Browsing:
         finally:
             exchange.block.discard()
 
+    def _over_limits(self, url: str) -> str | None:
+        """--max-urls and --max-per-host count what the browser asks for too."""
+        crawler, host = self.crawler, host_of(url)
+        with self.lock:
+            if self.options.max_urls and crawler.queued >= self.options.max_urls:
+                return f"over --max-urls {self.options.max_urls}"
+            if self.options.max_per_host and crawler.per_host.get(host, 0) >= self.options.max_per_host:
+                return f"over --max-per-host {self.options.max_per_host}"
+            crawler.queued += 1
+            crawler.per_host[host] = crawler.per_host.get(host, 0) + 1
+        return None
+
     def _note(self, result: Any) -> None:
         with self.lock:
             self.results.append(result)
@@ -138,20 +161,26 @@ class Browsing:
                 RecordingProxy(self.answer, certs.context, token) as proxy, \
                 chromium(profile, proxy=proxy.url, extra_args=certs.chromium_args,
                          pid_file=spool / PID_FILE) as running, \
-                PagePool(running, size=self.options.browser_pages, extra_headers={TOKEN_HEADER: token}) as pool:
+                PagePool(running, size=self.options.browser_pages) as pool:
             while self.done < len(self.pages):
-                batch, self.done = self.pages[self.done:], len(self.pages)
+                first, self.done = self.done, len(self.pages)
+                batch = self.pages[first:self.done]
                 self.current_depth = max(link.depth for _, link in batch)
-                futures = [(url, link, pool.submit(self._job(url))) for url, link in batch]
+                futures = [(url, link, pool.submit(self._job(url, f"{token}.{first + i}")))
+                           for i, (url, link) in enumerate(batch)]
                 for url, link, future in futures:
                     self._finish_page(url, link, future)
                 self._adopt_results()
                 self.crawler.run(())
 
-    def _job(self, url: str) -> Callable[[Any], Any]:
+    def _job(self, url: str, tag: str) -> Callable[[Any], Any]:
         from .pagework import render
         timeout = self.options.browser_timeout
-        return lambda page: render(page, url, timeout)
+
+        def job(page: Any) -> Any:
+            page.set_extra_http_headers({TOKEN_HEADER: tag})   # the proxy knows which page asks
+            return render(page, url, timeout)
+        return job
 
     def _finish_page(self, url: str, link: Link, future: Future) -> None:
         try:

@@ -1,7 +1,7 @@
 """The recording proxy's front: an HTTP/1.1 forward proxy on 127.0.0.1 for the capture's browser.
 
 Chromium sends `GET http://host/path` (absolute form) or `CONNECT host:443` then TLS (RFC 9110
-section 9.3.6); here each request becomes one call of `answer(url, accept, write)`, the
+section 9.3.6); here each request becomes one call of `answer(url, accept, write, tag)`, the
 capture's own fetch layer (write/browsing.py), which writes a whole HTTP response, byte for
 byte as the server sent it or as recorded. A proxy of our own, not an intercepting library such
 as mitmproxy: those parse and re-serialise responses (they decode chunked bodies and rebuild
@@ -22,13 +22,13 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
-TOKEN_HEADER = "x-archive-capture"   # pages send it (PagePool extra headers); never forwarded
-Answer = Callable[[str, str, Callable[[bytes], Any]], None]
+TOKEN_HEADER = "x-archive-capture"   # "<token>.<page tag>", sent by the pages; never forwarded
+Answer = Callable[[str, str, Callable[[bytes], Any], str], None]   # url, Accept, write, page tag
 Certs = Callable[[str], "ssl.SSLContext | None"]
 
 
@@ -43,8 +43,9 @@ def simple_response(status: int, reason: str, text: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
-def _read_head(stream: BinaryIO) -> list[bytes] | None:
-    lines, size = [], 0
+def _read_head(stream: Any) -> list[bytes] | None:
+    lines: list[bytes] = []
+    size = 0
     while True:
         line = stream.readline(MAX_HEAD + 1)
         size += len(line)
@@ -64,7 +65,7 @@ class _Handler(socketserver.StreamRequestHandler):
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.debug("proxy connection ended: %s", exc)
 
-    def _handle(self, rfile: BinaryIO, conn: socket.socket, origin: str | None) -> None:
+    def _handle(self, rfile: Any, conn: socket.socket, origin: str | None) -> None:
         head = _read_head(rfile)
         if not head:
             return
@@ -83,7 +84,8 @@ class _Handler(socketserver.StreamRequestHandler):
         if method != "GET":
             conn.sendall(simple_response(501, "Not Implemented", f"the capture proxy records GET only, not {method}"))
             return
-        if self.server.token and headers.get(TOKEN_HEADER) != self.server.token:
+        tag = headers.get(TOKEN_HEADER, "")
+        if self.server.token and tag.partition(".")[0] != self.server.token:
             # Chromium's own traffic (time, updates): only the capture's pages are recorded
             conn.sendall(simple_response(403, "Forbidden", "not a request of a page being captured"))
             return
@@ -91,7 +93,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if not url.startswith(("http://", "https://")):
             conn.sendall(simple_response(400, "Bad Request", "absolute URL expected"))
             return
-        self.server.answer(url, headers.get("accept", "*/*"), conn.sendall)
+        self.server.answer(url, headers.get("accept", "*/*"), conn.sendall, tag.partition(".")[2])
 
     def _tunnel(self, target: str, conn: socket.socket) -> None:
         host, _, port = target.rpartition(":")
@@ -122,7 +124,8 @@ class _Server(socketserver.ThreadingTCPServer):
 class RecordingProxy:
     """Serves on 127.0.0.1 (a free port) in a thread of its own until `close()`; `url` is
     `http://127.0.0.1:PORT`, for Chromium's --proxy-server. With `token`, a request without
-    the header `X-Archive-Capture: <token>` gets a 403 (the browser's own traffic). A context manager."""
+    the header `X-Archive-Capture: <token>[.<tag>]` gets a 403 (the browser's own traffic); the
+    tag (which page asked) goes to `answer`. A context manager."""
 
     def __init__(self, answer: Answer, certs: Certs | None = None, token: str | None = None):
         self.server = _Server(answer, certs, token)
