@@ -221,7 +221,9 @@ def test_bad_input_is_one_line(captured, tmp_path):
     snap, root = captured
     runs = [["qa", "-C", str(root), "deadbeefcafe"],
             ["qa", "-C", str(root), str(snap.path), "--out", str(snap.path / "qa")],
-            ["qa", "-C", str(root), str(tmp_path / "nothing-here")]]
+            ["qa", "-C", str(root), str(tmp_path / "nothing-here")],
+            ["qa", "-C", str(root), str(tmp_path / "some.wacz")]]
+    (tmp_path / "some.wacz").write_bytes(b"PK\x03\x04 not really")
     for argv in runs:
         done = subprocess.run([sys.executable, "-m", "archive", *argv], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, (argv, done.stderr)
