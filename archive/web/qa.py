@@ -182,7 +182,13 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
             futures = [pool.submit(partial(render_page, url=r.replay_url, viewport=r.viewport, timeout=timeout,
                                            allowed=allowed, html=h)) if r.error is None else None
                        for r, h in zip(starts, html)]
-            seen = [_attempt(f.result) if f is not None else None for f in futures]
+            try:
+                seen = [_attempt(f.result) if f is not None else None for f in futures]
+            except BaseException:   # Ctrl-C: the pages not begun are not rendered before the pool closes
+                for f in futures:
+                    if f is not None:
+                        f.cancel()
+                raise
     results = []
     for n, (start, page, what) in enumerate(zip(starts, pages, seen), 1):
         logger.info("qa %d/%d %s", n, len(pages), page.url[:200])
