@@ -18,9 +18,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from catalogue import case_catalogue
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from browser import browser_rows, case_browser  # noqa: E402  (bench/browser.py, beside this file)
+from catalogue import case_catalogue  # noqa: E402
+
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 ARCHIVE = [sys.executable, "-m", "archive"]
@@ -273,6 +275,8 @@ def table(results: list[dict[str, object]]) -> str:
                                     for n, v in rates.items())
                         + f"; workers on one {os.cpu_count()}-core machine: across machines each adds its "
                           "own cores, until Redis, the shared folder or the per-host limit binds")
+        elif "pages_per_min" in r:
+            rows.append(browser_rows(r))
         else:
             ratio = float(r["ours_mb_per_s"]) / float(r["warcio_mb_per_s"])  # type: ignore[arg-type]
             rows.append(f"{r['case']:34} {r['ours_mb_per_s']:>10.1f} {r['warcio_mb_per_s']:>10.1f} {ratio:>7.2f}  "
@@ -299,6 +303,7 @@ def main() -> int:
     else:
         print("bench: no redis-server, so no cluster case (make bench installs it)", file=sys.stderr)
     results.append(case_catalogue(Site, timed, ARCHIVE, 100 if args.quick else 10_000, reps))
+    results.append(case_browser(reps, args.quick))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {reps}")
     print(table(results))

@@ -236,3 +236,10 @@ def test_public_api():
                  "timestamp", "__version__"):
         assert getattr(archive, name) is not None, name
     assert callable(archive.capture) and callable(archive.verify)
+
+
+def test_pillow_in_the_read_side_only_in_compare():
+    used = files_importing("PIL")
+    assert "web/compare.py" in used
+    assert not {f for f in used if f.split("/")[0] in ("web", "read", "snapshot", "warc", "formats", "proofs")
+                and f != "web/compare.py"}

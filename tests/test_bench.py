@@ -24,8 +24,12 @@ def test_bench_quick_run(tmp_path):
     assert len(catalogue) == 1 and catalogue[0]["snapshots"] == 100 and "catalogue, 100 snapshots" in proc.stdout
     results = [r for r in results if r not in catalogue]
     assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify",
-                                                                        "cluster"]
+                                                                        "cluster", "browser"]
     assert set(results[5]["captures_per_min"]) == {"1", "2", "3"} and "captures/min" in proc.stdout
     small = results[0]
     assert small["urls"] >= 51 and small["wget_urls"] >= 51   # 1 + 10 pages x (page + 4 requisites)
+    browser = results[6]["pages_per_min"]
+    assert {"static capture", "qa"} <= set(browser) and browser["qa"]["pages"] >= 1
+    assert browser["qa"]["peak_pss_mb"] > 50    # Chromium's tree was measured, not only Python
+    assert "pages/min vs static capture" in proc.stdout
     assert "ratio" in proc.stdout and "URLs/s" in proc.stdout and "peak RSS" in proc.stdout

@@ -33,7 +33,7 @@ EPILOG = ("Exit codes: 0 success, 1 integrity failure, 2 usage error / not a sna
           "Run `archive COMMAND -h` for a command's options.")
 # Modules with a `register(subparsers, common)` adding their own subcommands, in help order
 # (scale adds to upkeep's `schedule`, so it comes after it).
-COMMAND_MODULES: tuple[str, ...] = ("capture", "read", "web", "upkeep", "proof", "scale")
+COMMAND_MODULES: tuple[str, ...] = ("capture", "read", "web", "qa", "upkeep", "proof", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from archive.models import DEFAULT_USER_AGENT, CaptureOptions
 from archive.read.verify import verify
 
 from .common import command, emit_capture, error, printable
+from .qa import add_options as add_qa_options
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -24,6 +25,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="http(s) URL, or a bare host name such as example.org (taken as https://)")
     cap.add_argument("--out", dest="collection", type=Path, help="same as -C")
     cap.add_argument("--verify", action="store_true", help="verify the snapshot once written")
+    cap.add_argument("--qa", action="store_true", help="then replay each page in Chromium and compare it "
+                                                       "with the capture, as `archive qa` does (exit 1 under --min-match)")
+    add_qa_options(cap)
     cap.add_argument("--resume", metavar="ID", help="finish an interrupted capture (its id under .partial/, "
                                                     "as the interruption message says); seeds and options "
                                                     "are its own, nothing it holds is fetched again")
@@ -220,6 +224,9 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         from .proof import prove
         proofs, failed = prove(snap, args.sign, args.key, args.tsa)
     report = verify(snap.path, args.collection, record=True) if args.verify else None
+    if args.qa:
+        from .qa import after_capture
+        return after_capture(snap, report, args, proofs, failed)
     code = emit_capture(snap, report, args.format, proofs)
     if failed is not None:
         error(f"{failed}; the snapshot {snap.short_id} is kept without that proof "

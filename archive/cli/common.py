@@ -213,13 +213,17 @@ def print_report(report: Report, fmt: str, out: TextIO) -> None:
         out.write(f"  {printable(str(problem))}\n")
 
 
-def emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None) -> int:
-    """Print a new snapshot (and its verification), as one JSON document in JSON mode; return
-    the exit code (1 when the verification failed)."""
+def emit_capture(snap: Snapshot, report: Report | None, fmt: str, proofs: list[Any] | None = None,
+                 qa: dict[str, Any] | None = None) -> int:
+    """Print a new snapshot (and its verification), as one JSON document in JSON mode (with
+    `qa`, the replay check `capture --qa` made, when given: text mode prints that itself);
+    return the exit code (1 when the verification failed)."""
     if fmt == "json":
         data = snapshot_json(snap)
         if proofs is not None:
             data["proofs"] = proofs
+        if qa is not None:
+            data["qa"] = qa
         if report is not None:
             data["verify"] = report.to_json()
         write_json(data)
