@@ -142,6 +142,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     StorageError.
     """
     from .crawl import Crawler  # the HTTP and HTML stacks load when a capture runs, not before
+    from .frontier import Frontier
     from .fetch import Fetcher, load_cookies
 
     given = [urls] if isinstance(urls, str) else list(urls)
@@ -194,7 +195,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
-                              limiter=limiter)
+                              limiter=limiter, frontier=Frontier(spool))
             run.frontier = crawler.frontier
             crawler.run(Link(url, Kind.PAGE, seed=url) for url in seeds)
         warc.close()
