@@ -135,3 +135,20 @@ def test_a_spilling_capture_resumes(site, collection, monkeypatch):
     assert site.main_url + "/static/css/site.css" in urls
     again = len(site.requests) - before
     assert again < len(urls)   # what the interrupted run held was not fetched again
+
+
+def test_the_index_sorted_in_runs_on_disk_equals_one_sorted_in_memory(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from archive.models import Record
+    from archive.warc.cdxj import write_index
+    rng = random.Random(5)
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    records = [Record(f"http://h{rng.randrange(9)}.example/{rng.randrange(10**6)}?q={i}", when, 200,
+                      "text/html", f"sha256:{i:064x}", "f.warc.gz", i * 100, 99) for i in range(1000)]
+    assert write_index(records, tmp_path / "a.cdx", chunk=10_000) == 1000
+    assert write_index(records, tmp_path / "b.cdx", chunk=7) == 1000
+    a = (tmp_path / "a.cdx").read_bytes()
+    assert a == (tmp_path / "b.cdx").read_bytes()
+    assert a.splitlines() == sorted(a.splitlines())
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "a.cdx", tmp_path / "b.cdx"]   # no run file left

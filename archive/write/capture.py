@@ -21,6 +21,7 @@ from archive.warc.cdxj import write_index
 from archive.warc.writer import WarcWriter, new_record_id
 
 from .dedup import ConditionalFetcher, Deduper, DedupIndex, LocalIndex
+from .records import RecordSpool
 from .resume import HeldCapture, options_from
 from .resume import exchange as held_exchange
 from .resume import load as load_interrupted
@@ -41,13 +42,15 @@ OnURL = Callable[[dict[str, Any]], None]
 class _Run:
     """The bookkeeping of one capture: log lines, counts, pages, index records."""
 
-    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None):
+    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None,
+                 spool: Path | None = None):
         self.log = log
         self.progress = progress
         self.on_url = on_url
         self.frontier: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self.counts: Counter[str] = Counter()
-        self.records: list[Record] = []
+        # on disk in the spool folder: a crawl of a million URLs does not hold a million Records
+        self.records: RecordSpool | list[Record] = RecordSpool(spool) if spool is not None else []
         self.pages: list[dict[str, Any]] = []
         self.failures: list[dict[str, str]] = []
         self.incomplete: list[dict[str, str]] = []
@@ -66,7 +69,7 @@ class _Run:
             else:
                 original = deduper.original_for(exchange) if deduper is not None else None
                 rec = writer.write_exchange(exchange, original)
-            self.records.append(rec)   # list.append is atomic; read only after the crawl
+            self.records.append(rec)   # safe from the workers' threads; read only after the crawl
             return rec
         return write
 
@@ -191,7 +194,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             _keep_dependencies(held, deduper, dedup_index or local or LocalIndex(store))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
-            run = _Run(log, progress, on_url)
+            run = _Run(log, progress, on_url, spool)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
@@ -301,6 +304,8 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
     write_index(run.records, folder / "indexes" / "index.cdx")
     run.counts["records"] = 2 * len(run.records) + len(warc.files) + warc.metadata_records
     revisits = sum(1 for r in run.records if r.original is not None)
+    if isinstance(run.records, RecordSpool):
+        run.records.close()
     if revisits:
         run.counts["revisits"] = revisits
         run.counts["dedup_bytes"] = deduper.saved if deduper is not None else 0
