@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - isal is a dependency where wheels exis
     _inflate_lib = zlib
 
 READ = 1 << 20
+FEED = 16 << 10   # compressed bytes given to the inflater at once at the start of a member
 LINE = 65537   # the longest line readline returns at once
 
 
@@ -34,6 +35,7 @@ class Stored:
         self.heads = heads   # where wanted: (file offset, WARC headers) of every record read
         self.buf, self.off, self.total = b"", 0, 0
         self.tail, self.tail_at = b"", start
+        self.tail_pos = 0   # how much of `tail` (the block read last) was inflated
         self.members: deque[tuple[int, int]] = deque([(0, start)])
         self.inflater: Any = _inflate_lib.decompressobj(31) if gz else None
         self.fed = 0     # compressed bytes given to the current member's inflater
@@ -67,7 +69,7 @@ class Stored:
 
     def _inflate(self) -> bytes | None:
         while True:
-            if not self.tail:
+            if self.tail_pos >= len(self.tail):
                 data = self.f.read(READ)
                 if not data:
                     if self.fed:
@@ -75,17 +77,21 @@ class Stored:
                         raise Broken("gzip member cut short")
                     return None
                 self.file_sha.update(data)
-                self.tail = data
+                self.tail, self.tail_pos = data, 0
             try:
-                out = self.inflater.decompress(self.tail, READ)
+                # A member's leftover input is copied out of the inflater each time one ends:
+                # feeding small slices keeps that copy small when there are many small members.
+                feed = FEED if self.fed < 4 * FEED else READ
+                piece = memoryview(self.tail)[self.tail_pos:self.tail_pos + feed]
+                out = self.inflater.decompress(piece, READ)
             except Exception as exc:   # zlib.error or isal's: corrupt compressed data
                 self.record_start = self.members[-1][1]   # the member being inflated
                 raise Broken(f"corrupt gzip data: {exc}") from None
             rest = self.inflater.unused_data if self.inflater.eof else self.inflater.unconsumed_tail
-            used = len(self.tail) - len(rest)
+            used = len(piece) - len(rest)
             self.tail_at += used
             self.fed += used
-            self.tail = rest
+            self.tail_pos += used
             if self.inflater.eof:
                 self.members.append((self.total + len(out), self.tail_at))
                 self.inflater = _inflate_lib.decompressobj(31)
