@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 PER_PAGE = 199          # images per page: 200 URLs a page with the page itself
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(56))   # with its path appended: every body differs
 
@@ -71,7 +72,6 @@ def serve(pages: int) -> None:
 
 def crawl(urls: int) -> dict[str, float]:
     """Capture a depth-1 crawl of about `urls` URLs; return wall s, URLs/s and peak RSS MB."""
-    sys.path.insert(0, str(HERE))
     from run import ARCHIVE, timed
 
     pages = max(1, round((urls - 1) / (PER_PAGE + 1)))
@@ -92,7 +92,7 @@ def crawl(urls: int) -> dict[str, float]:
 
 def case_frontier(quick: bool = False) -> dict[str, object]:
     """The row: the big crawl against the small one (one run each: the big one takes minutes)."""
-    small_n, big_n = (2_000, 20_000) if quick else (20_000, 200_000)
+    small_n, big_n = (300, 1_500) if quick else (20_000, 200_000)
     small, big = crawl(small_n), crawl(big_n)
     return {"case": f"crawl {big['urls']:.0f} vs {small['urls']:.0f} URLs", "small": small, "big": big,
             "ratio": big["urls_per_s"] / small["urls_per_s"]}

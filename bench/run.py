@@ -19,6 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import frontier  # noqa: E402  (bench/frontier.py, issue 17)
+import verifykinds  # noqa: E402  (bench/verifykinds.py, issue 17)
+
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 ARCHIVE = [sys.executable, "-m", "archive"]
@@ -261,6 +265,10 @@ def table(results: list[dict[str, object]]) -> str:
             ratio = float(r["ours_mb_per_s"]) / float(r["wget_mb_per_s"])  # type: ignore[arg-type]
             rows.append(f"{r['case']:34} {r['ours_mb_per_s']:>10.1f} {r['wget_mb_per_s']:>10.1f} {ratio:>7.2f}  "
                         f"MB/s; peak RSS {r['ours_rss_mb']:.0f} MB vs {r['wget_rss_mb']:.0f} MB")
+        elif "big" in r:
+            rows.append(frontier.row(r))
+        elif "fastwarc_wall" in r:
+            rows.append(verifykinds.row(r))
         elif "captures_per_min" in r:
             rates: dict[str, float] = r["captures_per_min"]  # type: ignore[assignment]
             one = rates["1"]
@@ -294,6 +302,8 @@ def main() -> int:
         results.append(case_cluster(12 if args.quick else 120, 0.02, reps))
     else:
         print("bench: no redis-server, so no cluster case (make bench installs it)", file=sys.stderr)
+    results.append(frontier.case_frontier(args.quick))
+    results += verifykinds.case_verifykinds(1 if args.quick else 5, args.quick)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {reps}")
     print(table(results))

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 BIN = Path(sys.executable).parent
 KINDS = ("random", "small", "text")
 _RANDOM = random.Random(17).randbytes(8 << 20)   # repeated: still incompressible for deflate's 32 KB window
@@ -91,10 +92,9 @@ def serve() -> None:
 
 def snapshot(kind: str, quick: bool, work: Path) -> Path:
     """Capture one kind of body into a snapshot under `work`; return its folder."""
-    sys.path.insert(0, str(HERE))
     from run import ARCHIVE, timed
 
-    mib, pages = (16, 500) if quick else (200, 10_000)
+    mib, pages = (4, 200) if quick else (200, 10_000)
     site = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
     try:
         assert site.stdout is not None

@@ -21,7 +21,8 @@ def test_bench_quick_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
     assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify",
-                                                                        "cluster"]
+                                                                        "cluster", "crawl", "verify", "verify",
+                                                                        "verify"]
     assert set(results[5]["captures_per_min"]) == {"1", "2", "3"} and "captures/min" in proc.stdout
     small = results[0]
     assert small["urls"] >= 51 and small["wget_urls"] >= 51   # 1 + 10 pages x (page + 4 requisites)
