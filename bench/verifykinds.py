@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -109,13 +108,12 @@ def snapshot(kind: str, quick: bool, work: Path) -> Path:
     return Path(json.loads(out)["path"])
 
 
-def _wall(cmd: list[str], ok: tuple[int, ...] = (0,)) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True)
-    wall = time.perf_counter() - start
-    if done.returncode not in ok:
-        raise SystemExit(f"bench: {' '.join(cmd[:2])} failed ({done.returncode}): {done.stderr[-300:]!r}")
-    return wall
+def _run(cmds: list[list[str]]) -> tuple[float, float]:
+    """Run `cmds` one after the other; return (wall s, CPU s of the children) in all."""
+    from run import timed
+
+    walls, cpus = zip(*(timed(cmd)[:2] for cmd in cmds))
+    return sum(walls), sum(cpus)
 
 
 def case_kind(kind: str, reps: int, quick: bool = False) -> dict[str, object]:
@@ -127,13 +125,15 @@ def case_kind(kind: str, reps: int, quick: bool = False) -> dict[str, object]:
         size = sum(os.path.getsize(w) for w in warcs) / 1e6
         ours, warcio, fast = [], [], []
         for _ in range(reps):   # interleaved: a busy moment of the machine costs each the same
-            ours.append(_wall([str(BIN / "archive"), "verify", str(snap)]))
-            warcio.append(_wall([str(BIN / "warcio"), "check", *warcs]))
-            fast.append(sum(_wall([str(BIN / "fastwarc"), "check", "-p", "-q", w]) for w in warcs))
+            ours.append(_run([[str(BIN / "archive"), "verify", str(snap)]]))
+            warcio.append(_run([[str(BIN / "warcio"), "check", *warcs]]))
+            fast.append(_run([[str(BIN / "fastwarc"), "check", "-p", "-q", w] for w in warcs]))
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    o, w, f = statistics.median(ours), statistics.median(warcio), statistics.median(fast)
+    o, w, f = (statistics.median(r[0] for r in runs) for runs in (ours, warcio, fast))
+    oc, wc, fc = (statistics.median(r[1] for r in runs) for runs in (ours, warcio, fast))
     return {"case": f"verify kinds: {kind}", "mb": size, "ours_wall": o, "warcio_wall": w, "fastwarc_wall": f,
+            "ours_cpu": oc, "warcio_cpu": wc, "fastwarc_cpu": fc,
             "vs_warcio": w / o, "vs_fastwarc": f / o, "reps": reps}
 
 
@@ -145,7 +145,8 @@ def case_verifykinds(reps: int = 5, quick: bool = False, kinds: tuple[str, ...] 
 def row(r: dict[str, object]) -> str:
     return (f"{r['case']:34} {r['ours_wall']:>9.2f}s {r['warcio_wall']:>9.2f}s {r['vs_warcio']:>7.2f}  "
             f"speed vs warcio check (target >= 1.5); fastwarc check -p {r['fastwarc_wall']:.2f}s, "
-            f"speed vs it {r['vs_fastwarc']:.2f} (target >= 1.0); {r['mb']:.0f} MB of WARC")
+            f"speed vs it {r['vs_fastwarc']:.2f} (target >= 1.0); CPU s ours/warcio/fastwarc "
+            f"{r['ours_cpu']:.2f}/{r['warcio_cpu']:.2f}/{r['fastwarc_cpu']:.2f}; {r['mb']:.0f} MB of WARC")
 
 
 def main() -> int:
