@@ -118,13 +118,23 @@ class Stored:
     def whole(self, n: int) -> bool:
         """Return whether the next `n` bytes are in the buffer, reading on to get them (False
         at the end of the data, or where it is damaged: the slow path then reports that)."""
+        have = len(self.buf) - self.off
+        if have >= n:
+            return True
+        parts = [self.buf[self.off:]]
         try:
-            while len(self.buf) - self.off < n:
-                if not self._more():
-                    return False
+            while have < n:
+                out = self._inflate() if self.gz else self._read_plain()
+                if out is None:
+                    break
+                parts.append(out)
+                have += len(out)
+                self.total += len(out)
         except Broken:
-            return False
-        return True
+            pass
+        finally:   # joined once, not once per piece: what was read stays in the buffer
+            self.buf, self.off = b"".join(parts), 0
+        return have >= n
 
     def drain(self) -> int:
         """Read to the end (the file checksum needs every byte); return the bytes read."""
@@ -195,10 +205,7 @@ def buffered_headers(stored: Stored, limit: int) -> dict[str, str] | None:
     lines = block.decode("utf-8", "replace").split("\n")
     if len(block) > limit - 3 or max(map(len, lines)) >= LINE // 4:
         return None   # near a limit: the line loop applies it byte for byte
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.setdefault(name.strip().lower(), value.strip())
+    # the first of each name wins: the pairs go in last first
+    pairs = [line.partition(":") for line in lines]
     stored.off = stop
-    return headers
+    return {name.strip().lower(): value.strip() for name, sep, value in reversed(pairs) if sep}
