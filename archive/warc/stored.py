@@ -152,8 +152,13 @@ class Block:
         self.stored, self.left, self.digest = stored, length, digest
 
     def read(self, n: int = -1) -> bytes:
+        """Return at most `n` bytes (all that is left when n < 0); fewer when the buffer holds
+        fewer, as a raw stream's read may: b"" only at the end of the block or the data."""
+        if n is not None and n >= 0:
+            # one slice of the buffer, not a join of several: every reader here loops to b""
+            return self._take(self.stored.read1(min(n, self.left))) if self.left > 0 and n else b""
         parts = []
-        want = self.left if n is None or n < 0 else min(n, self.left)
+        want = self.left
         while want > 0 and (data := self.stored.read1(want)):
             parts.append(data)
             want -= len(data)
