@@ -24,7 +24,8 @@ def test_bench_quick_run(tmp_path):
     assert len(catalogue) == 1 and catalogue[0]["snapshots"] == 100 and "catalogue, 100 snapshots" in proc.stdout
     results = [r for r in results if r not in catalogue]
     assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify",
-                                                                        "cluster", "browser"]
+                                                                        "cluster", "browser", "crawl", "verify", "verify",
+                                                                        "verify"]
     assert set(results[5]["captures_per_min"]) == {"1", "2", "3"} and "captures/min" in proc.stdout
     small = results[0]
     assert small["urls"] >= 51 and small["wget_urls"] >= 51   # 1 + 10 pages x (page + 4 requisites)

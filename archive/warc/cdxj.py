@@ -5,13 +5,17 @@ fields follow cdxj-indexer's spelling (numbers as strings).
 """
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from archive.models import Record
 
 REVISIT_MIME = "warc/revisit"   # the index's mime of a revisit record, as pywb and cdxj-indexer write it
+SORT_CHUNK = 50_000             # index lines sorted in memory at once
 from archive.formats.urls import surt_key
 
 
@@ -36,10 +40,42 @@ def cdxj_line(record: Record) -> str:
     return f"{surt_key(record.url)} {timestamp14(record)} {json.dumps(fields)}"
 
 
-def write_index(records: Iterable[Record], path: Path) -> int:
-    """Write the sorted CDXJ index of `records` to `path`; return the number of lines."""
-    lines = sorted(cdxj_line(r).encode("utf-8") for r in records)
-    with open(path, "wb") as f:
-        for line in lines:
-            f.write(line + b"\n")
-    return len(lines)
+def write_index(records: Iterable[Record], path: Path, chunk: int = SORT_CHUNK) -> int:
+    """Write the sorted CDXJ index of `records` to `path`; return the number of lines.
+
+    At most `chunk` lines are held in memory: past that, sorted runs go to temporary files
+    beside `path` and are merged (an external merge sort), so a million records cost no more
+    memory than `chunk`. Raises OSError as the files do.
+    """
+    runs: list[IO[bytes]] = []
+    lines: list[bytes] = []
+    count = 0
+    try:
+        for record in records:
+            lines.append(cdxj_line(record).encode("utf-8"))
+            count += 1
+            if len(lines) >= chunk:
+                runs.append(_sorted_run(lines, path.parent))
+                lines = []
+        lines.sort()
+        with open(path, "wb") as f:
+            merged = heapq.merge(lines, *(_lines(run) for run in runs)) if runs else iter(lines)
+            for line in merged:
+                f.write(line + b"\n")
+    finally:
+        for run in runs:
+            run.close()
+    return count
+
+
+def _sorted_run(lines: list[bytes], folder: Path) -> IO[bytes]:
+    lines.sort()
+    run = tempfile.TemporaryFile(dir=folder)
+    run.writelines(line + b"\n" for line in lines)
+    run.seek(0)
+    return run
+
+
+def _lines(run: IO[bytes]) -> Iterator[bytes]:
+    for line in run:
+        yield line[:-1]

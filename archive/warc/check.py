@@ -9,8 +9,7 @@ so a problem is reported at the offset of the record it is in.
 from __future__ import annotations
 
 import hashlib
-import zlib
-from collections import deque
+import io
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -18,14 +17,8 @@ from archive.formats.wire import STORED_HEAD, WireError, head_headers, is_chunke
 
 from .conventions import DigestPolicy
 from .digests import Broken, CappedProblems, Digest, Hashers, HashThread, Problem
+from .stored import READ, Block, FileHash, Stored, buffered_headers
 
-_inflate_lib: Any
-try:   # ISA-L inflates about twice as fast as zlib; the format is the same gzip
-    from isal import isal_zlib as _inflate_lib
-except ImportError:  # pragma: no cover - isal is a dependency where wheels exist
-    _inflate_lib = zlib
-
-READ = 1 << 20
 MAX_WARC_HEAD = 1 << 20   # a record's WARC header block; real ones are a few KB (issue 13: bombs)
 THREAD_MIN = 1 << 20   # records at least this long are hashed on the hash threads
 HTTP_RECORDS = ("response", "request")
@@ -33,143 +26,6 @@ GZIP_MAGIC = b"\x1f\x8b\x08"
 HEAD_FIELDS = ("warc-type", "warc-target-uri", "warc-date", "warc-payload-digest")
 MAX_HEAD_VALUE = 2048   # characters of a head field kept per record (the rest by its digest)
 MAX_PROBLEMS = 50       # problems reported per WARC file; the rest are counted in one line
-
-
-class _Stored:
-    """The bytes of a WARC file as records see them: inflated member by member when gzipped.
-
-    Reads the file once, hashing what it reads into `file_sha`, and remembers where each gzip
-    member starts so any position maps back to the file offset of its member.
-    """
-
-    def __init__(self, f: BinaryIO, gz: bool, file_sha: Any, start: int = 0,
-                 heads: list[tuple[int, dict[str, str]]] | None = None):
-        self.f, self.gz, self.file_sha = f, gz, file_sha
-        self.heads = heads   # where wanted: (file offset, WARC headers) of every record read
-        self.buf, self.off, self.total = b"", 0, 0
-        self.tail, self.tail_at = b"", start
-        self.members: deque[tuple[int, int]] = deque([(0, start)])
-        self.inflater: Any = _inflate_lib.decompressobj(31) if gz else None
-        self.fed = 0     # compressed bytes given to the current member's inflater
-        self.records = 0           # records read whole
-        self.record_start = start  # file offset of the record being read (where damage is reported)
-        self.policy = DigestPolicy()   # which digests a record may lack (warc/conventions.py)
-
-    def position(self) -> int:
-        return self.total - (len(self.buf) - self.off)
-
-    def file_offset(self, position: int) -> int:
-        """Return the file offset of the gzip member holding stream `position` (or the position)."""
-        if not self.gz:
-            return self.members[0][1] + position
-        while len(self.members) > 1 and self.members[1][0] <= position:
-            self.members.popleft()
-        return self.members[0][1]
-
-    def _more(self) -> bool:
-        out = self._inflate() if self.gz else self._read_plain()
-        if out is None:
-            return False
-        self.buf = self.buf[self.off:] + out
-        self.off = 0
-        self.total += len(out)
-        return True
-
-    def _read_plain(self) -> bytes | None:
-        data = self.f.read(READ)
-        self.file_sha.update(data)
-        return data or None
-
-    def _inflate(self) -> bytes | None:
-        while True:
-            if not self.tail:
-                data = self.f.read(READ)
-                if not data:
-                    if self.fed:
-                        self.record_start = self.members[-1][1]
-                        raise Broken("gzip member cut short")
-                    return None
-                self.file_sha.update(data)
-                self.tail = data
-            try:
-                out = self.inflater.decompress(self.tail, READ)
-            except Exception as exc:   # zlib.error or isal's: corrupt compressed data
-                self.record_start = self.members[-1][1]   # the member being inflated
-                raise Broken(f"corrupt gzip data: {exc}") from None
-            rest = self.inflater.unused_data if self.inflater.eof else self.inflater.unconsumed_tail
-            used = len(self.tail) - len(rest)
-            self.tail_at += used
-            self.fed += used
-            self.tail = rest
-            if self.inflater.eof:
-                self.members.append((self.total + len(out), self.tail_at))
-                self.inflater = _inflate_lib.decompressobj(31)
-                self.fed = 0
-            if out:
-                return out
-
-    def read1(self, n: int) -> bytes:
-        if self.off >= len(self.buf) and not self._more():
-            return b""
-        data = self.buf[self.off:self.off + n]
-        self.off += len(data)
-        return data
-
-    def readline(self, limit: int = 65537) -> bytes:
-        while True:
-            end = self.buf.find(b"\n", self.off, self.off + limit)
-            if end >= 0 or len(self.buf) - self.off >= limit or not self._more():
-                stop = end + 1 if end >= 0 else min(len(self.buf), self.off + limit)
-                line = self.buf[self.off:stop]
-                self.off = stop
-                return line
-
-    def drain(self) -> int:
-        """Read to the end (the file checksum needs every byte); return the bytes read."""
-        size = 0
-        while data := self.f.read(READ):
-            self.file_sha.update(data)
-            size += len(data)
-        return size
-
-
-class _Block:
-    """A record block: at most `length` bytes of the stored stream, hashed as they are read."""
-
-    def __init__(self, stored: _Stored, length: int, digest: Digest):
-        self.stored, self.left, self.digest = stored, length, digest
-
-    def read(self, n: int = -1) -> bytes:
-        parts = []
-        want = self.left if n is None or n < 0 else min(n, self.left)
-        while want > 0 and (data := self.stored.read1(want)):
-            parts.append(data)
-            want -= len(data)
-        return self._take(b"".join(parts))
-
-    def readline(self, limit: int = 65537) -> bytes:
-        return self._take(self.stored.readline(min(limit, self.left))) if self.left > 0 else b""
-
-    def _take(self, data: bytes) -> bytes:
-        self.left -= len(data)
-        self.digest.update(data)
-        return data
-
-
-class _FileHash:
-    """The checksum of the stored file, and its size, taken as it is read (hashed on `thread`)."""
-
-    def __init__(self, thread: HashThread | None = None) -> None:
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.thread = thread
-
-    def update(self, data: bytes) -> None:
-        if self.thread is not None:
-            self.thread.update(self.sha, data)
-        else:
-            self.sha.update(data)
-        self.size += len(data)
 
 
 def check_warc(f: BinaryIO, rel: str, gz: bool,
@@ -186,11 +42,11 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
     # payload digests on another (the block and the payload are mostly the same bytes).
     hasher = HashThread()
     payload_hasher = HashThread()
-    file_sha = _FileHash(hasher)
+    file_sha = FileHash(hasher)
     problems = CappedProblems(rel, MAX_PROBLEMS)
     records = 0
-    stored = _Stored(f, gz, file_sha, heads=heads)
-    stored.policy = policy or stored.policy
+    stored = Stored(f, gz, file_sha, heads=heads)
+    stored.policy = policy or DigestPolicy()
     try:
         _check_records(stored, rel, (hasher, payload_hasher), problems)
         records = stored.records
@@ -219,8 +75,8 @@ def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
     magic = GZIP_MAGIC if gz else b"WARC/1."
     while (start := _find(f, magic, failed + 1)) is not None:
         f.seek(start)
-        stored = _Stored(f, gz, _FileHash(), start, heads)
-        stored.policy = policy or stored.policy
+        stored = Stored(f, gz, FileHash(), start, heads)
+        stored.policy = policy or DigestPolicy()
         try:
             _check_records(stored, rel, hasher, problems)
             return records + stored.records
@@ -245,7 +101,7 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
     return None
 
 
-def _check_records(stored: _Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
+def _check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
     """Check records from the stream's position on, counting them in `stored.records`."""
     previous = reported = None
     while True:
@@ -304,9 +160,12 @@ def head_matches(heads: dict[str, str], name: str, value: str) -> bool:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest() == digest
 
 
-def _warc_headers(stored: _Stored) -> dict[str, str]:
+def _warc_headers(stored: Stored) -> dict[str, str]:
     """Read a record's WARC headers; raise Broken past MAX_WARC_HEAD bytes (one endless line
     is read 64 KB at a time, never held whole)."""
+    fast = buffered_headers(stored, MAX_WARC_HEAD)
+    if fast is not None:
+        return fast
     headers: dict[str, str] = {}
     size = 0
     while (line := stored.readline()) not in (b"\r\n", b"\n", b""):
@@ -319,19 +178,14 @@ def _warc_headers(stored: _Stored) -> dict[str, str]:
     return headers
 
 
-def _check_record(stored: _Stored, headers: dict[str, str], length: int, rel: str, offset: int,
+def _check_record(stored: Stored, headers: dict[str, str], length: int, rel: str, offset: int,
                   hasher: Hashers, problems: list[Problem]) -> None:
     kind = headers.get("warc-type", "")
     uri = headers.get("warc-target-uri")
-    # Handing small records to threads costs more than hashing them here.
-    block_hasher, payload_hasher = hasher if length >= THREAD_MIN else (None, None)
-    block_check = Digest(headers.get("warc-block-digest"), block_hasher)
-    block = _Block(stored, length, block_check)
-    payload_check = _payload_check(block, headers, payload_hasher, rel, offset, uri, problems)
-    while block.read(READ):
-        pass
-    if block.left:
-        raise Broken(f"record cut short: {block.left} of {length} bytes missing")
+    if length < THREAD_MIN and stored.whole(length):   # a small record: all in memory already
+        block_check, payload_check = _check_buffered(stored, headers, length, rel, offset, problems)
+    else:
+        block_check, payload_check = _check_streamed(stored, headers, length, rel, offset, hasher, problems)
     matched = bool(block_check.expected) and block_check.matches()
     what = stored.policy.block_problem(kind, block_check.expected, matched, headers.get("warc-payload-digest"))
     if what is not None:
@@ -342,7 +196,56 @@ def _check_record(stored: _Stored, headers: dict[str, str], length: int, rel: st
                                 payload_check.found()))
 
 
-def _payload_check(block: _Block, headers: dict[str, str], hasher: HashThread | None, rel: str,
+def _check_streamed(stored: Stored, headers: dict[str, str], length: int, rel: str, offset: int,
+                    hasher: Hashers, problems: list[Problem]) -> tuple[Digest, Digest]:
+    """Read a record's block through, hashing it (on the hash threads when large); return
+    its (block, payload) digests."""
+    uri = headers.get("warc-target-uri")
+    # Handing small records to threads costs more than hashing them here.
+    block_hasher, payload_hasher = hasher if length >= THREAD_MIN else (None, None)
+    block_check = Digest(headers.get("warc-block-digest"), block_hasher)
+    block = Block(stored, length, block_check)
+    payload_check = _payload_check(block, headers, payload_hasher, rel, offset, uri, problems)
+    while block.read(READ):
+        pass
+    if block.left:
+        raise Broken(f"record cut short: {block.left} of {length} bytes missing")
+    return block_check, payload_check
+
+
+def _check_buffered(stored: Stored, headers: dict[str, str], length: int, rel: str, offset: int,
+                    problems: list[Problem]) -> tuple[Digest, Digest]:
+    """`_check_streamed` for a small record whose block is in the buffer: the same digests
+    and problems, on a slice of it (no per-line reads, no hash threads)."""
+    data = memoryview(stored.buf)[stored.off:stored.off + length]
+    stored.off += length
+    kind = headers.get("warc-type", "")
+    uri = headers.get("warc-target-uri")
+    block_check = Digest(headers.get("warc-block-digest"))
+    block_check.update(data)
+    check = Digest(None if kind == "revisit" else headers.get("warc-payload-digest"))
+    if check.expected:
+        if not (kind in HTTP_RECORDS and "application/http" in headers.get("content-type", "")):
+            check.update(data)
+        else:
+            stream = io.BytesIO(data)
+            try:
+                chunked = is_chunked(head_headers(read_head(stream, STORED_HEAD)))
+            except WireError as exc:
+                problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
+                chunked = False
+            rest = data[stream.tell():]
+            if chunked:
+                framed = Digest(check.expected)
+                framed.update(rest)
+                _feed(check, lambda: iter_payload(stream, True))   # type: ignore[arg-type]
+                check = framed if framed.matches() else check
+            else:
+                check.update(rest)
+    return block_check, check
+
+
+def _payload_check(block: Block, headers: dict[str, str], hasher: HashThread | None, rel: str,
                    offset: int, uri: str | None, problems: list[Problem]) -> Digest:
     """Hash the record's payload as the WARC spec defines it; return its check."""
     kind = headers.get("warc-type", "")
@@ -382,7 +285,7 @@ def _feed(check: Digest, blocks: Callable[[], Any]) -> None:
 class _Tee:
     """Reads through a block while hashing what is read into a second digest."""
 
-    def __init__(self, block: _Block, digest: Digest):
+    def __init__(self, block: Block, digest: Digest):
         self.block, self.digest = block, digest
 
     def read(self, n: int = -1) -> bytes:

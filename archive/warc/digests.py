@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import re
 import threading
 from base64 import b32encode
 from dataclasses import dataclass
 from typing import Any
 
 MAX_VALUE = 300   # characters of one value (URI, digest, header) a problem keeps
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_CONSTRUCTORS: dict[str, Any] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512,
+                                 "md5": hashlib.md5}
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class HashThread:
     """Runs hash updates in submission order on a thread of its own."""
 
     def __init__(self) -> None:
-        self.jobs: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=32)
+        self.jobs: queue.Queue[tuple[Any, bytes | memoryview] | None] = queue.Queue(maxsize=32)
         self.thread = threading.Thread(target=self._run, daemon=True, name="verify-hash")
         self.thread.start()
 
@@ -84,7 +88,7 @@ class HashThread:
             self.jobs.task_done()
         self.jobs.task_done()
 
-    def update(self, sha: Any, data: bytes) -> None:
+    def update(self, sha: Any, data: bytes | memoryview) -> None:
         self.jobs.put((sha, data))
 
     def wait(self) -> None:
@@ -105,16 +109,22 @@ class Digest:
         self.expected = value
         self.hasher = hasher
         algo, _, self.value = (value or "").partition(":")
-        try:
-            self.sha: Any = hashlib.new(algo.lower().replace("-", "")) if value else None
-        except ValueError:
-            self.sha = None
+        self._found: str | None = None
+        self.sha: Any = None
+        if value:
+            name = algo.lower().replace("-", "")
+            known = _CONSTRUCTORS.get(name)
+            try:
+                self.sha = known() if known is not None else hashlib.new(name)
+            except ValueError:
+                self.sha = None
         if self.sha is not None and not self.sha.digest_size:
             self.sha = None   # variable-length digests (shake_*) name no length: unsupported
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         if self.sha is None or not data:
             return
+        self._found = None
         if self.hasher is not None:
             self.hasher.update(self.sha, data)
         else:
@@ -123,12 +133,16 @@ class Digest:
     def found(self) -> str:
         if self.sha is None:
             return "unsupported algorithm"
+        if self._found is not None:   # asked again after the last update
+            return self._found
         if self.hasher is not None:
             self.hasher.wait()
         algo = (self.expected or "").partition(":")[0]
-        if len(self.value) == 2 * self.sha.digest_size and all(c in "0123456789abcdefABCDEF" for c in self.value):
-            return f"{algo}:{self.sha.hexdigest()}"
-        return f"{algo}:{b32encode(self.sha.digest()).decode()}"
+        if len(self.value) == 2 * self.sha.digest_size and _HEX.fullmatch(self.value):
+            self._found = f"{algo}:{self.sha.hexdigest()}"
+        else:
+            self._found = f"{algo}:{b32encode(self.sha.digest()).decode()}"
+        return self._found
 
     def matches(self) -> bool:
         # base32 values are compared without their "=" padding, which some tools leave off

@@ -22,6 +22,7 @@ from archive.warc.cdxj import write_index
 from archive.warc.writer import WarcWriter, new_record_id
 
 from .dedup import ConditionalFetcher, Deduper, DedupIndex, LocalIndex
+from .records import RecordSpool
 from .resume import HeldCapture, options_from
 from .resume import exchange as held_exchange
 from .resume import load as load_interrupted
@@ -42,13 +43,15 @@ OnURL = Callable[[dict[str, Any]], None]
 class _Run:
     """The bookkeeping of one capture: log lines, counts, pages, index records."""
 
-    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None):
+    def __init__(self, log: TextIO, progress: Progress | None, on_url: OnURL | None = None,
+                 spool: Path | None = None):
         self.log = log
         self.progress = progress
         self.on_url = on_url
         self.frontier: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self.counts: Counter[str] = Counter()
-        self.records: list[Record] = []
+        # on disk in the spool folder: a crawl of a million URLs does not hold a million Records
+        self.records: RecordSpool | list[Record] = RecordSpool(spool) if spool is not None else []
         self.pages: list[dict[str, Any]] = []
         self.failures: list[dict[str, str]] = []
         self.incomplete: list[dict[str, str]] = []
@@ -67,7 +70,7 @@ class _Run:
             else:
                 original = deduper.original_for(exchange) if deduper is not None else None
                 rec = writer.write_exchange(exchange, original)
-            self.records.append(rec)   # list.append is atomic; read only after the crawl
+            self.records.append(rec)   # safe from the workers' threads; read only after the crawl
             return rec
         return write
 
@@ -143,6 +146,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     StorageError.
     """
     from .crawl import Crawler  # the HTTP and HTML stacks load when a capture runs, not before
+    from .frontier import Frontier
     from .fetch import Fetcher, load_cookies
 
     given = [urls] if isinstance(urls, str) else list(urls)
@@ -191,11 +195,11 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
             _keep_dependencies(held, deduper, dedup_index or local or LocalIndex(store))
     try:
         with open(folder / "logs" / "capture.jsonl", "w", encoding="utf-8") as log:
-            run = _Run(log, progress, on_url)
+            run = _Run(log, progress, on_url, spool)
             for raw, why in bad:
                 run.outcome(Outcome(Link(raw, Kind.PAGE, seed=raw), "failed", f"invalid-url: {why}"))
             crawler = Crawler(fetcher, scope, options, run.record(warc, held, deduper), run.outcome,
-                              limiter=limiter)
+                              limiter=limiter, frontier=Frontier(spool))
             run.frontier = crawler.frontier
             if options.browser:
                 from .browsing import Browsing
@@ -309,6 +313,8 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
     resources = sum(1 for r in run.records if r.url.startswith("urn:"))   # one record each, not a pair
     run.counts["records"] = 2 * len(run.records) - resources + len(warc.files) + warc.metadata_records
     revisits = sum(1 for r in run.records if r.original is not None)
+    if isinstance(run.records, RecordSpool):
+        run.records.close()
     if revisits:
         run.counts["revisits"] = revisits
         run.counts["dedup_bytes"] = deduper.saved if deduper is not None else 0

@@ -8,11 +8,8 @@ the frontier, the seen-set and the robots rules, so none of them needs a lock.
 from __future__ import annotations
 
 import email.utils
-import heapq
-import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -26,6 +23,7 @@ from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record
 
 from .extract import Extracted, extract
 from .fetch import PAGE_ACCEPT, Fetcher
+from .frontier import Frontier
 from .hops import REFRESH, Chains, redirect_hop, refresh_hop
 from .scope import Robots, Scope, robots_url
 
@@ -62,7 +60,8 @@ class Crawler:
 
     def __init__(self, fetcher: Fetcher, scope: Scope, options: CaptureOptions,
                  record: RecordFn, on_outcome: OutcomeFn,
-                 clock: Callable[[], float] = time.monotonic, limiter: HostLimiter | None = None):
+                 clock: Callable[[], float] = time.monotonic, limiter: HostLimiter | None = None,
+                 frontier: Frontier | None = None):
         self.fetcher = fetcher
         self.scope = scope
         self.options = options
@@ -71,18 +70,13 @@ class Crawler:
         self.clock = clock
         self.limiter = limiter
         self.throttled = False    # a host waits for the shared limiter: poll it again soon
-        self.seen: set[str] = set()
+        self.queue = frontier if frontier is not None else Frontier()
         self.logged_skips: set[str] = set()
-        self.queues: dict[str, deque[Link]] = {}
         self.inflight: dict[str, int] = {}
         self.next_start: dict[str, float] = {}
         self.robots: dict[str, Robots | None] = {}      # origin -> rules; None while fetching
         self.parked: dict[str, list[Link]] = {}         # origin -> pages waiting for its rules
         self.robots_for: dict[str, str] = {}            # robots.txt URL being fetched -> origin
-        self.queued = 0
-        self.per_host: dict[str, int] = {}
-        self.later: list[tuple[float, int, Link]] = []  # (when, order, link): retries waiting
-        self.order = itertools.count()
         self.chains = Chains()
 
     # -- the loop --------------------------------------------------------------------------
@@ -111,34 +105,34 @@ class Crawler:
             self.fetcher.abort()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            self.queue.close()
         pool.shutdown(wait=True)
 
     def frontier(self) -> tuple[int, int]:
         """Return (URLs queued, fetches in flight) now, for a progress display."""
-        return sum(map(len, self.queues.values())) + len(self.later), sum(self.inflight.values())
+        return len(self.queue), sum(self.inflight.values())
 
     def _pending(self) -> bool:
-        return bool(self.later) or any(self.queues.values())
+        return self.queue.pending()
 
     def _idle_wait(self) -> float:
         now = self.clock()
-        waits = [self.later[0][0] - now] if self.later else []
+        due = self.queue.next_due()
+        waits = [due - now] if due is not None else []
         if self.throttled:
             waits.append(0.05)
         if self.options.delay:
-            waits += [self.next_start.get(h, now) - now for h, q in self.queues.items() if q]
+            waits += [self.next_start.get(h, now) - now for h in self.queue.hosts()]
         return max(0.005, min(waits)) if waits else 0.0
 
     def _release_due(self) -> None:
-        now = self.clock()
-        while self.later and self.later[0][0] <= now:
-            _, _, link = heapq.heappop(self.later)
-            self.queues.setdefault(host_of(link.url), deque()).append(link)
+        self.queue.release_due(self.clock())
 
     def _dispatch(self, pool: ThreadPoolExecutor, running: dict[Future[_Result], Link]) -> None:
         self.throttled = False
-        for host, queue in self.queues.items():
-            while queue and len(running) < self.options.connections \
+        for host in self.queue.hosts():
+            while self.queue.has(host) and len(running) < self.options.connections \
                     and self.inflight.get(host, 0) < self.options.per_host:
                 now = self.clock()
                 if self.options.delay and now < self.next_start.get(host, 0.0):
@@ -148,7 +142,7 @@ class Crawler:
                     break
                 if self.options.delay:
                     self.next_start[host] = now + self.options.delay
-                link = queue.popleft()
+                link = self.queue.pop(host)
                 self.inflight[host] = self.inflight.get(host, 0) + 1
                 running[pool.submit(self._work, link)] = link
 
@@ -247,7 +241,7 @@ class Crawler:
         self.on_outcome(Outcome(link, "retried", f"HTTP {ex.status}: trying again in {wait:.0f} s",
                                 status=ex.status, url=ex.url, date=ex.date, bytes=ex.block_length))
         again = replace(link, attempt=link.attempt + 1)
-        heapq.heappush(self.later, (self.clock() + wait, next(self.order), again))
+        self.queue.defer(self.clock() + wait, again)
         return True
 
     def _follow_redirect(self, link: Link, ex: Exchange) -> None:
@@ -274,18 +268,18 @@ class Crawler:
 
     def offer(self, link: Link) -> None:
         """Queue `link` unless it was seen, is out of scope, or robots.txt forbids it."""
-        if link.url in self.seen:
+        if link.url in self.queue:
             return
         why = self.scope.reason(link)
-        if why is None and self.options.max_urls and self.queued >= self.options.max_urls:
+        if why is None and self.options.max_urls and self.queue.total >= self.options.max_urls:
             why = f"over --max-urls {self.options.max_urls}"
         host = host_of(link.url)
-        if why is None and self.options.max_per_host and self.per_host.get(host, 0) >= self.options.max_per_host:
+        if why is None and self.options.max_per_host and self.queue.count_for(host) >= self.options.max_per_host:
             why = f"over --max-per-host {self.options.max_per_host}"
         if why:
             self._log_skip(link, why)
             return
-        self.seen.add(link.url)
+        self.queue.see(link.url)
         if self.scope.needs_robots(link):
             origin = origin_of(link.url)
             if origin not in self.robots:
@@ -302,10 +296,7 @@ class Crawler:
         self._enqueue(link)
 
     def _enqueue(self, link: Link) -> None:
-        self.seen.add(link.url)
-        self.queued += 1
-        self.per_host[host_of(link.url)] = self.per_host.get(host_of(link.url), 0) + 1
-        self.queues.setdefault(host_of(link.url), deque()).append(link)
+        self.queue.push(link)
 
     def _robots_known(self, origin: str, rules: Robots) -> None:
         self.robots[origin] = rules

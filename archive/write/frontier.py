@@ -1,0 +1,248 @@
+"""The frontier and the seen-set of one crawl: per-host FIFO queues, retries waiting their time.
+
+Both stay in memory up to `memory` entries each, then spill to a SQLite file (in `folder`, or
+a private temporary database when none is given), so a crawl of a million URLs holds about as
+much memory as one of ten thousand. A host's queue keeps its order across the spill: its
+oldest links in memory (`head`), then those on disk, then the newest in memory (`tail`).
+The crawl's main thread alone uses a Frontier, so it holds no lock.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import sqlite3
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from archive.errors import StorageError
+from archive.formats.urls import host_of
+from archive.models import Kind, Link
+
+MEMORY = 20_000        # links queued in memory, and URLs in the seen-set's memory, before a spill
+REFILL = 512           # links read back from disk at once into a host's head
+
+
+class _Host:
+    __slots__ = ("head", "disk", "tail", "pushed")
+
+    def __init__(self) -> None:
+        self.head: deque[Link] = deque()   # the oldest links
+        self.disk = 0                      # then this many on disk
+        self.tail: list[Link] = []         # then the newest (only while something is on disk)
+        self.pushed = 0                    # links ever pushed for this host
+
+    def __len__(self) -> int:
+        return len(self.head) + self.disk + len(self.tail)
+
+
+class Frontier:
+    """The URLs seen so far and the links waiting to be fetched, one FIFO queue per host.
+
+    `push` counts a link against its host and the crawl (`total`, `count_for`), `defer` holds
+    a retry until its time, `release_due` puts due retries back at the end of their host's
+    queue. `memory` (entries, >= 1) bounds the links and the seen URLs held in memory; past
+    it they go to `folder`/frontier.sqlite3 (removed by `close`). Raises StorageError when
+    the spill file cannot be written.
+    """
+
+    def __init__(self, folder: Path | None = None, memory: int | None = None) -> None:
+        self.memory = max(1, memory if memory is not None else MEMORY)
+        self.folder = folder
+        self.seen: set[str] = set()          # URLs seen since the last spill of the seen-set
+        self.hosts_: dict[str, _Host] = {}
+        self.in_memory = 0                   # links in heads and tails
+        self.queued = 0                      # links queued now, wherever they are
+        self.later: list[tuple[float, int, Link]] = []   # (when, order, link): retries waiting
+        self.order = itertools.count()
+        self.total = 0                       # links ever pushed
+        self.spilled_seen = False
+        self.limit = self.memory             # spill when in_memory passes this
+        self._db: sqlite3.Connection | None = None
+        self._path: Path | None = None
+
+    # -- the seen-set ------------------------------------------------------------------------
+    def __contains__(self, url: str) -> bool:
+        if url in self.seen:
+            return True
+        if not self.spilled_seen:
+            return False
+        return self._sql("SELECT 1 FROM seen WHERE url = ?", (url,)).fetchone() is not None
+
+    def see(self, url: str) -> None:
+        """Mark `url` seen without queueing it (it waits for its host's robots.txt)."""
+        self.seen.add(url)
+        if len(self.seen) > self.memory:
+            self._sql_many("INSERT OR IGNORE INTO seen VALUES (?)", ((u,) for u in self.seen))
+            self.seen.clear()
+            self.spilled_seen = True
+
+    # -- the queues --------------------------------------------------------------------------
+    def push(self, link: Link) -> None:
+        """Queue `link` at the end of its host's queue; mark it seen and count it."""
+        host = host_of(link.url)
+        self.see(link.url)
+        self.total += 1
+        entry = self.hosts_.get(host)
+        if entry is None:
+            entry = self.hosts_[host] = _Host()
+        entry.pushed += 1
+        self._append(host, entry, link)
+
+    def count_for(self, host: str) -> int:
+        """Return how many links were ever pushed for `host`."""
+        entry = self.hosts_.get(host)
+        return entry.pushed if entry is not None else 0
+
+    def hosts(self) -> Iterator[str]:
+        """Yield the hosts with a queued link, in the order their queues were made."""
+        return (h for h, e in list(self.hosts_.items()) if len(e))
+
+    def has(self, host: str) -> bool:
+        """Return whether `host` has a queued link."""
+        entry = self.hosts_.get(host)
+        return entry is not None and len(entry) > 0
+
+    def pop(self, host: str) -> Link:
+        """Return the oldest queued link of `host`; raise IndexError when it has none."""
+        entry = self.hosts_.get(host)
+        if entry is None:
+            raise IndexError(host)
+        if not entry.head:
+            if entry.disk:
+                self._refill(host, entry)
+            elif entry.tail:
+                entry.head.extend(entry.tail)
+                entry.tail.clear()
+        link = entry.head.popleft()
+        self.in_memory -= 1
+        self.queued -= 1
+        return link
+
+    def _append(self, host: str, entry: _Host, link: Link) -> None:
+        self.queued += 1
+        self.in_memory += 1
+        if entry.disk or entry.tail:
+            entry.tail.append(link)
+        else:
+            entry.head.append(link)
+        if self.in_memory > self.limit:
+            self._spill()
+            # many hosts each keep their next link in memory: do not scan them all on every push
+            self.limit = max(self.memory, 2 * self.in_memory)
+
+    def _spill(self) -> None:
+        """Move every host's tail to disk, and the heads of hosts beyond what memory holds."""
+        rows: list[tuple[str, str]] = []
+        for host, entry in self.hosts_.items():
+            if not entry.disk and len(entry.head) > 1:
+                # the host's next link stays in memory; the rest of its head waits on disk
+                entry.tail[:0] = list(itertools.islice(entry.head, 1, None))
+                while len(entry.head) > 1:
+                    entry.head.pop()
+            if entry.tail:
+                rows += [(host, _dump(link)) for link in entry.tail]
+                entry.disk += len(entry.tail)
+                self.in_memory -= len(entry.tail)
+                entry.tail.clear()
+        self._sql_many("INSERT INTO queue (host, link) VALUES (?, ?)", rows)
+
+    def _refill(self, host: str, entry: _Host) -> None:
+        rows = self._sql("SELECT seq, link FROM queue WHERE host = ? ORDER BY seq LIMIT ?",
+                         (host, REFILL)).fetchall()
+        self._sql("DELETE FROM queue WHERE host = ? AND seq <= ?", (host, rows[-1][0]))
+        entry.head.extend(_load(text) for _, text in rows)
+        entry.disk -= len(rows)
+        self.in_memory += len(rows)
+
+    # -- retries -----------------------------------------------------------------------------
+    def defer(self, when: float, link: Link) -> None:
+        """Hold `link` until the clock reads `when` (seconds, the crawl's clock)."""
+        heapq.heappush(self.later, (when, next(self.order), link))
+
+    def next_due(self) -> float | None:
+        """Return when the first retry waiting is due, or None."""
+        return self.later[0][0] if self.later else None
+
+    def release_due(self, now: float) -> None:
+        """Queue every retry due by `now` at the end of its host's queue."""
+        while self.later and self.later[0][0] <= now:
+            _, _, link = heapq.heappop(self.later)
+            host = host_of(link.url)
+            self._append(host, self.hosts_.setdefault(host, _Host()), link)
+
+    # -- the whole ---------------------------------------------------------------------------
+    def pending(self) -> bool:
+        """Return whether any link is queued or waiting."""
+        return bool(self.later) or self.queued > 0
+
+    def __len__(self) -> int:
+        """The links queued or waiting now."""
+        return self.queued + len(self.later)
+
+    @property
+    def spilled(self) -> bool:
+        """Whether anything went to disk."""
+        return self._db is not None
+
+    def close(self) -> None:
+        """Let go of what the frontier holds; remove the spill file."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+    # -- the spill file ----------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                if self.folder is not None:
+                    self._path = self.folder / "frontier.sqlite3"
+                    self._path.unlink(missing_ok=True)
+                # a file nobody else reads, removed at the end: no journal, no fsync
+                db = sqlite3.connect(str(self._path) if self._path else "", isolation_level=None)
+                db.execute("PRAGMA journal_mode = OFF")
+                db.execute("PRAGMA synchronous = OFF")
+                db.execute("PRAGMA cache_size = -4096")   # KiB: 4 MiB of pages in memory
+                db.execute("CREATE TABLE seen (url TEXT PRIMARY KEY) WITHOUT ROWID")
+                db.execute("CREATE TABLE queue (seq INTEGER PRIMARY KEY, host TEXT, link TEXT)")
+                db.execute("CREATE INDEX queue_host ON queue (host, seq)")
+            except (OSError, sqlite3.Error) as exc:
+                raise StorageError(self._path or "frontier", f"cannot spill the frontier: {exc}") from None
+            self._db = db
+        return self._db
+
+    def _sql(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            return self._conn().execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StorageError(self._path or "frontier", f"frontier spill file: {exc}") from None
+
+    def _sql_many(self, sql: str, rows: object) -> None:
+        try:
+            self._conn().executemany(sql, rows)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise StorageError(self._path or "frontier", f"frontier spill file: {exc}") from None
+
+
+def _dump(link: Link) -> str:
+    """Return a Link as one JSON array (its fields in order).
+
+    >>> _dump(Link("http://ex.org/", Kind.PAGE, 1, "http://ex.org/a", "a@href"))
+    '["http://ex.org/", "page", 1, "http://ex.org/a", "a@href", 0, null, 0, 0]'
+    """
+    return json.dumps([link.url, link.kind.value, link.depth, link.source, link.via, link.hops,
+                       link.seed, link.nest, link.attempt])
+
+
+def _load(text: str) -> Link:
+    """Return the Link `_dump` wrote.
+
+    >>> _load(_dump(Link("http://ex.org/", Kind.REQUISITE, 2, nest=1))) == Link("http://ex.org/", Kind.REQUISITE, 2, nest=1)
+    True
+    """
+    url, kind, depth, source, via, hops, seed, nest, attempt = json.loads(text)
+    return Link(url, Kind(kind), depth, source, via, hops, seed, nest, attempt)

@@ -1,0 +1,127 @@
+"""Bench case: a depth-1 crawl of 200,000 URLs against one of 20,000 (issue 17).
+
+The generated site: `/` links to P pages, each page holds R tiny images, so a depth-1 crawl
+fetches 1 + P + P * R URLs, all on one host (one queue: the frontier grows, then drains).
+Targets: peak RSS of the big crawl under 120 MB, and its URLs/s within 10 % of the small one's.
+
+    python bench/frontier.py [--quick]        # runs the case alone
+    python bench/frontier.py --serve PAGES     # the site (run.py starts it as a process)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socketserver
+import subprocess
+import sys
+import tempfile
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+PER_PAGE = 199          # images per page: 200 URLs a page with the page itself
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(56))   # with its path appended: every body differs
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: "Server"
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.path.split("?")[0]
+        if path == "/":
+            body = "".join(f'<a href="/p{i}.html">{i}</a>\n' for i in range(self.server.pages)).encode()
+            return self.send(b"<!doctype html><title>frontier</title>" + body, "text/html")
+        if path.startswith("/p") and path.endswith(".html"):
+            i = path[2:-5]
+            imgs = "".join(f'<img src="/i{i}-{j}.png">' for j in range(PER_PAGE))
+            return self.send(f"<!doctype html><title>p{i}</title>{imgs}".encode(), "text/html")
+        if path.startswith("/i") and path.endswith(".png"):
+            return self.send(IMAGE + path.encode(), "image/png")
+        self.send(b"not found", "text/plain", 404)
+
+    def send(self, data: bytes, ctype: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Server(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    pages = 0
+
+
+def serve(pages: int) -> None:
+    server = Server(("127.0.0.1", 0), Handler)
+    server.pages = pages
+    print(server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def crawl(urls: int) -> dict[str, float]:
+    """Capture a depth-1 crawl of about `urls` URLs; return wall s, URLs/s and peak RSS MB."""
+    from run import ARCHIVE, timed
+
+    pages = max(1, round((urls - 1) / (PER_PAGE + 1)))
+    site = subprocess.Popen([sys.executable, __file__, "--serve", str(pages)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert site.stdout is not None
+        url = f"http://127.0.0.1:{site.stdout.readline().strip()}/"
+        work = Path(tempfile.mkdtemp(prefix="bench-frontier-", dir=os.environ.get("BENCH_TMP")))
+        wall, _, rss, out = timed([*ARCHIVE, "capture", "-C", str(work / "coll"), "--json", "--quiet",
+                                   "--depth", "1", url])
+    finally:
+        site.terminate()
+        site.wait()
+    fetched = json.loads(out)["counts"]["fetched"]
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+    return {"urls": fetched, "wall": wall, "urls_per_s": fetched / wall, "rss_mb": rss}
+
+
+def case_frontier(quick: bool = False) -> dict[str, object]:
+    """The row: the big crawl against the small one (one run each: the big one takes minutes)."""
+    small_n, big_n = (300, 1_500) if quick else (20_000, 200_000)
+    small, big = crawl(small_n), crawl(big_n)
+    return {"case": f"crawl {big['urls']:.0f} vs {small['urls']:.0f} URLs", "small": small, "big": big,
+            "ratio": big["urls_per_s"] / small["urls_per_s"]}
+
+
+def row(r: dict[str, object]) -> str:
+    small, big = r["small"], r["big"]
+    assert isinstance(small, dict) and isinstance(big, dict)
+    return (f"{r['case']:34} {big['urls_per_s']:>10.0f} {small['urls_per_s']:>10.0f} {r['ratio']:>7.2f}  "
+            f"URLs/s; peak RSS {big['rss_mb']:.0f} MB vs {small['rss_mb']:.0f} MB (target < 120 MB, ratio >= 0.90)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--serve", type=int, metavar="PAGES", help="run the site with PAGES pages")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--urls", type=int, help="one crawl of about this many URLs, printed as JSON")
+    args = ap.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return 0
+    if args.urls:
+        print(json.dumps(crawl(args.urls)))
+        return 0
+    result = case_frontier(args.quick)
+    print(row(result))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The frontier spills to disk past a small threshold and still keeps each host's order, the
+hosts apart (politeness is per host), the seen-set's dedup, and a capture's resume."""
+from __future__ import annotations
+
+import json
+import random
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from archive import capture, verify
+from archive.errors import Interrupted
+from archive.models import Kind, Link
+from archive.write import frontier as frontier_module
+from archive.write.frontier import Frontier
+
+
+def link(host: str, i: int, **kw: object) -> Link:
+    return Link(f"http://{host}/p{i}", Kind.PAGE, 1, f"http://{host}/", "a@href", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("memory", [1, 3, 7, 10_000])
+def test_random_pushes_and_pops_match_a_plain_fifo_per_host(tmp_path: Path, memory: int) -> None:
+    rng = random.Random(memory)
+    hosts = [f"h{i}.example" for i in range(5)]
+    f = Frontier(tmp_path, memory=memory)
+    model: dict[str, deque[Link]] = {h: deque() for h in hosts}
+    n = 0
+    try:
+        for _ in range(3000):
+            host = rng.choice(hosts)
+            if rng.random() < 0.6:
+                n += 1
+                new = link(host, n, hops=n % 3, seed=None if n % 2 else f"http://{host}/")
+                f.push(new)
+                model[host].append(new)
+            elif model[host]:
+                assert f.pop(host) == model[host].popleft()   # same link, same fields, same order
+            else:
+                assert not f.has(host)
+                with pytest.raises(IndexError):
+                    f.pop(host)
+            assert len(f) == sum(map(len, model.values()))
+            assert set(f.hosts()) == {h for h, q in model.items() if q}
+        for host in hosts:
+            while model[host]:
+                assert f.pop(host) == model[host].popleft()
+        assert not f.pending()
+        assert f.spilled is (memory < 100)
+        assert f.count_for(hosts[0]) > 0 and f.total == n
+    finally:
+        f.close()
+    assert not (tmp_path / "frontier.sqlite3").exists()
+
+
+def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=4)
+    urls = [f"http://ex.org/{i}" for i in range(50)]
+    for url in urls[:25]:
+        f.see(url)
+    for url in urls[25:]:
+        f.push(Link(url, Kind.REQUISITE))
+    assert (tmp_path / "frontier.sqlite3").exists() and f.spilled_seen
+    assert all(u in f for u in urls)
+    assert "http://ex.org/50" not in f and "http://ex.org/0x" not in f
+    f.close()
+
+
+def test_retries_wait_then_go_to_the_end_of_their_hosts_queue(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=2)
+    for i in range(5):
+        f.push(link("a.example", i))
+    f.defer(10.0, link("a.example", 99, attempt=1))
+    assert len(f) == 6 and f.next_due() == 10.0
+    f.release_due(9.0)
+    assert f.next_due() == 10.0
+    f.release_due(10.0)
+    assert f.next_due() is None
+    assert [f.pop("a.example").url[-3:] for _ in range(6)] == ["/p0", "/p1", "/p2", "/p3", "/p4", "p99"]
+    f.close()
+
+
+def test_an_unwritable_spill_folder_is_a_storage_error(tmp_path: Path) -> None:
+    from archive.errors import StorageError
+    f = Frontier(tmp_path / "missing", memory=1)
+    f.push(link("a.example", 1))
+    with pytest.raises(StorageError, match="frontier"):
+        f.push(link("a.example", 2))
+
+
+def fetch_order(site) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(h, p) for h, p, _ in site.requests]
+
+
+def test_a_spilling_capture_fetches_what_and_in_the_order_a_memory_one_does(site, tmp_path, monkeypatch):
+    # one connection: the order of fetches is the frontier's order, nothing else
+    whole = capture([site.main_url + "/"], tmp_path / "a", connections=1, per_host=1)
+    expected = fetch_order(site)
+    site.requests.clear()
+    spills: list[bool] = []
+    close = Frontier.close
+
+    def spy(self: Frontier) -> None:
+        spills.append(self.spilled)
+        close(self)
+    monkeypatch.setattr(frontier_module, "MEMORY", 2)
+    monkeypatch.setattr(Frontier, "close", spy)
+    spilled = capture([site.main_url + "/"], tmp_path / "b", connections=1, per_host=1)
+    assert spills == [True]
+    assert fetch_order(site) == expected and len(expected) > 20
+    assert spilled.counts == whole.counts
+    assert verify(spilled.path).ok
+    assert not list((tmp_path / "b" / ".partial").glob("**/frontier.sqlite3"))
+
+
+def test_a_spilling_capture_resumes(site, collection, monkeypatch):
+    monkeypatch.setattr(frontier_module, "MEMORY", 2)
+    seen = []
+
+    def stop_after_ten(counts: dict[str, int]) -> None:
+        seen.append(counts)
+        if counts.get("fetched", 0) >= 10:
+            raise KeyboardInterrupt
+    with pytest.raises(Interrupted) as stopped:
+        capture([site.main_url + "/"], collection, progress=stop_after_ten, connections=2)
+    partial = Path(stopped.value.partial)
+    before = len(site.requests)
+    snap = capture([], collection, resume=partial.name)
+    report = verify(snap.path)
+    assert report.ok, report.problems
+    index = (snap.path / "indexes" / "index.cdx").read_text().splitlines()
+    urls = [json.loads(line.split(" ", 2)[2])["url"] for line in index]
+    assert len(urls) == len(set(urls)) >= 40   # each URL once: the seen-set held across the spill
+    assert site.main_url + "/static/css/site.css" in urls
+    again = len(site.requests) - before
+    assert again < len(urls)   # what the interrupted run held was not fetched again
+
+
+def test_the_index_sorted_in_runs_on_disk_equals_one_sorted_in_memory(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from archive.models import Record
+    from archive.warc.cdxj import write_index
+    rng = random.Random(5)
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    records = [Record(f"http://h{rng.randrange(9)}.example/{rng.randrange(10**6)}?q={i}", when, 200,
+                      "text/html", f"sha256:{i:064x}", "f.warc.gz", i * 100, 99) for i in range(1000)]
+    assert write_index(records, tmp_path / "a.cdx", chunk=10_000) == 1000
+    assert write_index(records, tmp_path / "b.cdx", chunk=7) == 1000
+    a = (tmp_path / "a.cdx").read_bytes()
+    assert a == (tmp_path / "b.cdx").read_bytes()
+    assert a.splitlines() == sorted(a.splitlines())
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "a.cdx", tmp_path / "b.cdx"]   # no run file left
