@@ -67,6 +67,18 @@ def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
     f.close()
 
 
+@pytest.mark.parametrize("memory", [2, 1000])
+def test_a_forgotten_url_can_be_queued_again_whether_spilled_or_not(tmp_path: Path, memory: int) -> None:
+    f = Frontier(tmp_path, memory=memory)
+    urls = [f"http://ex.org/{i}" for i in range(10)]
+    for url in urls:
+        f.push(Link(url, Kind.PAGE))
+    f.forget(urls[0])
+    f.forget(urls[9])
+    assert urls[0] not in f and urls[9] not in f and all(u in f for u in urls[1:9])
+    f.close()
+
+
 def test_retries_wait_then_go_to_the_end_of_their_hosts_queue(tmp_path: Path) -> None:
     f = Frontier(tmp_path, memory=2)
     for i in range(5):

@@ -116,7 +116,6 @@ class Browsing:
             write(simple_response(403, "Forbidden", f"not captured: {why}"))
             self._note(_Result(link, error=FetchError(url, "skipped", why)))
             return
-        self.crawler.seen.add(url)
         try:
             exchange = self.crawler.fetcher.fetch(url, accept)
         except FetchError as exc:
@@ -139,12 +138,11 @@ class Browsing:
         """--max-urls and --max-per-host count what the browser asks for too."""
         crawler, host = self.crawler, host_of(url)
         with self.lock:
-            if self.options.max_urls and crawler.queued >= self.options.max_urls:
+            if self.options.max_urls and crawler.queue.total >= self.options.max_urls:
                 return f"over --max-urls {self.options.max_urls}"
-            if self.options.max_per_host and crawler.per_host.get(host, 0) >= self.options.max_per_host:
+            if self.options.max_per_host and crawler.queue.count_for(host) >= self.options.max_per_host:
                 return f"over --max-per-host {self.options.max_per_host}"
-            crawler.queued += 1
-            crawler.per_host[host] = crawler.per_host.get(host, 0) + 1
+            crawler.queue.claim(url)
         return None
 
     def _note(self, result: Any) -> None:

@@ -261,7 +261,7 @@ class Crawler:
         else:   # back to a URL of its own chain: ask again if a cookie came since, else a loop
             back = self.chains.back(hop, limit, ex.header("Set-Cookie") is not None)
             if back == "again":
-                self.seen.discard(hop.url)
+                self.queue.forget(hop.url)
             elif back == "loop":
                 self.on_outcome(Outcome(hop, "failed", "redirect loop"))
             self.offer(hop)

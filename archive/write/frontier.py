@@ -78,17 +78,30 @@ class Frontier:
             self.seen.clear()
             self.spilled_seen = True
 
+    def forget(self, url: str) -> None:
+        """Unmark `url`, so it may be queued again (a URL of a redirect chain asked again once a
+        cookie came: write/hops.py)."""
+        self.seen.discard(url)
+        if self.spilled_seen:
+            self._sql("DELETE FROM seen WHERE url = ?", (url,))
+
     # -- the queues --------------------------------------------------------------------------
     def push(self, link: Link) -> None:
         """Queue `link` at the end of its host's queue; mark it seen and count it."""
         host = host_of(link.url)
-        self.see(link.url)
+        self.claim(link.url)
+        self._append(host, self.hosts_[host], link)
+
+    def claim(self, url: str) -> None:
+        """Mark `url` seen and count it against its host and the total without queueing it (a
+        URL the browser fetches through the recording proxy: write/browsing.py)."""
+        self.see(url)
         self.total += 1
+        host = host_of(url)
         entry = self.hosts_.get(host)
         if entry is None:
             entry = self.hosts_[host] = _Host()
         entry.pushed += 1
-        self._append(host, entry, link)
 
     def count_for(self, host: str) -> int:
         """Return how many links were ever pushed for `host`."""
