@@ -8,23 +8,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from archive.browser.behaviours import scroll_to_end, settle
 from archive.formats.html import visible_text
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 4 << 20            # characters of text taken from the browser
-# The behaviours of a browser capture (write/pagework.py), mirrored so the replay is rendered as
-# the capture was: scroll one window at a time, let observers fire, wait for network idle, stop
-# at the bottom once the height stops growing.
-MAX_SCROLL_STEPS = 40          # windows scrolled at most (an endless feed stops here)
-IDLE_WAIT = 5.0                # seconds at most for network idle after a step
-SETTLE = 0.25                  # seconds after a scroll step, for observers to fire
-SCROLL_STEP = """() => {
-  const el = document.scrollingElement || document.documentElement;
-  const before = window.scrollY;
-  window.scrollBy(0, window.innerHeight);
-  return {moved: window.scrollY !== before, height: el.scrollHeight};
-}"""
 
 
 def render(browser: Any, url: str, viewport: tuple[int, int], timeout: float, allowed: set[str],
@@ -69,19 +58,9 @@ def render_page(tab: Any, url: str, viewport: tuple[int, int], timeout: float, a
     try:
         deadline = time.monotonic() + timeout
         tab.goto(url, wait_until="load", timeout=timeout * 1000)
-        _settle(tab, deadline)
-        last_height, still = -1, 0
-        for _ in range(MAX_SCROLL_STEPS):
-            if deadline - time.monotonic() < timeout * 0.2:
-                break
-            step = tab.evaluate(SCROLL_STEP)
-            tab.wait_for_timeout(SETTLE * 1000)
-            _settle(tab, deadline)
-            still = still + 1 if not step["moved"] and step["height"] == last_height else 0
-            if still >= 2:
-                break     # at the bottom twice, and nothing more arrived
-            last_height = step["height"]
-        tab.evaluate("() => window.scrollTo(0, 0)")
+        notes: list[str] = []
+        settle(tab, deadline, notes, "after load")
+        scroll_to_end(tab, deadline, timeout, notes)
         seen["screenshot"] = tab.screenshot(full_page=True, type="png", timeout=timeout * 1000)
         if html:   # a static capture's text is its HTML's: the replayed DOM's, read the same way
             seen["text"] = "\n".join(visible_text(tab.content()[:MAX_TEXT].encode("utf-8"), "utf-8"))
@@ -90,13 +69,3 @@ def render_page(tab: Any, url: str, viewport: tuple[int, int], timeout: float, a
     except Timeout:
         raise Timeout(f"page did not load within {timeout:g} s") from None
     return seen
-
-
-def _settle(tab: Any, deadline: float) -> None:
-    """Wait for network idle, at most IDLE_WAIT seconds and not past `deadline` (a monotonic
-    time) but at least one second (a page that polls never idles)."""
-    from playwright.sync_api import TimeoutError as Timeout
-    try:
-        tab.wait_for_load_state("networkidle", timeout=max(1.0, min(IDLE_WAIT, deadline - time.monotonic())) * 1000)
-    except Timeout:
-        pass

@@ -13,19 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-MAX_SCROLL_STEPS = 40          # windows scrolled at most (an endless feed stops here)
+from archive.browser.behaviours import left, scroll_to_end, settle
+
 MAX_TEXT = 2_000_000           # characters of visible text kept
 MAX_LINKS = 5000
-IDLE_WAIT = 5.0                # seconds at most for network idle after a step
-SETTLE = 0.25                  # seconds after a scroll step, for observers to fire
 
-SCROLL_STEP = """() => {
-  const el = document.scrollingElement || document.documentElement;
-  const before = window.scrollY;
-  window.scrollBy(0, window.innerHeight);
-  return {y: window.scrollY, moved: window.scrollY !== before,
-          end: window.scrollY + window.innerHeight >= el.scrollHeight - 2, height: el.scrollHeight};
-}"""
 MEDIA = """() => {
   const urls = [];
   for (const m of document.querySelectorAll('video, audio')) {
@@ -53,18 +45,6 @@ class Rendered:
     notes: tuple[str, ...] = ()
 
 
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
-def _idle(page: Any, deadline: float, notes: list[str], what: str) -> None:
-    wait = min(IDLE_WAIT, _left(deadline))
-    try:
-        page.wait_for_load_state("networkidle", timeout=max(1.0, wait) * 1000)
-    except Exception:
-        notes.append(f"no network idle {what}")
-
-
 def render(page: Any, url: str, timeout: float) -> Rendered:
     """Run the behaviours on `page` for `url` within `timeout` seconds and read the result.
 
@@ -73,25 +53,13 @@ def render(page: Any, url: str, timeout: float) -> Rendered:
     deadline = time.monotonic() + timeout
     notes: list[str] = []
     page.goto(url, wait_until="load", timeout=max(1.0, timeout * 0.6) * 1000)
-    _idle(page, deadline, notes, "after load")
-    last_height, still = -1, 0
-    for _ in range(MAX_SCROLL_STEPS):
-        if _left(deadline) < timeout * 0.2:
-            notes.append("scrolling stopped at the deadline")
-            break
-        step = page.evaluate(SCROLL_STEP)
-        page.wait_for_timeout(SETTLE * 1000)
-        _idle(page, deadline, notes, "while scrolling")
-        still = still + 1 if not step["moved"] and step["height"] == last_height else 0
-        if still >= 2:
-            break     # at the bottom twice, and nothing more arrived
-        last_height = step["height"]
+    settle(page, deadline, notes, "after load")
+    scroll_to_end(page, deadline, timeout, notes)
     media = page.evaluate(MEDIA)
-    _idle(page, deadline, notes, "after media")
-    page.evaluate("() => window.scrollTo(0, 0)")
+    settle(page, deadline, notes, "after media")
     size = page.evaluate("() => { const el = document.scrollingElement || document.documentElement;"
                          " return [Math.max(el.scrollWidth, window.innerWidth), el.scrollHeight]; }")
-    png = page.screenshot(full_page=True, type="png", timeout=max(1.0, _left(deadline) + 10) * 1000)
+    png = page.screenshot(full_page=True, type="png", timeout=max(1.0, left(deadline) + 10) * 1000)
     text = page.evaluate("() => document.body ? document.body.innerText : ''") or ""
     links: list[str] = []
     for frame in page.frames:
