@@ -8,6 +8,7 @@ intact) and, to show the fault is real, straight from pywb (the image is lost).
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 from collections.abc import Iterator
@@ -60,18 +61,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _Kept(io.BytesIO):
+    def close(self) -> None:   # both responses are read from one buffer
+        pass
+
+
+class _Wire:
+    def __init__(self, data: bytes):
+        self.data = _Kept(data)
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return self.data
+
+
 def two_on_one_connection(port: int, first: str, second: str) -> tuple[http.client.HTTPResponse, bytes, bytes]:
-    """GET `first` then `second` on one keep-alive connection; return the first response, both bodies."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", first)
-        one = conn.getresponse()
-        body_one = one.read()
-        conn.request("GET", second)
-        two = conn.getresponse()
-        return one, body_one, two.read()
-    finally:
-        conn.close()
+    """Send GET `first` and GET `second` on one connection (HTTP/1.1 keep-alive, pipelined, so
+    the bytes after the first response are exactly what the server sent, whatever the timing);
+    read the answers as a client does, by their framing; return the first response and both bodies.
+    Raises http.client.HTTPException when the second answer does not start where the first ends."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {first} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+                     f"GET {second} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while block := sock.recv(65536):
+            data += block
+    wire = _Wire(data)
+    one = http.client.HTTPResponse(wire)  # type: ignore[arg-type]
+    one.begin()
+    body_one = one.read()
+    two = http.client.HTTPResponse(wire)  # type: ignore[arg-type]
+    two.begin()
+    return one, body_one, two.read()
 
 
 def path(sid: str, site: str, modifier: str, url_path: str) -> str:
@@ -95,10 +115,10 @@ def test_straight_from_pywb_the_empty_script_breaks_the_next_response(replayed):
     try:
         first, body, image = two_on_one_connection(pywb, path(sid, site, "js_", "/empty.js"),
                                                     path(sid, site, "im_", "/i.png"))
-    except (http.client.HTTPException, OSError):
+    except http.client.HTTPException:
         return   # the wrapper bytes were read as the next status line
-    assert first.getheader("Content-Length") == "0" and body == b""
-    assert image != PNG
+    pytest.fail(f"pywb framed the empty script right (Content-Length {first.getheader('Content-Length')}, "
+                f"{len(body)} bytes): the proxy's fix may no longer be needed")
 
 
 def test_the_wrapper_is_longer_than_pywb_says(replayed):
