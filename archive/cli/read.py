@@ -43,6 +43,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--base-url", metavar="URL", type=base_url, default=LOCAL_REPLAY,
                      help="replay server for links (default: %(default)s)")
 
+    lst.add_argument("--limit", type=int, metavar="N", help="list at most N snapshots (a page)")
+    lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest snapshots first")
+
+    found = command(sub, common, "search", _cmd_search, "find pages by words of their URL, title or text",
+                    "Search the collection's pages (URL, title and text, from the catalogue in "
+                    ".state/): every word must match, the last as a prefix; best matches first, "
+                    "with the matching passage.")
+    found.add_argument("words", nargs="+", metavar="WORD")
+    found.add_argument("--limit", type=int, default=20, metavar="N", help="at most N pages (default: %(default)s)")
+    found.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N best first")
+
     dif = command(sub, common, "diff", _cmd_diff, "what changed between two snapshots",
                   "List URLs added, removed, changed and unchanged between snapshot A (before) and "
                   "B (after), with a text diff of changed pages.")
@@ -113,7 +124,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
                 sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
         return 0
-    found = snapshots(args.collection)
+    found = snapshots(args.collection, limit=args.limit, offset=args.offset)
     if args.format == "json":
         write_json([s.to_json() for s in found])
         return 0
@@ -124,6 +135,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
             checked = "INCOMPLETE (under way, interrupted or killed)"
         sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
                          f"{checked}  {' '.join(s.seeds)}\n")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from archive.snapshot.catalogue import open_catalogue
+    from archive.snapshot.store import Collection
+
+    with open_catalogue(Collection(args.collection).require()) as catalogue:
+        hits = catalogue.search(" ".join(args.words), limit=max(0, args.limit), offset=max(0, args.offset))
+    if args.format == "json":
+        write_json([{"snapshot_id": h.snapshot_id, "url": h.url, "title": h.title, "timestamp": h.timestamp,
+                     "snippet": [{"text": text, "match": match} for text, match in h.snippet]} for h in hits])
+        return 0
+    if not hits:   # an answer, not a failure
+        print(f"archive: no pages match {printable(' '.join(args.words))}", file=sys.stderr)
+    for h in hits:
+        passage = "".join(f"[{t}]" if match else t for t, match in h.snippet)
+        sys.stdout.write(f"{h.snapshot_id[:12]}  {h.timestamp}  {printable(h.url)}\n"
+                         f"    {printable(h.title)}\n    {printable(' '.join(passage.split()))}\n")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The collection-upkeep commands: `schedule`, `audit` and `rm`."""
+"""The collection-upkeep commands: `schedule`, `audit`, `index` and `rm`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     run = command(ssub, common, "run", _cmd_schedule_run, "run what is due, once (for cron or a timer)")
     run.add_argument("--forever", action="store_true", help="keep running, waking when the next capture is due")
     command(ssub, common, "cron-line", _cmd_cron_line, "print a crontab line running the schedule", formats=None)
+
+    idx = command(sub, common, "index", _cmd_index, "the collection's catalogue (list, search, dedup)",
+                  "The catalogue in .state/catalogue.sqlite3 is a cache of what the snapshot folders "
+                  "say, kept current by every command; --rebuild makes it again from the folders.")
+    idx.add_argument("--rebuild", action="store_true", required=True, help="rebuild it from the snapshots")
 
     aud = command(sub, common, "audit", _cmd_audit, "re-verify every snapshot (a fixity check)",
                   "Verify every snapshot of the collection, revisit references included, in parallel; "
@@ -205,8 +210,22 @@ def _ask(doomed: list[Path]) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from archive.snapshot.catalogue import open_catalogue
+    from archive.snapshot.store import Collection
+
+    with open_catalogue(Collection(args.collection).require()) as catalogue:
+        count = catalogue.rebuild()
+        path = catalogue.path
+    if args.format == "json":
+        write_json({"catalogue": str(path), "snapshots": count})
+    else:
+        print(f"catalogue {path} rebuilt: {count} snapshot{'' if count == 1 else 's'}")
+    return 0
+
+
 def _cmd_rm(args: argparse.Namespace) -> int:
-    from archive.snapshot.depends import remove
+    from archive.snapshot.catalogue import remove
 
     removed = remove(args.snapshot, args.collection, with_dependents=args.with_dependents,
                      confirm=None if args.yes else _ask)

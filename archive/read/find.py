@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound
-from archive.formats.urls import canonicalize, surt_key
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
-from archive.snapshot.store import Collection, file_lines, last_verifications
+from archive.snapshot.catalogue import open_catalogue
+from archive.snapshot.store import Collection, file_lines
 
 from .verify import require_intact
 
@@ -68,18 +68,19 @@ class Memento:
         return datetime.strptime(self.timestamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
 
 
-def snapshots(collection: Path | str | None = None) -> list[Summary]:
-    """Return the collection's snapshots, newest first; raise NotACollection."""
+def snapshots(collection: Path | str | None = None, *, limit: int | None = None, offset: int = 0) -> list[Summary]:
+    """Return the collection's snapshots, newest first, from its catalogue: all of them, or the
+    page of `limit` after the `offset` newest; captures under .partial are listed on the first
+    page. Raises NotACollection."""
     store = Collection(collection).require()
-    verified = last_verifications(store)
-    found = []
-    for folder in store.snapshots():
-        try:
-            with Package.open(folder) as package:
-                found.append(_summary(package, folder, verified))
-        except ArchiveError:
-            continue
-    found += [_partial_summary(folder) for folder in store.partials()]
+    with open_catalogue(store) as catalogue:
+        rows = catalogue.snapshots(offset, catalogue.count() if limit is None else limit)
+    found = [Summary(r.id, Path(r.folder), r.captured_at, r.seeds, r.pages, r.size,
+                     None if r.verified_at is None else {"time": r.verified_at, "ok": r.verified_ok,
+                                                         "problems": r.problems},
+                     started=r.started) for r in rows]
+    if offset == 0:
+        found += [_partial_summary(folder) for folder in store.partials()]
     return sorted(found, key=lambda s: (s.created, s.started), reverse=True)
 
 
@@ -99,25 +100,6 @@ def _partial_summary(folder: Path) -> Summary:
     size = sum(p.stat().st_size for p in warcs)
     started = datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Summary(folder.name, folder, started, tuple(seeds), pages, size, None, complete=False)
-
-
-def _summary(package: Package, folder: Path, verified: dict[str, dict[str, Any]]) -> Summary:
-    data = package.datapackage()
-    meta = package.metadata()
-    captures = _captures(package)
-    urls = {url for url, _ in captures}
-    seeds = tuple(str(s.get("url") or s.get("given", "")) for s in as_list(meta.get("seeds"))
-                  if isinstance(s, dict))
-    if not seeds and data.get("mainPageURL"):
-        seeds = (str(data["mainPageURL"]),)
-    size = sum(r["bytes"] for r in as_list(data.get("resources"))
-               if isinstance(r, dict) and type(r.get("bytes")) is int)
-    snapshot_id = package.id
-    created = str(data.get("created", ""))
-    # seeds and pages as the index names them: metadata alone names nothing
-    return Summary(snapshot_id, folder, created, tuple(s for s in seeds if s in urls),
-                   len(_listed_pages(package, captures)), size,
-                   verified.get(snapshot_id), started=str(meta.get("started_at") or created))
 
 
 def _captures(package: Package) -> dict[tuple[str, str], IndexEntry]:
@@ -165,21 +147,12 @@ def _warcinfo_seeds(warc: Path) -> list[str]:
 
 
 def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCAL_REPLAY) -> list[Memento]:
-    """Return every capture of `url` in the collection, oldest first (a Memento TimeMap)."""
-    target = canonicalize(url)
-    key = surt_key(target)
-    found = []
-    order = {}
-    for summary in snapshots(collection):
-        if not summary.complete:
-            continue   # a capture under .partial has no index yet
-        order[summary.id] = summary.started
-        with Package.open(summary.path) as package:
-            for entry in package.index():
-                if entry.urlkey == key and entry.url == target and warc_member(entry.filename):
-                    found.append(Memento(summary.id, entry.timestamp, entry.url, entry.status,
-                                         entry.digest, replay_url(base_url, summary.id, entry.timestamp, entry.url)))
-    found.sort(key=lambda m: (m.timestamp, order.get(m.snapshot_id, ""), m.snapshot_id))
+    """Return every capture of `url` in the collection, oldest first (a Memento TimeMap), from
+    its catalogue. Raises NotACollection."""
+    with open_catalogue(Collection(collection).require()) as catalogue:
+        rows = catalogue.timemap(url)
+    found = [Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
+                     r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url)) for r in rows]
     return [replace(m, changed=None if i == 0 else m.digest != found[i - 1].digest)
             for i, m in enumerate(found)]
 

@@ -44,6 +44,7 @@ from archive.formats.wire import (
     read_head,
 )
 from archive.models import Record, Snapshot, rfc3339, utcnow
+from archive.snapshot.catalogue import refresh
 from archive.snapshot.package import datapackage, write_package, write_pages
 from archive.snapshot.reader import Package, as_list
 from archive.snapshot.store import Collection, snapshot_id_of, snapshot_name
@@ -321,6 +322,7 @@ def _note_verified(store: Collection, snapshot_id: str, clock: Clock) -> None:
         store.record_verification(snapshot_id, True, 0, rfc3339(clock()))
     except StorageError as exc:
         logger.warning("imported %s, but its verification was not noted: %s", snapshot_id[:12], exc)
+    refresh(store)   # the catalogue: the new snapshot and its verification
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from archive.errors import ArchiveError, DiskFull, Interrupted, NoAnswer, StorageError, UsageError
 from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import CaptureOptions, Exchange, Kind, Link, Outcome, Record, Snapshot, rfc3339, utcnow
+from archive.snapshot.catalogue import refresh
 from archive.snapshot.package import datapackage, write_package, write_pages
 from archive.snapshot.store import Collection, collection_of, snapshot_name
 from archive.warc.cdxj import write_index
@@ -179,7 +180,7 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     fetcher: Any = Fetcher(options, spool, clock=clock, header_hosts=frozenset(scope.hosts))
     if held is not None:
         fetcher = HeldFetcher(fetcher, held, spool)
-    deduper = None
+    deduper, local = None, None
     if options.dedup or options.conditional:
         local = LocalIndex(store) if dedup_index is None or options.conditional else None
         index = (dedup_index or local) if options.dedup else None
@@ -213,6 +214,8 @@ def capture(urls: Iterable[str] | str, collection: Path | str | None = None,
     finally:
         fetcher.close()
         store.discard(spool)
+        if local is not None:
+            local.close()
     if not any("status" in r for r in run.seed_results.values()):
         store.discard(folder)
         raise NoAnswer({k: v.get("error", "no answer") for k, v in run.seed_results.items()}
@@ -327,6 +330,7 @@ def _finish(store: Collection, folder: Path, warc: WarcWriter, run: _Run, given:
                           main_url=first.get("url"), main_date=first.get("ts"), metadata=metadata)
     snapshot_id = write_package(folder, package)
     path = store.publish(folder, snapshot_name(started, host_of(seeds[0]), snapshot_id))
+    refresh(store)   # the collection's catalogue takes in the new snapshot
     return Snapshot(id=snapshot_id, path=path, created=package["created"], seeds=tuple(seeds),
                     counts=dict(run.counts), warnings=tuple(warnings))
 

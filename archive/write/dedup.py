@@ -20,7 +20,8 @@ from typing import Any, Protocol
 from archive.errors import ArchiveError
 from archive.models import Exchange, Original, Record
 from archive.snapshot.reader import IndexEntry, Package, Response
-from archive.snapshot.store import Collection, last_verifications, snapshot_id_of
+from archive.snapshot.catalogue import CaptureRow, open_catalogue
+from archive.snapshot.store import Collection, snapshot_id_of
 from archive.warc.cdxj import REVISIT_MIME
 
 from .resume import Held, warc_datetime
@@ -50,31 +51,16 @@ def originals(snapshot: Path) -> Iterator[Original]:
 
 
 class LocalIndex:
-    """The payload digests of a collection's finished snapshots, read from their CDXJ indexes.
+    """The payload digests of a collection's finished snapshots, looked up in the collection's
+    catalogue (snapshot/catalogue.py): no snapshot is read until one of its records is asked for.
 
-    The oldest snapshot holding a payload is the one referred to. Record heads are read only
-    for digests that are asked for and found; lookups are safe from several threads.
+    The oldest snapshot holding a payload is the one referred to; a snapshot whose last
+    verification failed is never referred to. Record heads are read only for digests that are
+    asked for and found; lookups are safe from several threads.
     """
 
     def __init__(self, collection: Collection):
-        self.where: dict[str, list[Place]] = {}   # payload digest -> its response records, oldest first
-        self.latest: dict[str, Place] = {}   # URL -> its newest 200 response record
-        self.folders: dict[str, Path] = {}   # snapshot id -> folder
-        failed = {i for i, v in last_verifications(collection).items() if v.get("ok") is False}
-        for folder in collection.snapshots():   # oldest name first
-            try:
-                snapshot_id = snapshot_id_of(folder)
-                if snapshot_id in failed:
-                    continue   # its last verification failed: nothing in it is referred to
-                self.folders[snapshot_id] = folder
-                with Package.open(folder) as package:
-                    for entry in package.index():
-                        if entry.mime != REVISIT_MIME and entry.digest:
-                            self.where.setdefault(entry.digest, []).append((folder, snapshot_id, entry))
-                            if entry.status == "200":
-                                self.latest[entry.url] = (folder, snapshot_id, entry)
-            except ArchiveError:
-                continue   # an unreadable snapshot is never referred to; verify reports it
+        self.catalogue = open_catalogue(collection)
         self.resolved: dict[tuple[str, bool], Original | None] = {}
         self.lock = threading.Lock()
 
@@ -84,8 +70,8 @@ class LocalIndex:
             if key in self.resolved:
                 return self.resolved[key]
         original = None
-        for place in self.where.get(digest, [])[:MAX_CANDIDATES]:
-            found = _resolve(place)[0]
+        for row in self.catalogue.payload_places(digest, MAX_CANDIDATES):
+            found = _resolve(_place(row))[0]
             if found is not None and found.chunked == chunked:
                 original = found
                 break
@@ -95,11 +81,26 @@ class LocalIndex:
 
     def last_capture(self, url: str) -> tuple[Original, Response] | None:
         """Return the newest 200 response record of `url` with its HTTP head, or None."""
-        found = self.latest.get(url)
-        if found is None:
+        row = self.catalogue.last_response(url)
+        if row is None:
             return None
-        original, response = _resolve(found)
+        original, response = _resolve(_place(row))
         return (original, response) if original is not None and response is not None else None
+
+    def folder_of(self, snapshot_id: str) -> Path | None:
+        """Return the folder of a snapshot of the collection, or None."""
+        row = self.catalogue.snapshot(snapshot_id)
+        return Path(row.folder) if row is not None else None
+
+    def close(self) -> None:
+        self.catalogue.close()
+
+
+def _place(row: CaptureRow) -> Place:
+    status = "" if row.status is None else str(row.status)
+    return (Path(row.folder), row.snapshot_id, IndexEntry("", row.timestamp, row.url, status, row.mime,
+                                                          row.payload_digest, row.filename, row.offset,
+                                                          row.length, {}))
 
 
 Place = tuple[Path, str, IndexEntry]
@@ -202,7 +203,7 @@ class ConditionalFetcher:
         original = self.answered.get(url)
         if original is None:
             return self.fetcher.previous(url)   # type: ignore[no-any-return]
-        folder = self.index.folders.get(original.snapshot)
+        folder = self.index.folder_of(original.snapshot)
         if folder is None:
             return None
         record = Record(original.uri, warc_datetime(original.date), 200, "", original.digest, original.filename,

@@ -1,0 +1,355 @@
+"""The collection catalogue: a SQLite cache of what the snapshot folders say, for fast reads.
+
+`<collection>/.state/catalogue.sqlite3` (WAL mode, short transactions, safe for several
+processes) holds every snapshot with its state, every captured URL (time, status, payload
+digest, where its record is), the dependencies between snapshots, and an FTS5 index over the
+URL, title and text of every page. It is never the truth: each `open_catalogue` first
+reconciles it with the folders on disk (adds a snapshot it does not know, drops one that is
+gone, takes in new lines of `.state/verify.jsonl`), a missing, damaged or older-schema file is
+rebuilt with a one-line notice, and `verify` and `audit` never read it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from archive.errors import ArchiveError, StorageError
+
+from . import depends
+from .catalogue_rows import SnapshotFacts, read_snapshot, read_verifications
+from .catalogue_sql import (SCHEMA, SCHEMA_VERSION, CaptureRow, SearchHit, SnapshotRow, clear, delete_snapshot, fts_query,
+                            insert_snapshot, snippet_segments)
+from .store import STATE, Collection, is_snapshot
+
+logger = logging.getLogger(__name__)
+FILE = "catalogue.sqlite3"
+BUSY_MS = 60_000
+T = TypeVar("T")
+
+
+def open_catalogue(collection: Path | Collection) -> Catalogue:
+    """Return the collection's catalogue, created, reconciled with the folders, or rebuilt
+    (one logged notice) when missing entries are not the cause but the file is damaged.
+    Raises StorageError when `.state/` cannot be written."""
+    root = collection.root if isinstance(collection, Collection) else Path(collection)
+    return Catalogue(root)
+
+
+def remove(ref: str, collection: Path | str | None = None, *, with_dependents: bool = False,
+           confirm: Callable[[list[Path]], bool] | None = None) -> list[Path]:
+    """Remove a snapshot as `depends.remove` does (same arguments, errors and answer), then
+    delete it from the catalogue."""
+    removed = depends.remove(ref, collection, with_dependents=with_dependents, confirm=confirm)
+    if removed:
+        refresh(removed[0].parent)
+    return removed
+
+
+def refresh(collection: Path | Collection) -> None:
+    """Bring the collection's catalogue up to date after its folders changed (a snapshot
+    published or removed). The files are the truth: a catalogue that cannot be written is
+    logged and left for the next reader to reconcile, never a failed capture."""
+    try:
+        open_catalogue(collection).close()
+    except (ArchiveError, OSError, sqlite3.Error) as exc:
+        logger.warning("catalogue not updated: %s", exc)
+
+
+class Catalogue:
+    """The catalogue of one collection (a context manager). Safe across threads (one lock) and
+    processes (SQLite WAL); every write is one short transaction."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / STATE / FILE
+        self.lock = threading.RLock()
+        self.db: sqlite3.Connection | None = None
+        self.recovering = False
+        try:
+            self._connect()
+            self._sync()
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+
+    # -- set-up and recovery ------------------------------------------------------------------
+    def _connect(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(self.path.parent, exc.strerror or str(exc)) from None
+        fresh = not self.path.exists()
+        db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+        self.db = db
+        db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION) or (version == 0 and not fresh and self._tables()):
+            raise sqlite3.DatabaseError(f"schema version {version}, not {SCHEMA_VERSION}")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if version == 0:
+            with self._write() as cur:
+                cur.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+        db.execute("SELECT count(*) FROM snapshots").fetchone()
+
+    def _tables(self) -> bool:
+        assert self.db is not None
+        return bool(self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+
+    def _recover(self, exc: BaseException) -> None:
+        """Delete the damaged file and build the catalogue again from the folders."""
+        if self.recovering:
+            raise StorageError(self.path, f"catalogue unusable: {exc}")
+        self.recovering = True
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise StorageError(self.path, err.strerror or str(err)) from None
+        try:
+            self._connect()
+            count = self._sync()
+        except sqlite3.DatabaseError as err:
+            raise StorageError(self.path, f"catalogue unusable: {err}") from None
+        finally:
+            self.recovering = False
+        logger.warning("catalogue %s was damaged (%s): rebuilt from %d snapshot%s", self.path, exc, count,
+                       "" if count == 1 else "s")
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        """Run a query; on a damaged file, rebuild once (with the notice) and run it again."""
+        with self.lock:
+            try:
+                return work()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise StorageError(self.path, f"catalogue busy: {exc}") from None
+                self._recover(exc)
+                return work()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        assert self.db is not None
+        cur = self.db.cursor()
+        try:
+            yield cur
+            if self.db.in_transaction:
+                cur.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        with self.lock:
+            if self.db is not None:
+                try:
+                    self.db.close()
+                finally:
+                    self.db = None
+
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keeping it current --------------------------------------------------------------------
+    def sync(self) -> int:
+        """Reconcile with the folders and the verification log now (a long-lived reader, such
+        as the web application, calls this before answering); return the snapshot count."""
+        return self._guarded(self._sync)
+
+    def _sync(self) -> int:
+        """Reconcile with the folders on disk and the verification log; return the snapshot count."""
+        assert self.db is not None
+        known = dict(self.db.execute("SELECT folder, id FROM snapshots").fetchall())
+        try:
+            present = {e.name for e in os.scandir(self.root) if not e.name.startswith(".") and e.is_dir()}
+        except OSError:
+            present = set()
+        for name in sorted(set(known) - present):
+            self.remove_snapshot(known[name])
+        for name in sorted(present - set(known)):
+            if is_snapshot(self.root / name):
+                self.add_snapshot(self.root / name)
+        self._sync_verifications()
+        return int(self.db.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+
+    def _sync_verifications(self) -> None:
+        """Take in the lines of .state/verify.jsonl not read yet (all of it when it shrank)."""
+        assert self.db is not None
+        log = self.root / STATE / "verify.jsonl"
+        try:
+            size = log.stat().st_size
+        except OSError:
+            size = 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='verify_offset'").fetchone()
+        done = int(row[0]) if row else 0
+        if size == done:
+            return
+        start = done if size > done else 0
+        try:
+            latest, read = read_verifications(log, start)
+        except OSError:
+            return
+        with self._write() as cur:
+            cur.execute("BEGIN IMMEDIATE")
+            if start == 0:
+                cur.execute("DELETE FROM verifications")
+            cur.executemany("INSERT OR REPLACE INTO verifications VALUES (?,?,?,?)",
+                            [(sid, when, ok, problems) for sid, (when, ok, problems) in latest.items()])
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('verify_offset', ?)", (str(read),))
+
+    def add_snapshot(self, folder: Path) -> None:
+        """Index one published snapshot folder (again: idempotent). A folder that is no readable
+        snapshot is left out (logged); verify reports it."""
+        try:
+            facts = read_snapshot(Path(folder))
+        except (ArchiveError, OSError) as exc:
+            logger.info("catalogue: %s left out: %s", folder, exc)
+            return
+        self._guarded(lambda: self._insert(facts))
+
+    def _insert(self, facts: SnapshotFacts) -> None:
+        with self._write() as cur:
+            cur.execute("BEGIN IMMEDIATE")
+            insert_snapshot(cur, facts)
+
+    def remove_snapshot(self, snapshot_id: str) -> None:
+        """Forget a snapshot (after its folder is gone)."""
+        def work() -> None:
+            with self._write() as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                delete_snapshot(cur, snapshot_id)
+        self._guarded(work)
+
+    def rebuild(self) -> int:
+        """Forget everything and index every snapshot folder again; return how many."""
+        def work() -> int:
+            with self._write() as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                clear(cur)
+            return self._sync()
+        return self._guarded(work)
+
+    def record_verification(self, snapshot_id: str, ok: bool, when: str, problems: int = 0) -> None:
+        """Note a verification result (Collection.record_verification keeps the log it comes from)."""
+        def work() -> None:
+            with self._write() as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("INSERT OR REPLACE INTO verifications VALUES (?,?,?,?)",
+                            (snapshot_id, when, ok, problems))
+        self._guarded(work)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        def work() -> list[tuple[Any, ...]]:
+            assert self.db is not None
+            return self.db.execute(sql, params).fetchall()
+        return self._guarded(work)
+
+    def count(self) -> int:
+        """Return how many snapshots the collection holds."""
+        return int(self._query("SELECT count(*) FROM snapshots")[0][0])
+
+    def snapshots(self, offset: int = 0, limit: int = 50) -> list[SnapshotRow]:
+        """Return a page of the snapshots, newest first (by creation time, then start time)."""
+        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} ORDER BY s.captured_at DESC, s.started DESC, "
+                           "s.id LIMIT ? OFFSET ?", (max(0, limit), max(0, offset)))
+        return [self._snapshot_row(r) for r in rows]
+
+    def snapshot(self, snapshot_id: str) -> SnapshotRow | None:
+        """Return one snapshot by its full id, or None."""
+        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id=?", (snapshot_id,))
+        return self._snapshot_row(rows[0]) if rows else None
+
+    def find(self, prefix: str) -> list[SnapshotRow]:
+        """Return the snapshots whose id starts with `prefix` (hex digits), at most 10."""
+        low = prefix.lower()
+        if not low or any(ch not in "0123456789abcdef" for ch in low):
+            return []
+        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id >= ? AND s.id < ? ORDER BY s.id "
+                           "LIMIT 10", (low, low + "g"))
+        return [self._snapshot_row(r) for r in rows]
+
+    def _snapshot_row(self, r: tuple[Any, ...]) -> SnapshotRow:
+        seeds = tuple(s for s in str(r[10]).split("\n") if s)
+        return SnapshotRow(r[0], str(self.root / r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
+                           None if r[7] is None else bool(r[7]), bool(r[8]), seeds, r[9], r[11] or 0)
+
+    def timemap(self, url: str) -> list[CaptureRow]:
+        """Return every capture of `url` (canonicalised as captures are), oldest first."""
+        from archive.formats.urls import canonicalize
+
+        target = canonicalize(url)
+        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+                           "WHERE c.url = ? ORDER BY c.timestamp, s.started, s.id", (target,))
+        return [self._capture_row(r) for r in rows]
+
+    def _capture_row(self, r: tuple[Any, ...]) -> CaptureRow:
+        return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], str(self.root / r[7]), r[8], r[9], r[10])
+
+    def lookup_payload(self, payload_digest: str) -> CaptureRow | None:
+        """Return the oldest response record with this payload digest (for a revisit), or None."""
+        found = self.payload_places(payload_digest, 1)
+        return found[0] if found else None
+
+    def payload_places(self, payload_digest: str, limit: int = 8) -> list[CaptureRow]:
+        """Return up to `limit` response records with this payload digest, oldest snapshot first,
+        leaving out snapshots whose last verification failed."""
+        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+                           f"WHERE c.digest = ? AND c.record_type != 'revisit' AND {_NOT_FAILED} "
+                           "ORDER BY s.folder, c.rowid LIMIT ?", (payload_digest, limit))
+        return [self._capture_row(r) for r in rows]
+
+    def last_response(self, url: str) -> CaptureRow | None:
+        """Return the newest 200 response record of exactly `url` (as captured), or None."""
+        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+                           "WHERE c.url = ? AND c.status = 200 AND c.record_type != 'revisit' "
+                           f"AND c.digest != '' AND {_NOT_FAILED} ORDER BY s.folder DESC, c.rowid DESC "
+                           "LIMIT 1", (url,))
+        return self._capture_row(rows[0]) if rows else None
+
+    def dependencies(self, snapshot_id: str) -> list[str]:
+        """Return the ids of the snapshots the revisits of `snapshot_id` refer to."""
+        return [r[0] for r in self._query("SELECT depends_on FROM deps WHERE snapshot_id=? ORDER BY depends_on",
+                                          (snapshot_id,))]
+
+    def dependents(self, snapshot_id: str) -> list[SnapshotRow]:
+        """Return the snapshots whose revisits refer to `snapshot_id`."""
+        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id IN "
+                           "(SELECT snapshot_id FROM deps WHERE depends_on=?) ORDER BY s.folder", (snapshot_id,))
+        return [self._snapshot_row(r) for r in rows]
+
+    def search(self, words: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        """Return the pages whose URL, title or text hold every word (FTS5, best match first)."""
+        query = fts_query(words)
+        if not query:
+            return []
+        rows = self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
+                           "snippet(page_text, 2, char(2), char(3), ' … ', 24) FROM page_text "
+                           "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
+                           "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), p.timestamp DESC LIMIT ? OFFSET ?",
+                           (query, max(0, limit), max(0, offset)))
+        return [SearchHit(r[0], r[1], r[2], r[3], snippet_segments(r[4] or r[2] or r[1])) for r in rows]
+
+
+_SNAPSHOT_COLUMNS = ("s.id, s.folder, s.title, s.captured_at, s.pages, s.size, v.time, v.ok, s.has_screenshot, "
+                     "s.started, s.seeds, v.problems")
+_SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
+_NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = s.id AND v.ok = 0)"   # dedup skips those
+_CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, s.folder, "
+                    "c.filename, c.offset, c.length")
+
+
+__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "open_catalogue", "refresh", "remove"]

@@ -1,0 +1,154 @@
+"""The catalogue's SQLite schema, its writes of one snapshot, and the FTS5 query and snippet forms."""
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from .catalogue_rows import SnapshotFacts
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, folder TEXT NOT NULL UNIQUE, title TEXT NOT NULL, seeds TEXT NOT NULL,
+    captured_at TEXT NOT NULL, started TEXT NOT NULL, pages INTEGER NOT NULL, size INTEGER NOT NULL,
+    has_screenshot INTEGER NOT NULL, self_contained INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS verifications (id TEXT PRIMARY KEY, time TEXT NOT NULL, ok INTEGER NOT NULL,
+                                          problems INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_newest ON snapshots (captured_at DESC, started DESC, id);
+CREATE TABLE IF NOT EXISTS captures (
+    snapshot_id TEXT NOT NULL, urlkey TEXT NOT NULL, url TEXT NOT NULL, timestamp TEXT NOT NULL,
+    status INTEGER, digest TEXT NOT NULL, mime TEXT NOT NULL, record_type TEXT NOT NULL,
+    filename TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS captures_url ON captures (url, timestamp);
+CREATE INDEX IF NOT EXISTS captures_digest ON captures (digest);
+CREATE INDEX IF NOT EXISTS captures_snapshot ON captures (snapshot_id);
+CREATE TABLE IF NOT EXISTS deps (snapshot_id TEXT NOT NULL, depends_on TEXT NOT NULL,
+                                 PRIMARY KEY (snapshot_id, depends_on));
+CREATE INDEX IF NOT EXISTS deps_target ON deps (depends_on);
+CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, snapshot_id TEXT NOT NULL, url TEXT NOT NULL,
+                                  timestamp TEXT NOT NULL, title TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pages_snapshot ON pages (snapshot_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS page_text USING fts5(url, title, text, tokenize='unicode61 remove_diacritics 2');
+"""
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """One snapshot as the catalogue lists it."""
+
+    id: str
+    folder: str              # path of the snapshot folder
+    title: str
+    seed_url: str
+    captured_at: str         # ISO 8601 UTC (datapackage "created")
+    pages: int
+    size: int                # bytes of the files the package lists
+    verified_at: str | None
+    verified_ok: bool | None
+    has_screenshot: bool
+    seeds: tuple[str, ...] = ()
+    started: str = ""        # the capture's start to the microsecond where recorded
+    problems: int = 0        # of the last verification
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One capture of a URL: a record of a snapshot's index."""
+
+    snapshot_id: str
+    url: str
+    timestamp: str           # 14-digit WARC-Date form
+    status: int | None
+    payload_digest: str
+    mime: str
+    record_type: str         # response | revisit | resource
+    folder: str = ""         # path of the snapshot folder holding it
+    filename: str = ""       # the WARC file, as the index names it
+    offset: int = 0
+    length: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One page found by `Catalogue.search`."""
+
+    snapshot_id: str
+    url: str
+    title: str
+    timestamp: str
+    snippet: tuple[tuple[str, bool], ...]   # (text, is_match) segments, plain text: escape on output
+
+
+MARK_START, MARK_END = "\x02", "\x03"   # snippet() marks: control characters the stored text never holds
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
+    """Write one snapshot's rows (replacing any it had), inside the caller's transaction."""
+    delete_snapshot(cur, facts.id)
+    cur.execute("DELETE FROM snapshots WHERE folder=?", (facts.folder,))
+    cur.execute("INSERT INTO snapshots (id, folder, title, seeds, captured_at, started, pages, size, "
+                "has_screenshot, self_contained) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (facts.id, facts.folder, facts.title, "\n".join(facts.seeds), facts.captured_at, facts.started,
+                 facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained)))
+    cur.executemany("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(facts.id, c.urlkey, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type,
+                      c.filename, c.offset, c.length) for c in facts.captures])
+    cur.executemany("INSERT OR IGNORE INTO deps VALUES (?, ?)", [(facts.id, d) for d in facts.dependencies])
+    for page in facts.texts:
+        cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title) VALUES (?,?,?,?)",
+                    (facts.id, page.url, page.timestamp, page.title))
+        cur.execute("INSERT INTO page_text (rowid, url, title, text) VALUES (?,?,?,?)",
+                    (cur.lastrowid, _words_of_url(page.url), page.title, page.text))
+
+
+def delete_snapshot(cur: sqlite3.Cursor, snapshot_id: str) -> None:
+    """Delete one snapshot's rows, inside the caller's transaction."""
+    cur.execute("DELETE FROM page_text WHERE rowid IN (SELECT id FROM pages WHERE snapshot_id=?)", (snapshot_id,))
+    for table in ("pages", "captures", "deps", "snapshots"):
+        cur.execute(f"DELETE FROM {table} WHERE {'id' if table == 'snapshots' else 'snapshot_id'}=?",
+                    (snapshot_id,))
+
+
+def clear(cur: sqlite3.Cursor) -> None:
+    """Delete every row (the schema and the meta table stay), inside the caller's transaction."""
+    for table in ("page_text", "pages", "captures", "deps", "snapshots", "verifications"):
+        cur.execute(f"DELETE FROM {table}")
+    cur.execute("DELETE FROM meta WHERE key='verify_offset'")
+
+
+def _words_of_url(url: str) -> str:
+    """Return a URL as the search index holds it: whole, then its words split out.
+
+    >>> _words_of_url("http://ex.org/a-b")
+    'http://ex.org/a-b http ex org a b'
+    """
+    return url + " " + " ".join(_WORD.findall(url))
+
+
+def fts_query(words: str) -> str:
+    """Return an FTS5 query matching pages holding every word of `words` (the last as a prefix),
+    each quoted so that nothing a user types is FTS5 syntax; "" when there is no word.
+
+    >>> fts_query('net "neutrality" OR x*')
+    '"net" "neutrality" "OR" "x"*'
+    """
+    found = _WORD.findall(words)[:32]
+    if not found:
+        return ""
+    quoted = [f'"{w}"' for w in found]
+    return " ".join(quoted) + "*"
+
+
+def snippet_segments(marked: str) -> tuple[tuple[str, bool], ...]:
+    """Split an FTS5 snippet with \\x02...\\x03 marks into (text, is_match) segments.
+
+    >>> snippet_segments("a \\x02cat\\x03 sat")
+    (('a ', False), ('cat', True), (' sat', False))
+    """
+    segments: list[tuple[str, bool]] = []
+    for i, part in enumerate(re.split("\x02|\x03", marked)):
+        if part:
+            segments.append((part, i % 2 == 1))
+    return tuple(segments)
