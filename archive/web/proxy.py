@@ -30,6 +30,7 @@ BLOCK = 1 << 16             # bytes read at a time
 MAX_HEAD = 256 << 10        # bytes of pywb's response head
 MAX_REQUEST_BODY = 1 << 20  # bytes of a request body passed on (pywb's POST replay)
 TIMEOUT = 120.0             # seconds pywb may stay silent
+RESTART = 60.0              # seconds a request waits for pywb restarting with new snapshots
 # RFC 9110 section 7.6.1: hop-by-hop fields, never forwarded; Content-Length is ours to set
 HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                  "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
@@ -49,9 +50,10 @@ class ReplayProxy:
             target += b"?" + request.url.query.encode("latin-1")
         body = b""
         if request.method not in ("GET", "HEAD"):
-            body = await _bounded_body(request)
-            if body is None:
+            given = await _bounded_body(request)
+            if given is None:
                 return PlainTextResponse("request body too large for replay", status_code=413)
+            body = given
         head = [f"{request.method} ".encode("ascii") + target + b" HTTP/1.0",
                 b"Host: " + request.headers.get("host", f"{self.host}:{self.port}").encode("latin-1"),
                 b"Connection: close"]
@@ -61,8 +63,7 @@ class ReplayProxy:
         if any(b"\r" in line or b"\n" in line for line in head):
             return PlainTextResponse("bad request", status_code=400)
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=MAX_HEAD), TIMEOUT)
+            reader, writer = await self._connect()
         except (OSError, asyncio.TimeoutError):
             return PlainTextResponse("replay (pywb) is not answering", status_code=502)
         try:
@@ -90,6 +91,19 @@ class ReplayProxy:
         streaming = StreamingResponse(_then(held, more, writer), status_code=status)
         streaming.raw_headers = kept   # unframed: the server chunks it
         return streaming
+
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to pywb, waiting up to RESTART seconds while it restarts (new snapshots)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESTART
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.open_connection(self.host, self.port, limit=MAX_HEAD), TIMEOUT)
+            except OSError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 async def _bounded_body(request: Request) -> bytes | None:

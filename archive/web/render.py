@@ -1,0 +1,70 @@
+"""What the pages and the API share: the server's settings, the templates, rendering a page.
+
+Templates autoescape every value (Jinja2 `autoescape=True`); no template marks data safe.
+Every page goes out with a Content-Security-Policy allowing only this origin's own files
+(no inline script, no other site), `nosniff` and `frame-ancestors 'none'`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+
+@dataclass
+class Settings:
+    """What one server process serves, and how."""
+
+    collection: Path
+    replay: tuple[str, int] | None = None   # pywb's (host, port); None: no replay
+    token: str | None = None
+    allow_capture: bool = False
+    csrf: str = ""
+
+
+def templates() -> Jinja2Templates:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("archive.web", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["bytes"] = human_bytes
+    return Jinja2Templates(env=env)
+
+
+def human_bytes(n: float | None) -> str:
+    """Return a byte count for people, in powers of 1000.
+
+    >>> human_bytes(999), human_bytes(1234567)
+    ('999 B', '1.2 MB')
+    """
+    n = float(n or 0)
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"   # pragma: no cover
+
+
+def settings_of(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+def render(request: Request, name: str, status: int = 200, **context: object) -> Response:
+    """Render template `name` with the common context (settings, CSRF token, base URL)."""
+    s = settings_of(request)
+    context.update(request=request, csrf=s.csrf, allow_capture=s.allow_capture,
+                   replay=s.replay is not None, base=base_url(request))
+    response: Response = request.app.state.templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
+                                                   "frame-ancestors 'none'; form-action 'self'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def base_url(request: Request) -> str:
+    """Return this server's root URL as the browser reached it (for replay links and citations)."""
+    return f"{request.url.scheme}://{request.url.netloc}"

@@ -1,0 +1,273 @@
+"""The web interface (`archive serve`) in headless Chromium, on a collection made here.
+
+One `archive serve --allow-capture` process (and its pywb) for the module, one browser: search
+finds a snapshot by a word of its article; the timeline of a twice-captured changing page says
+"changed" and shows the diff; the cite panel's BibTeX parses; Verify says OK, and FAILED once a
+byte of a WARC is flipped; the capture form completes with progress events; replay through the
+one port loads the page's image after its empty script; hostile titles stay text; and every page
+has no serious or critical axe-core violation. Screenshots go to test-artifacts/webapp/.
+"""
+from __future__ import annotations
+
+import json
+import re
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bibtexparser
+import pytest
+from waiting import wait_for
+from webapp_site import HOSTILE_TITLE, WORD, WebappSite
+
+from archive import capture
+from archive.models import CaptureOptions
+from archive.web.replay import ReplayUnavailable, find_wayback
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "webapp"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DEADLINE = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Served:
+    def __init__(self, base: str, root: Path, site: WebappSite, snaps: dict[str, Any]):
+        self.base, self.root, self.site, self.snaps = base, root, site, snaps
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    try:
+        wayback = find_wayback()
+    except ReplayUnavailable as exc:
+        pytest.fail(f"pywb missing: {exc} (make test installs it)")
+    root = tmp_path_factory.mktemp("webapp") / "snapshots"
+    with WebappSite() as site:
+        once = CaptureOptions(depth=0)
+        snaps = {"article": capture([site.url + "/"], root, once),
+                 "news1": capture([site.url + "/news"], root, once)}
+        site.version = 2
+        snaps["news2"] = capture([site.url + "/news"], root, once)
+        snaps["hostile"] = capture([site.url + "/hostile"], root, once)
+        # the form's captures come from this test's loopback site: the collection opts out
+        (root / "archive.toml").write_text("block_private = false\n")
+        port = free_port()
+        log = root.parent / "serve.log"
+        env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(root), "--port", str(port),
+                                     "--allow-capture"], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                    start_new_session=True)
+        groups = [proc.pid]
+        try:
+            wait_for(lambda: "serving" in log.read_text() or proc.poll() is not None, DEADLINE, "serve to start")
+            assert proc.poll() is None, log.read_text()
+            groups += children(proc.pid)   # pywb, in a process group of its own
+            yield Served(f"http://127.0.0.1:{port}", root, site, snaps)
+        finally:
+            groups += children(proc.pid)
+            for group in groups:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            proc.wait()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not AXE.is_file():
+        pytest.fail(f"axe-core missing at {AXE} (make test installs it with npm)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(bypass_csp=True)   # lets the test inject axe-core; the CSP stays
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def check(page: Any, name: str) -> None:
+    """Save a screenshot of the page, then fail on any serious or critical axe-core violation."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: " + "; ".join(bad)
+
+
+def test_collection_lists_every_snapshot_newest_first_hostile_title_as_text(served, page):
+    page.goto(served.base + "/")
+    items = page.locator("li.snapshot")
+    assert items.count() == 4
+    assert HOSTILE_TITLE in items.first.locator("h2").inner_text()   # newest first: the hostile page
+    assert page.evaluate("window.pwned") is None
+    check(page, "collection")
+
+
+def test_search_finds_a_snapshot_by_a_word_of_its_article(served, page):
+    page.goto(served.base + "/")
+    page.fill("#q-top", WORD)
+    page.press("#q-top", "Enter")
+    page.wait_for_url(re.compile(r"/search\?q="))
+    hits = page.locator("ol.hits > li")
+    assert hits.count() == 1
+    assert hits.first.locator("mark").first.inner_text().lower() == WORD
+    assert served.snaps["article"].id in hits.first.locator("h2 a").get_attribute("href")
+    check(page, "search")
+
+
+def test_timeline_of_a_changing_page_says_changed_and_shows_the_diff(served, page):
+    page.goto(served.base + "/timeline?url=" + urllib.request.quote(served.site.url + "/news", safe=""))
+    marks = page.locator("table.timeline span.mark").all_inner_texts()
+    assert marks == ["first", "changed"]
+    check(page, "timeline")
+    page.click("text=Diff with the one before")
+    page.wait_for_url(re.compile(r"/diff\?"))
+    assert "one coin" in page.locator("table.diff td.del").inner_text()
+    assert "two coins" in page.locator("table.diff td.add").inner_text()
+    check(page, "diff")
+
+
+def test_snapshot_page_cite_panel_bibtex_parses(served, page):
+    snap = served.snaps["article"]
+    page.goto(f"{served.base}/snapshots/{snap.id}")
+    text = page.locator("#cite-bibtex").inner_text()
+    library = bibtexparser.parse_string(text)
+    assert len(library.entries) == 1 and not library.failed_blocks
+    fields = library.entries[0].fields_dict
+    assert "Flying reptiles" in fields["title"].value and snap.id in text
+    assert page.locator("button.copy").count() >= 7   # every format and the verify command
+    assert page.locator("#verify-command").inner_text().startswith("archive verify")
+    check(page, "snapshot")
+
+
+def test_verify_button_ok_then_failed_after_a_flipped_byte(served, page):
+    snap = served.snaps["hostile"]
+    page.goto(f"{served.base}/snapshots/{snap.id}")
+    page.click("#verify-button")
+    assert page.locator("#verify-result").inner_text().startswith("OK")
+    check(page, "verified")
+    warc = next((snap.path / "archive").glob("*.warc.gz"))
+    data = bytearray(warc.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    warc.write_bytes(bytes(data))
+    page.click("#verify-button")
+    assert page.locator("#verify-result").inner_text().startswith("FAILED")
+
+
+def test_capture_form_completes_with_progress_events(served, page):
+    page.goto(served.base + "/capture")
+    check(page, "capture")
+    page.fill("#url", served.site.url + "/news")
+    page.click("button[type=submit] >> text=Capture")
+    page.wait_for_url(re.compile(r"/capture/[0-9a-f]+$"))
+    page.wait_for_selector("#job[data-done]", timeout=DEADLINE * 1000)
+    assert page.locator("#job").get_attribute("data-done") == "ok", page.locator("#job").inner_text()
+    assert int(page.locator("#job").get_attribute("data-progress-events") or 0) >= 1
+    check(page, "capture-done")
+    page.click("text=See the snapshot")
+    page.wait_for_url(re.compile(r"/snapshots/[0-9a-f]{64}$"))
+    assert page.locator("h1").inner_text() == "News"
+
+
+def test_replay_on_the_same_port_loads_the_image_after_an_empty_script(served, page):
+    snap = served.snaps["article"]
+    page.goto(f"{served.base}/snapshots/{snap.id}")
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    with page.expect_navigation(wait_until="load"):
+        page.click("table >> text=Replay")
+    wait_for(lambda: page.evaluate("document.readyState") == "complete" and page.locator("img").count() == 1,
+             30, "the replayed page")
+    assert page.evaluate("document.querySelector('img').naturalWidth") == 1
+    assert page.evaluate("document.documentElement.dataset.ran") == "yes"
+    assert not failed, failed
+
+
+def api(served: Served, path: str, **kw: Any) -> tuple[int, bytes]:
+    request = urllib.request.Request(served.base + path, **kw)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_json_api_mirrors_the_command_line(served):
+    status, body = api(served, "/api/snapshots")
+    listed = json.loads(body)
+    assert status == 200 and listed["total"] >= 4
+    status, body = api(served, "/api/search?q=" + WORD)
+    assert [h["snapshot_id"] for h in json.loads(body)["hits"]] == [served.snaps["article"].id]
+    sid = served.snaps["article"].id
+    status, body = api(served, f"/api/snapshots/{sid}/cite?format=bibtex")
+    assert status == 200 and bibtexparser.parse_string(body.decode()).entries
+    status, body = api(served, f"/api/snapshots/{sid}")
+    assert status == 200 and json.loads(body)["id"] == sid
+    status, body = api(served, f"/api/snapshots/{'0' * 64}")
+    assert status == 404 and "error" in json.loads(body)
+    status, _ = api(served, f"/api/snapshots/{sid}/verify", method="POST")
+    assert status == 403   # no CSRF token
+    status, _ = api(served, "/", headers={"Host": "attacker.example"})
+    assert status == 403   # DNS rebinding: a Host that is not loopback
+
+
+def test_a_post_without_the_csrf_token_is_refused(served):
+    sid = served.snaps["article"].id
+    status, body = api(served, f"/snapshots/{sid}/verify", method="POST", data=b"csrf=wrong",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403
+    status, _ = api(served, "/capture", method="POST", data=b"url=http://127.0.0.1/&depth=0",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403
+
+
+def test_serving_beyond_loopback_needs_a_token(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "archive", "serve", "-C", str(tmp_path), "--host", "0.0.0.0",
+                             "--port", str(free_port())], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--token" in result.stderr and len(result.stderr.strip().splitlines()) == 1
