@@ -6,6 +6,7 @@ Every page goes out with a Content-Security-Policy allowing only this origin's o
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,23 @@ class Settings:
     csrf: str = ""
 
 
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> object:
+    """Jinja's `finalize`: every value a template prints, with control characters and the
+    characters that reorder text (bidi controls, Unicode 15 UAX #9) shown as U+FFFD, so a
+    title cannot make a page read backwards or spoof what comes after it; escaping follows.
+
+    >>> shown("evil\u202egnp.exe\x1b[2J")
+    'evil\ufffdgnp.exe\ufffd[2J'
+    """
+    return _CONTROLS.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.PackageLoader("archive.web", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+                             autoescape=True, undefined=jinja2.StrictUndefined, finalize=shown)
     env.filters["bytes"] = human_bytes
     return Jinja2Templates(env=env)
 
