@@ -45,7 +45,20 @@ def templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.PackageLoader("archive.web", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, finalize=shown)
     env.filters["bytes"] = human_bytes
+    env.filters["stamp"] = stamp
     return Jinja2Templates(env=env)
+
+
+def stamp(value: str | None) -> str:
+    """Return a 14-digit WARC-Date form, or an ISO 8601 time, for people.
+
+    >>> stamp("20261130204009"), stamp("2026-11-30T20:40:09Z"), stamp(None)
+    ('2026-11-30 20:40:09 UTC', '2026-11-30 20:40:09 UTC', '')
+    """
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    if len(digits) < 14:
+        return str(value or "")
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]} {digits[8:10]}:{digits[10:12]}:{digits[12:14]} UTC"
 
 
 def human_bytes(n: float | None) -> str:
