@@ -272,3 +272,24 @@ def test_serving_beyond_loopback_needs_a_token(tmp_path):
                              "--port", str(free_port())], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "--token" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_download_gives_the_wacz_that_verifies_as_the_snapshot(served, tmp_path):
+    from archive import verify
+
+    snap = served.snaps["article"]
+    status, body = api(served, f"/snapshots/{snap.id}/download.wacz")
+    assert status == 200 and body[:2] == b"PK"
+    (tmp_path / "got.wacz").write_bytes(body)
+    report = verify(tmp_path / "got.wacz", expect=f"sha256:{snap.id}")
+    assert report.ok, report.problems
+
+
+def test_bad_requests_are_pages_not_tracebacks(served):
+    for path, code in [(f"/snapshots/{'f' * 64}", 404), ("/snapshots/..%2f..%2fetc", 404),
+                       ("/timeline?url=javascript:alert(1)", 400), ("/diff?before=x&after=y&url=z", 404),
+                       (f"/snapshots/{served.snaps['article'].id}/screenshot", 404),
+                       (f"/api/snapshots/{served.snaps['article'].id}/cite?format=nope", 400)]:
+        status, body = api(served, path)
+        assert status == code, (path, status, body[:300])
+        assert b"Traceback" not in body

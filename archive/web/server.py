@@ -49,17 +49,17 @@ def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 80
     replay = Replay(store.root, host="127.0.0.1", port=free_port())
     replay.start()
     stop = threading.Event()
-    watcher = threading.Thread(target=_refresh, args=(replay, stop), daemon=True)
     try:
+        watcher: threading.Thread | None = None
         settings = Settings(store.root, ("127.0.0.1", replay.port), secret, allow_capture)
         app = create_app(settings)
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                server_header=False, proxy_headers=False,
                                                timeout_graceful_shutdown=5))
+        shown = f"[{host}]" if ":" in host else host
+        watcher = threading.Thread(target=_watch, args=(server, replay, stop, f"http://{shown}:{port}/", on_ready),
+                                   daemon=True)
         watcher.start()
-        if on_ready is not None:
-            shown = f"[{host}]" if ":" in host else host
-            on_ready(f"http://{shown}:{port}/")
         hangup = signal.signal(signal.SIGHUP, server.handle_exit) if _main_thread() else None
         try:
             server.run()   # SIGINT and SIGTERM: uvicorn's own graceful stop; SIGHUP the same
@@ -68,7 +68,7 @@ def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 80
                 signal.signal(signal.SIGHUP, hangup)
     finally:
         stop.set()
-        if watcher.is_alive():
+        if watcher is not None and watcher.is_alive():
             watcher.join(10)
         replay.stop()
 
@@ -77,8 +77,15 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _refresh(replay: Replay, stop: threading.Event) -> None:
-    """Restart pywb with a new configuration when snapshots come or go, until `stop` is set."""
+def _watch(server: uvicorn.Server, replay: Replay, stop: threading.Event, url: str,
+           on_ready: Callable[[str], None] | None) -> None:
+    """Call `on_ready(url)` once uvicorn listens; then restart pywb with a new configuration
+    when snapshots come or go, until `stop` is set."""
+    while not server.started:
+        if stop.wait(0.05):
+            return
+    if on_ready is not None:
+        on_ready(url)
     while not stop.wait(REFRESH):
         try:
             if replay.refresh():
