@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from catalogue import case_catalogue
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
@@ -261,6 +263,8 @@ def table(results: list[dict[str, object]]) -> str:
             ratio = float(r["ours_mb_per_s"]) / float(r["wget_mb_per_s"])  # type: ignore[arg-type]
             rows.append(f"{r['case']:34} {r['ours_mb_per_s']:>10.1f} {r['wget_mb_per_s']:>10.1f} {ratio:>7.2f}  "
                         f"MB/s; peak RSS {r['ours_rss_mb']:.0f} MB vs {r['wget_rss_mb']:.0f} MB")
+        elif "catalogue_row" in r:
+            rows.append(f"{r['case']:34} {r['capture_ratio']:>10.2f} {'':>10} {'':>7}  {r['catalogue_row']}")
         elif "captures_per_min" in r:
             rates: dict[str, float] = r["captures_per_min"]  # type: ignore[assignment]
             one = rates["1"]
@@ -294,6 +298,7 @@ def main() -> int:
         results.append(case_cluster(12 if args.quick else 120, 0.02, reps))
     else:
         print("bench: no redis-server, so no cluster case (make bench installs it)", file=sys.stderr)
+    results.append(case_catalogue(Site, timed, ARCHIVE, 100 if args.quick else 10_000, reps))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {reps}")
     print(table(results))

@@ -20,6 +20,9 @@ def test_bench_quick_run(tmp_path):
                                                                             "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
+    catalogue = [r for r in results if r["case"].startswith("catalogue")]
+    assert len(catalogue) == 1 and catalogue[0]["snapshots"] == 100 and "catalogue, 100 snapshots" in proc.stdout
+    results = [r for r in results if r not in catalogue]
     assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify",
                                                                         "cluster"]
     assert set(results[5]["captures_per_min"]) == {"1", "2", "3"} and "captures/min" in proc.stdout

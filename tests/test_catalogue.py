@@ -126,6 +126,22 @@ def test_capture_list_timemap_dependencies_search_rm(site, capture_page, collect
     assert_agrees(collection)
 
 
+def test_a_long_lived_reader_sees_what_other_commands_changed(capture_page, collection, capsys):
+    first = capture_page("/about.html")
+    with open_catalogue(collection) as live:   # as the web application holds it
+        assert [r.id for r in live.snapshots()] == [first.id]
+        second = capture_page("/contact.html")
+        assert [r.id for r in live.snapshots()] == [second.id, first.id]
+        assert main(["audit", "-C", str(collection)]) == 0
+        assert [r.verified_ok for r in live.snapshots()] == [True, True]
+        (first.path / "indexes" / "index.cdx").write_text("")   # damaged in place: audit says so
+        assert main(["audit", "-C", str(collection)]) == 1
+        assert live.snapshot(first.id).verified_ok is False and live.snapshot(second.id).verified_ok is True
+        assert main(["rm", "-C", str(collection), "--yes", second.id]) == 0
+        assert [r.id for r in live.snapshots()] == [first.id]
+    capsys.readouterr()
+
+
 def test_search_finds_page_text_and_keeps_hostile_text_as_data(hostile, collection, capsys):
     snap = capture([hostile.url + "/"], collection, CaptureOptions(depth=0))
     with open_catalogue(collection) as cat:

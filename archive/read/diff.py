@@ -9,11 +9,11 @@ from typing import Any
 
 from archive.errors import UsageError
 from archive.formats.html import HTML_TYPES, visible_text
+from archive.snapshot.catalogue import folder_for, open_catalogue
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
 from archive.snapshot.store import Collection
 
-from .find import timemap
 from .verify import require_intact
 
 TEXT_CAP = 8 << 20   # decoded bytes of a page read for its text
@@ -53,6 +53,7 @@ def compare(a: str, b: str, collection: Path | str | None = None, text: bool = T
     """Compare snapshot `a` (before) with `b` (after); raise SnapshotNotFound, NotASnapshot,
     VerificationFailed (a package from outside the collection that fails verify)."""
     store = Collection(collection)
+    a, b = folder_for(collection, a), folder_for(collection, b)   # id prefixes found in the catalogue
     require_intact(a, collection)
     require_intact(b, collection)
     with store.open(a) as old, store.open(b) as new:
@@ -65,10 +66,11 @@ def compare(a: str, b: str, collection: Path | str | None = None, text: bool = T
 
 def compare_latest(url: str, collection: Path | str | None = None, text: bool = True) -> Comparison:
     """Compare the two latest snapshots holding `url`; raise UsageError when there are fewer."""
-    holders = []
-    for memento in reversed(timemap(url, collection)):
-        if memento.snapshot_id not in holders:
-            holders.append(memento.snapshot_id)
+    holders: list[str] = []
+    with open_catalogue(Collection(collection).require()) as catalogue:
+        for row in reversed(catalogue.timemap(url)):
+            if row.folder not in holders:
+                holders.append(row.folder)
     if len(holders) < 2:
         raise UsageError(f"fewer than two snapshots hold {url}")
     return compare(holders[1], holders[0], collection, text)

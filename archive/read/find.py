@@ -14,7 +14,7 @@ from typing import Any
 from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
-from archive.snapshot.catalogue import open_catalogue
+from archive.snapshot.catalogue import folder_for, open_catalogue
 from archive.snapshot.store import Collection, file_lines
 
 from .verify import require_intact
@@ -219,6 +219,7 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
 
 
 def _details(store: Collection, ref: str) -> Details:
+    ref = folder_for(store.root, ref)   # an id prefix found in the catalogue, not by reading every snapshot
     require_intact(ref, store.root)
     with store.open(ref) as package:
         data = package.datapackage()

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from archive.errors import ArchiveError, StorageError
 
 from . import depends
-from .catalogue_rows import SnapshotFacts, read_snapshot, read_verifications
-from .catalogue_sql import (SCHEMA, SCHEMA_VERSION, CaptureRow, SearchHit, SnapshotRow, clear, delete_snapshot, fts_query,
-                            insert_snapshot, snippet_segments)
+from .catalogue_rows import SnapshotFacts, file_stamp, read_snapshot, read_verifications
+from .catalogue_sql import (CAPTURE_COLUMNS, NOT_FAILED, SCHEMA, SCHEMA_VERSION, SNAPSHOT_COLUMNS, SNAPSHOTS, CaptureRow,
+                            SearchHit, SnapshotRow, capture_row, clear, delete_snapshot, fts_query, insert_snapshot,
+                            snapshot_row, snippet_segments)
 from .store import STATE, Collection, is_snapshot
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,23 @@ def remove(ref: str, collection: Path | str | None = None, *, with_dependents: b
     return removed
 
 
+def folder_for(collection: Path | str | None, ref: str) -> str:
+    """Return the folder of the one snapshot whose id starts with `ref` (6 or more hex digits,
+    optionally "sha256:"), found in the catalogue instead of reading every snapshot's id; `ref`
+    unchanged when it is a path, no such prefix, or not exactly one snapshot's (the caller's
+    `Collection.resolve` then says why)."""
+    needle = ref.lower().removeprefix("sha256:")
+    if len(needle) < 6 or len(needle) > 64 or any(ch not in "0123456789abcdef" for ch in needle) \
+            or Path(ref).exists():
+        return ref
+    try:
+        with open_catalogue(Collection(collection).require()) as catalogue:
+            rows = catalogue.find(needle)
+    except (ArchiveError, OSError, sqlite3.Error):
+        return ref
+    return rows[0].folder if len(rows) == 1 and is_snapshot(Path(rows[0].folder)) else ref
+
+
 def refresh(collection: Path | Collection) -> None:
     """Bring the collection's catalogue up to date after its folders changed (a snapshot
     published or removed). The files are the truth: a catalogue that cannot be written is
@@ -71,6 +89,7 @@ class Catalogue:
         self.lock = threading.RLock()
         self.db: sqlite3.Connection | None = None
         self.recovering = False
+        self.seen: tuple[int, int] = (-2, -2)   # the folder's mtime and the verify log's size at the last sync
         try:
             self._connect()
             self._sync()
@@ -172,6 +191,7 @@ class Catalogue:
     def _sync(self) -> int:
         """Reconcile with the folders on disk and the verification log; return the snapshot count."""
         assert self.db is not None
+        self.seen = self._marks()
         known = dict(self.db.execute("SELECT folder, id FROM snapshots").fetchall())
         try:
             present = {e.name for e in os.scandir(self.root) if not e.name.startswith(".") and e.is_dir()}
@@ -184,6 +204,18 @@ class Catalogue:
                 self.add_snapshot(self.root / name)
         self._sync_verifications()
         return int(self.db.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+
+    def _marks(self) -> tuple[int, int]:
+        """Return what changes when a snapshot folder comes or goes (the collection folder's
+        modification time) or a verification is recorded (the size of .state/verify.jsonl)."""
+        marks = []
+        for path, size in ((self.root, False), (self.root / STATE / "verify.jsonl", True)):
+            try:
+                info = os.stat(path)
+                marks.append(info.st_size if size else info.st_mtime_ns)
+            except OSError:
+                marks.append(-1)
+        return marks[0], marks[1]
 
     def _sync_verifications(self) -> None:
         """Take in the lines of .state/verify.jsonl not read yet (all of it when it shrank)."""
@@ -255,6 +287,8 @@ class Catalogue:
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         def work() -> list[tuple[Any, ...]]:
             assert self.db is not None
+            if self._marks() != self.seen:   # a long-lived reader sees what others changed
+                self._sync()
             return self.db.execute(sql, params).fetchall()
         return self._guarded(work)
 
@@ -264,40 +298,32 @@ class Catalogue:
 
     def snapshots(self, offset: int = 0, limit: int = 50) -> list[SnapshotRow]:
         """Return a page of the snapshots, newest first (by creation time, then start time)."""
-        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} ORDER BY s.captured_at DESC, s.started DESC, "
+        rows = self._query(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} ORDER BY s.captured_at DESC, s.started DESC, "
                            "s.id LIMIT ? OFFSET ?", (max(0, limit), max(0, offset)))
-        return [self._snapshot_row(r) for r in rows]
+        return [snapshot_row(self.root, r) for r in rows]
 
     def snapshot(self, snapshot_id: str) -> SnapshotRow | None:
         """Return one snapshot by its full id, or None."""
-        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id=?", (snapshot_id,))
-        return self._snapshot_row(rows[0]) if rows else None
+        rows = self._query(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} WHERE s.id=?", (snapshot_id,))
+        return snapshot_row(self.root, rows[0]) if rows else None
 
     def find(self, prefix: str) -> list[SnapshotRow]:
         """Return the snapshots whose id starts with `prefix` (hex digits), at most 10."""
         low = prefix.lower()
         if not low or any(ch not in "0123456789abcdef" for ch in low):
             return []
-        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id >= ? AND s.id < ? ORDER BY s.id "
+        rows = self._query(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} WHERE s.id >= ? AND s.id < ? ORDER BY s.id "
                            "LIMIT 10", (low, low + "g"))
-        return [self._snapshot_row(r) for r in rows]
-
-    def _snapshot_row(self, r: tuple[Any, ...]) -> SnapshotRow:
-        seeds = tuple(s for s in str(r[10]).split("\n") if s)
-        return SnapshotRow(r[0], str(self.root / r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
-                           None if r[7] is None else bool(r[7]), bool(r[8]), seeds, r[9], r[11] or 0)
+        return [snapshot_row(self.root, r) for r in rows]
 
     def timemap(self, url: str) -> list[CaptureRow]:
         """Return every capture of `url` (canonicalised as captures are), oldest first."""
         from archive.formats.urls import canonicalize
 
         target = canonicalize(url)
-        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
                            "WHERE c.url = ? ORDER BY c.timestamp, s.started, s.id", (target,))
-        return [self._capture_row(r) for r in rows]
-
-    def _capture_row(self, r: tuple[Any, ...]) -> CaptureRow:
-        return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], str(self.root / r[7]), r[8], r[9], r[10])
+        return [capture_row(self.root, r) for r in rows]
 
     def lookup_payload(self, payload_digest: str) -> CaptureRow | None:
         """Return the oldest response record with this payload digest (for a revisit), or None."""
@@ -307,18 +333,33 @@ class Catalogue:
     def payload_places(self, payload_digest: str, limit: int = 8) -> list[CaptureRow]:
         """Return up to `limit` response records with this payload digest, oldest snapshot first,
         leaving out snapshots whose last verification failed."""
-        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
-                           f"WHERE c.digest = ? AND c.record_type != 'revisit' AND {_NOT_FAILED} "
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+                           f"WHERE c.digest = ? AND c.record_type != 'revisit' AND {NOT_FAILED} "
                            "ORDER BY s.folder, c.rowid LIMIT ?", (payload_digest, limit))
-        return [self._capture_row(r) for r in rows]
+        return [capture_row(self.root, r) for r in rows]
 
     def last_response(self, url: str) -> CaptureRow | None:
         """Return the newest 200 response record of exactly `url` (as captured), or None."""
-        rows = self._query(f"SELECT {_CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
+        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c JOIN snapshots s ON s.id = c.snapshot_id "
                            "WHERE c.url = ? AND c.status = 200 AND c.record_type != 'revisit' "
-                           f"AND c.digest != '' AND {_NOT_FAILED} ORDER BY s.folder DESC, c.rowid DESC "
+                           f"AND c.digest != '' AND {NOT_FAILED} ORDER BY s.folder DESC, c.rowid DESC "
                            "LIMIT 1", (url,))
-        return self._capture_row(rows[0]) if rows else None
+        return capture_row(self.root, rows[0]) if rows else None
+
+    def current(self, snapshot_id: str) -> bool:
+        """Return True when the snapshot's datapackage.json and index files are as they were
+        catalogued; otherwise take the snapshot in again (it changed in place) and return False.
+        Readers that act on a record's place (dedup) ask this first."""
+        rows = self._query("SELECT folder, stamp FROM snapshots WHERE id=?", (snapshot_id,))
+        if not rows:
+            return False
+        folder = self.root / rows[0][0]
+        if file_stamp(folder) == rows[0][1]:
+            return True
+        self.remove_snapshot(snapshot_id)
+        if is_snapshot(folder):
+            self.add_snapshot(folder)
+        return False
 
     def dependencies(self, snapshot_id: str) -> list[str]:
         """Return the ids of the snapshots the revisits of `snapshot_id` refer to."""
@@ -327,9 +368,9 @@ class Catalogue:
 
     def dependents(self, snapshot_id: str) -> list[SnapshotRow]:
         """Return the snapshots whose revisits refer to `snapshot_id`."""
-        rows = self._query(f"SELECT {_SNAPSHOT_COLUMNS} FROM {_SNAPSHOTS} WHERE s.id IN "
+        rows = self._query(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} WHERE s.id IN "
                            "(SELECT snapshot_id FROM deps WHERE depends_on=?) ORDER BY s.folder", (snapshot_id,))
-        return [self._snapshot_row(r) for r in rows]
+        return [snapshot_row(self.root, r) for r in rows]
 
     def search(self, words: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Return the pages whose URL, title or text hold every word (FTS5, best match first)."""
@@ -337,19 +378,11 @@ class Catalogue:
         if not query:
             return []
         rows = self._query("SELECT p.snapshot_id, p.url, p.title, p.timestamp, "
-                           "snippet(page_text, 2, char(2), char(3), ' … ', 24) FROM page_text "
+                           "snippet(page_text, -1, char(2), char(3), ' … ', 24) FROM page_text "
                            "JOIN pages p ON p.id = page_text.rowid WHERE page_text MATCH ? "
                            "ORDER BY bm25(page_text, 2.0, 4.0, 1.0), p.timestamp DESC LIMIT ? OFFSET ?",
                            (query, max(0, limit), max(0, offset)))
         return [SearchHit(r[0], r[1], r[2], r[3], snippet_segments(r[4] or r[2] or r[1])) for r in rows]
 
 
-_SNAPSHOT_COLUMNS = ("s.id, s.folder, s.title, s.captured_at, s.pages, s.size, v.time, v.ok, s.has_screenshot, "
-                     "s.started, s.seeds, v.problems")
-_SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
-_NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = s.id AND v.ok = 0)"   # dedup skips those
-_CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, s.folder, "
-                    "c.filename, c.offset, c.length")
-
-
-__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "open_catalogue", "refresh", "remove"]
+__all__ = ["CaptureRow", "Catalogue", "SearchHit", "SnapshotRow", "folder_for", "open_catalogue", "refresh", "remove"]

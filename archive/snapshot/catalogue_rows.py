@@ -79,6 +79,7 @@ class SnapshotFacts:
     size: int
     has_screenshot: bool
     self_contained: bool
+    stamp: str = ""         # sizes and times of the files it was read from (file_stamp)
     captures: list[Capture] = field(default_factory=list)
     texts: list[PageText] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
@@ -91,6 +92,7 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
     record cannot be read is indexed by its URL and title only.
     """
     snapshot_id = snapshot_id_of(folder)
+    stamp = file_stamp(folder)
     with Package.open(folder) as package:
         data = package.datapackage()
         meta = package.metadata()
@@ -112,8 +114,8 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
         created = str(data.get("created", ""))
         texts = []
         for page in package.pages():
-            stamp = "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
-            listed = captures.get((str(page["url"]), stamp))
+            when = "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
+            listed = captures.get((str(page["url"]), when))
             if listed is not None:
                 texts.append(_page_text(package, page, listed, Collection(folder.parent)))
         self_contained = package.has(SOURCE + DATAPACKAGE)
@@ -125,7 +127,21 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
             seeds=tuple(s for s in seeds if s in urls), captured_at=created,
             started=str(meta.get("started_at") or created), pages=len(texts), size=size,
             has_screenshot=any("screenshot" in n.lower() for n in names),
-            self_contained=self_contained, captures=rows, texts=texts, dependencies=sorted(set(deps)))
+            self_contained=self_contained, stamp=stamp, captures=rows, texts=texts, dependencies=sorted(set(deps)))
+
+
+def file_stamp(folder: Path) -> str:
+    """Return the size and modification time of the files the catalogue reads a snapshot's
+    records from (datapackage.json and the index files): a snapshot changed in place since it
+    was catalogued has another stamp. Raises nothing: a file that cannot be read counts as changed."""
+    parts = []
+    for path in [folder / DATAPACKAGE, *sorted((folder / "indexes").glob("*"))]:
+        try:
+            info = path.stat()
+            parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{path.name}:?")
+    return ";".join(parts)
 
 
 def _capture(entry: IndexEntry) -> Capture:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .catalogue_rows import SnapshotFacts
+from .catalogue_rows import SnapshotFacts, clean
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -13,7 +15,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, folder TEXT NOT NULL UNIQUE, title TEXT NOT NULL, seeds TEXT NOT NULL,
     captured_at TEXT NOT NULL, started TEXT NOT NULL, pages INTEGER NOT NULL, size INTEGER NOT NULL,
-    has_screenshot INTEGER NOT NULL, self_contained INTEGER NOT NULL);
+    has_screenshot INTEGER NOT NULL, self_contained INTEGER NOT NULL, stamp TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS verifications (id TEXT PRIMARY KEY, time TEXT NOT NULL, ok INTEGER NOT NULL,
                                           problems INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS snapshots_newest ON snapshots (captured_at DESC, started DESC, id);
@@ -80,6 +82,26 @@ class SearchHit:
     snippet: tuple[tuple[str, bool], ...]   # (text, is_match) segments, plain text: escape on output
 
 
+SNAPSHOT_COLUMNS = ("s.id, s.folder, s.title, s.captured_at, s.pages, s.size, v.time, v.ok, s.has_screenshot, "
+                     "s.started, s.seeds, v.problems")
+SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
+NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = s.id AND v.ok = 0)"   # dedup skips those
+CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, s.folder, "
+                    "c.filename, c.offset, c.length")
+
+
+def snapshot_row(root: Path, r: tuple[Any, ...]) -> SnapshotRow:
+    """Return the SnapshotRow of a row selected as SNAPSHOT_COLUMNS."""
+    seeds = tuple(s for s in str(r[10]).split("\n") if s)
+    return SnapshotRow(r[0], str(root / r[1]), r[2], seeds[0] if seeds else "", r[3], r[4], r[5], r[6],
+                       None if r[7] is None else bool(r[7]), bool(r[8]), seeds, r[9], r[11] or 0)
+
+
+def capture_row(root: Path, r: tuple[Any, ...]) -> CaptureRow:
+    """Return the CaptureRow of a row selected as CAPTURE_COLUMNS."""
+    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], str(root / r[7]), r[8], r[9], r[10])
+
+
 MARK_START, MARK_END = "\x02", "\x03"   # snippet() marks: control characters the stored text never holds
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -89,9 +111,9 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
     delete_snapshot(cur, facts.id)
     cur.execute("DELETE FROM snapshots WHERE folder=?", (facts.folder,))
     cur.execute("INSERT INTO snapshots (id, folder, title, seeds, captured_at, started, pages, size, "
-                "has_screenshot, self_contained) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "has_screenshot, self_contained, stamp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (facts.id, facts.folder, facts.title, "\n".join(facts.seeds), facts.captured_at, facts.started,
-                 facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained)))
+                 facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained), facts.stamp))
     cur.executemany("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [(facts.id, c.urlkey, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type,
                       c.filename, c.offset, c.length) for c in facts.captures])
@@ -100,7 +122,7 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
         cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title) VALUES (?,?,?,?)",
                     (facts.id, page.url, page.timestamp, page.title))
         cur.execute("INSERT INTO page_text (rowid, url, title, text) VALUES (?,?,?,?)",
-                    (cur.lastrowid, _words_of_url(page.url), page.title, page.text))
+                    (cur.lastrowid, clean(page.url, 8192), page.title, page.text))
 
 
 def delete_snapshot(cur: sqlite3.Cursor, snapshot_id: str) -> None:
@@ -116,15 +138,6 @@ def clear(cur: sqlite3.Cursor) -> None:
     for table in ("page_text", "pages", "captures", "deps", "snapshots", "verifications"):
         cur.execute(f"DELETE FROM {table}")
     cur.execute("DELETE FROM meta WHERE key='verify_offset'")
-
-
-def _words_of_url(url: str) -> str:
-    """Return a URL as the search index holds it: whole, then its words split out.
-
-    >>> _words_of_url("http://ex.org/a-b")
-    'http://ex.org/a-b http ex org a b'
-    """
-    return url + " " + " ".join(_WORD.findall(url))
 
 
 def fts_query(words: str) -> str:

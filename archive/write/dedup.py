@@ -70,7 +70,11 @@ class LocalIndex:
             if key in self.resolved:
                 return self.resolved[key]
         original = None
-        for row in self.catalogue.payload_places(digest, MAX_CANDIDATES):
+        for _ in range(2):   # again once when a snapshot changed since it was catalogued
+            rows = self.catalogue.payload_places(digest, MAX_CANDIDATES)
+            if all(self.catalogue.current(i) for i in {row.snapshot_id for row in rows}):
+                break
+        for row in rows:
             found = _resolve(_place(row))[0]
             if found is not None and found.chunked == chunked:
                 original = found
@@ -82,6 +86,8 @@ class LocalIndex:
     def last_capture(self, url: str) -> tuple[Original, Response] | None:
         """Return the newest 200 response record of `url` with its HTTP head, or None."""
         row = self.catalogue.last_response(url)
+        if row is not None and not self.catalogue.current(row.snapshot_id):
+            row = self.catalogue.last_response(url)
         if row is None:
             return None
         original, response = _resolve(_place(row))
