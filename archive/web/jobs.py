@@ -40,8 +40,11 @@ class Job:
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
+    seq: int = 0   # events numbered from 1, so a reader misses none when old ones are dropped
 
     def add(self, event: dict[str, Any]) -> None:
+        self.seq += 1
+        event["seq"] = self.seq
         if len(self.events) >= MAX_EVENTS:
             drop = next((i for i, e in enumerate(self.events) if e.get("type") == "progress"), 0)
             del self.events[drop]
@@ -121,9 +124,9 @@ class CaptureJobs:
         sent = 0
         while True:
             waiting = job.changed
-            while sent < len(job.events):
-                sent += 1
-                yield job.events[sent - 1]
+            for event in [e for e in job.events if e["seq"] > sent]:
+                sent = event["seq"]
+                yield event
             if job.done:
                 return
             await waiting.wait()
