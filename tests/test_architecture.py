@@ -178,7 +178,7 @@ def test_celery_and_redis_only_in_services():
 
 
 def test_web_framework_only_in_web():
-    for library in ("starlette", "uvicorn", "jinja2"):
+    for library in ("starlette", "uvicorn", "jinja2", "markupsafe"):
         assert {f.split("/")[0] for f in files_importing(library)} <= {"web"}, library
 
 

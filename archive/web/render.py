@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -28,17 +29,25 @@ class Settings:
 
 
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INERT = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'{}%#`\\"}
 
 
 def shown(value: object) -> object:
-    """Jinja's `finalize`: every value a template prints, with control characters and the
-    characters that reorder text (bidi controls, Unicode 15 UAX #9) shown as U+FFFD, so a
-    title cannot make a page read backwards or spoof what comes after it; escaping follows.
+    """Jinja's `finalize`: every value a template prints, as inert text.
 
-    >>> shown("evil\u202egnp.exe\x1b[2J")
-    'evil\ufffdgnp.exe\ufffd[2J'
+    Control characters and the characters that reorder text (bidi controls, UAX #9) become
+    U+FFFD, so a title cannot make a page read backwards; then every character that could be
+    markup or template source (HTML's `& < > " '`, Jinja's `{ } % #`, and backtick and
+    backslash) becomes a character reference (HTML 5 section 13.1.4), as `web/replay.inert`
+    does for pywb's home page: no datum can close a tag or an attribute, or open a Jinja
+    block should anything ever render it again. Other values are left to autoescape.
+
+    >>> str(shown("{{7*7}}<b>\u202e"))
+    '&#123;&#123;7*7&#125;&#125;&#60;b&#62;\ufffd'
     """
-    return _CONTROLS.sub("\ufffd", value) if isinstance(value, str) else value
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return Markup(_CONTROLS.sub("\ufffd", value).translate(_INERT))
+    return value
 
 
 def templates() -> Jinja2Templates:
