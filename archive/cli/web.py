@@ -44,10 +44,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"serving {printable(str(root))} at {printable(url)} (Ctrl-C stops)", file=sys.stderr, flush=True)
 
+    def changed() -> None:
+        print("snapshots changed: replay configuration regenerated", file=sys.stderr, flush=True)
+
     with _stop_on_signals() as stopping:
         try:
             serve(args.collection, args.host, args.port, token=args.token, token_file=args.token_file,
-                  allow_capture=args.allow_capture, on_ready=ready)
+                  allow_capture=args.allow_capture, on_ready=ready, on_change=changed)
             return 0
         except (Stopped, KeyboardInterrupt):
             return 0   # the way to stop a server: not an error

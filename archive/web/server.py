@@ -36,12 +36,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 8080, *,
           token: str | None = None, token_file: Path | None = None, allow_capture: bool = False,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, on_change: Callable[[], None] | None = None) -> None:
     """Serve the collection until the process is asked to stop (SIGINT, SIGTERM, SIGHUP).
 
     Raises UsageError (a non-loopback `host` without a token), PortTaken (the port is in use),
     ReplayUnavailable (pywb missing or not starting), NotACollection.
-    `on_ready(url)` is called once both servers are up.
+    `on_ready(url)` is called once both servers are up, `on_change()` after each restart of
+    pywb for new or removed snapshots.
     """
     store = Collection(collection)
     secret = access_token(host, token, token_file)   # before anything listens
@@ -57,7 +58,7 @@ def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 80
                                                server_header=False, proxy_headers=False,
                                                timeout_graceful_shutdown=5))
         shown = f"[{host}]" if ":" in host else host
-        watcher = threading.Thread(target=_watch, args=(server, replay, stop, f"http://{shown}:{port}/", on_ready),
+        watcher = threading.Thread(target=_watch, args=(server, replay, stop, f"http://{shown}:{port}/", on_ready, on_change),
                                    daemon=True)
         watcher.start()
         hangup = signal.signal(signal.SIGHUP, server.handle_exit) if _main_thread() else None
@@ -78,7 +79,7 @@ def _main_thread() -> bool:
 
 
 def _watch(server: uvicorn.Server, replay: Replay, stop: threading.Event, url: str,
-           on_ready: Callable[[str], None] | None) -> None:
+           on_ready: Callable[[str], None] | None, on_change: Callable[[], None] | None) -> None:
     """Call `on_ready(url)` once uvicorn listens; then restart pywb with a new configuration
     when snapshots come or go, until `stop` is set."""
     while not server.started:
@@ -88,7 +89,7 @@ def _watch(server: uvicorn.Server, replay: Replay, stop: threading.Event, url: s
         on_ready(url)
     while not stop.wait(REFRESH):
         try:
-            if replay.refresh():
-                logger.info("snapshots changed: replay configuration regenerated")
+            if replay.refresh() and on_change is not None:
+                on_change()
         except Exception as exc:   # a refresh that fails leaves the pages up; said once a round
             logger.warning("replay refresh failed: %s", exc)
