@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,27 +82,35 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         snaps["hostile"] = capture([site.url + "/hostile"], root, once)
         # the form's captures come from this test's loopback site: the collection opts out
         (root / "archive.toml").write_text("block_private = false\n")
-        port = free_port()
-        log = root.parent / "serve.log"
-        env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
-        with open(log, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(root), "--port", str(port),
-                                     "--allow-capture"], stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    start_new_session=True)
-        groups = [proc.pid]
-        try:
-            wait_for(lambda: "serving" in log.read_text() or proc.poll() is not None, DEADLINE, "serve to start")
-            assert proc.poll() is None, log.read_text()
-            groups += children(proc.pid)   # pywb, in a process group of its own
-            yield Served(f"http://127.0.0.1:{port}", root, site, snaps)
-        finally:
-            groups += children(proc.pid)
-            for group in groups:
-                try:
-                    os.killpg(group, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            proc.wait()
+        with serving(root, wayback, "--allow-capture") as base:
+            yield Served(base, root, site, snaps)
+
+
+@contextmanager
+def serving(root: Path, wayback: Path, *extra: str) -> Iterator[str]:
+    """`archive serve` on a free port in a session of its own; yield its base URL; kill its
+    process group and pywb's whatever happens; no traceback in its log."""
+    port = free_port()
+    log = root.parent / f"serve-{port}.log"
+    env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(root), "--port", str(port),
+                                 *extra], stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    groups = [proc.pid]
+    try:
+        wait_for(lambda: "serving" in log.read_text() or proc.poll() is not None, DEADLINE, "serve to start")
+        assert proc.poll() is None, log.read_text()
+        groups += children(proc.pid)   # pywb, in a process group of its own
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        groups += children(proc.pid)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        proc.wait()
+    assert "Traceback" not in log.read_text(), log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
@@ -222,8 +231,11 @@ def test_replay_on_the_same_port_loads_the_image_after_an_empty_script(served, p
     page.on("requestfailed", lambda r: failed.append(r.url))
     with page.expect_navigation(wait_until="load"):
         page.click("table >> text=Replay")
-    wait_for(lambda: page.evaluate("document.readyState") == "complete" and page.locator("img").count() == 1,
-             30, "the replayed page")
+    try:
+        wait_for(lambda: page.evaluate("document.readyState") == "complete" and page.locator("img").count() == 1,
+                 30, "the replayed page")
+    except AssertionError:
+        raise AssertionError(f"{page.url}: {page.content()[:1500]}") from None
     assert page.evaluate("document.querySelector('img').naturalWidth") == 1
     assert page.evaluate("document.documentElement.dataset.ran") == "yes"
     assert not failed, failed
@@ -293,3 +305,21 @@ def test_bad_requests_are_pages_not_tracebacks(served):
         status, body = api(served, path)
         assert status == code, (path, status, body[:300])
         assert b"Traceback" not in body
+
+
+def test_with_a_token_every_request_needs_it(served):
+    token = "t0ken-for-the-test-only"
+    sid = served.snaps["article"].id
+    with serving(served.root, find_wayback(), "--token", token) as base:
+        other = Served(base, served.root, served.site, served.snaps)
+        assert api(other, "/")[0] == 401
+        assert api(other, f"/{sid}/20260101000000im_/{served.site.url}/i.png")[0] == 401   # replay too
+        assert api(other, "/", headers={"Authorization": f"Bearer {token}"})[0] == 200
+        status, body = api(other, f"/api/snapshots/{sid}/verify", method="POST",
+                           headers={"Authorization": f"Bearer {token}"})
+        assert status == 200 and json.loads(body)["ok"] is True
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(f"{base}/?token={token}", timeout=60) as resp:   # the cookie, then the page
+            assert resp.status == 200 and resp.url == base + "/"
+        with opener.open(f"{base}/search?q={WORD}", timeout=60) as resp:
+            assert sid in resp.read().decode()

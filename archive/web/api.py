@@ -3,7 +3,8 @@
 GET  /api/snapshots?page=N                 the collection, newest first (catalogue rows; `total`)
 GET  /api/snapshots/<id>                   `archive show --json`
 GET  /api/snapshots/<id>/cite?format=F     `archive cite --format F` (text/plain; json: the fields)
-POST /api/snapshots/<id>/verify            `archive verify --json` (needs the X-CSRF-Token header)
+POST /api/snapshots/<id>/verify            `archive verify --json` (needs the X-CSRF-Token header of
+                                           this server's pages, or with --token its Bearer token)
 GET  /api/search?q=WORDS&page=N            search hits, the matched passage as (text, is_match) segments
 GET  /api/timemap?url=URL                  every capture of URL, oldest first, first/same/changed
 Errors: {"error": message} with 400 (bad request), 403 (no CSRF token), 404 (no such snapshot).
@@ -80,7 +81,10 @@ async def cite(request: Request) -> Response:
 
 async def verify(request: Request) -> Response:
     s = settings_of(request)
-    if not (origin_ok(request) and same(request.headers.get("x-csrf-token"), s.csrf)):
+    auth = request.headers.get("authorization", "")
+    bearer = s.token is not None and auth[:7].lower() == "bearer " and same(auth[7:], s.token)
+    # a browser never adds an Authorization header of its own accord: a Bearer token is no CSRF risk
+    if not (bearer or (origin_ok(request) and same(request.headers.get("x-csrf-token"), s.csrf))):
         return JSONResponse({"error": "POST needs this server's X-CSRF-Token header"}, status_code=403)
     try:
         report = await run_in_threadpool(views.run_verify, s.collection, request.path_params["sid"])

@@ -62,19 +62,23 @@ class ReplayProxy:
             head.append(b"Content-Length: " + str(len(body)).encode("ascii"))
         if any(b"\r" in line or b"\n" in line for line in head):
             return PlainTextResponse("bad request", status_code=400)
-        try:
-            reader, writer = await self._connect()
-        except (OSError, asyncio.TimeoutError):
-            return PlainTextResponse("replay (pywb) is not answering", status_code=502)
-        try:
-            writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-            await writer.drain()
-            status, headers = await _read_head(reader)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                WireError) as exc:
-            writer.close()
-            logger.warning("replay proxy: bad answer from pywb for %r: %s", target[:200], exc)
-            return PlainTextResponse("replay (pywb) gave no valid answer", status_code=502)
+        tries = 2 if request.method in ("GET", "HEAD") else 1   # pywb restarting may cut one off
+        for attempt in range(tries):
+            try:
+                reader, writer = await self._connect()
+            except (OSError, asyncio.TimeoutError):
+                return PlainTextResponse("replay (pywb) is not answering", status_code=502)
+            try:
+                writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+                await writer.drain()
+                status, headers = await _read_head(reader)
+                break
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                    WireError) as exc:
+                writer.close()
+                if attempt + 1 == tries:
+                    logger.warning("replay proxy: bad answer from pywb for %r: %s", target[:200], exc)
+                    return PlainTextResponse("replay (pywb) gave no valid answer", status_code=502)
         blocks = _dechunk(reader) if is_chunked(headers) else _to_end(reader)
         kept = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in HOP]
         if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
