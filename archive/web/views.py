@@ -27,7 +27,6 @@ PER_PAGE = 50
 SEARCH_PAGE = 20
 CITE_FORMATS = tuple(f for f in FORMATS if f != "json")
 _ID = re.compile(r"[0-9a-f]{64}")
-_SCREENSHOT = "urn:view:"
 
 
 def snapshot_id(text: str, collection: Path) -> str:
