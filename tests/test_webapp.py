@@ -9,6 +9,7 @@ has no serious or critical axe-core violation. Screenshots go to test-artifacts/
 """
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import os
@@ -62,8 +63,10 @@ def children(pid: int) -> list[int]:
 
 
 class Served:
-    def __init__(self, base: str, root: Path, site: WebappSite, snaps: dict[str, Any]):
-        self.base, self.root, self.site, self.snaps = base, root, site, snaps
+    def __init__(self, base: str, root: Path, site: WebappSite, snaps: dict[str, Any], log: Path | None = None):
+        self.base, self.root, self.site, self.snaps, self.log = base, root, site, snaps, log
+        self.port = int(base.rsplit(":", 1)[1])
+        self.replay = f"http://replay.localhost:{self.port}"   # replay's own origin, same port
 
 
 @pytest.fixture(scope="module")
@@ -73,24 +76,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     except ReplayUnavailable as exc:
         pytest.fail(f"pywb missing: {exc} (make test installs it)")
     root = tmp_path_factory.mktemp("webapp") / "snapshots"
+    port = free_port()
     with WebappSite() as site:
         once = CaptureOptions(depth=0)
         snaps = {"article": capture([site.url + "/"], root, once),
                  "news1": capture([site.url + "/news"], root, once)}
         site.version = 2
         snaps["news2"] = capture([site.url + "/news"], root, once)
+        site.interface, site.victim = f"http://127.0.0.1:{port}", snaps["news1"].id
+        snaps["attack"] = capture([site.url + "/attack"], root, once)
         snaps["hostile"] = capture([site.url + "/hostile"], root, once)
-        # the form's captures come from this test's loopback site: the collection opts out
-        (root / "archive.toml").write_text("block_private = false\n")
-        with serving(root, wayback, "--allow-capture") as base:
-            yield Served(base, root, site, snaps)
+        # the form's captures come from this test's loopback site: trusted local use, said so
+        with serving(root, wayback, "--allow-capture", "--allow-private-capture", port=port) as base:
+            yield Served(base, root, site, snaps, root.parent / f"serve-{port}.log")
 
 
 @contextmanager
-def serving(root: Path, wayback: Path, *extra: str) -> Iterator[str]:
+def serving(root: Path, wayback: Path, *extra: str, port: int | None = None) -> Iterator[str]:
     """`archive serve` on a free port in a session of its own; yield its base URL; kill its
     process group and pywb's whatever happens; no traceback in its log."""
-    port = free_port()
+    port = port or free_port()
     log = root.parent / f"serve-{port}.log"
     env = dict(os.environ, ARCHIVE_PYWB=str(wayback))
     with open(log, "wb") as err:
@@ -151,7 +156,7 @@ def check(page: Any, name: str) -> None:
 def test_collection_lists_every_snapshot_newest_first_hostile_title_as_text(served, page):
     page.goto(served.base + "/")
     items = page.locator("li.snapshot")
-    assert items.count() == 4
+    assert items.count() == 5
     shown = items.first.locator("h2").inner_text()   # newest first: the hostile page
     assert shown == HOSTILE_TITLE.replace("\u202e", "\ufffd")   # as text, and no bidi override
     assert page.evaluate("window.pwned") is None
@@ -224,13 +229,16 @@ def test_capture_form_completes_with_progress_events(served, page):
     assert page.locator("h1").inner_text() == "News"
 
 
-def test_replay_on_the_same_port_loads_the_image_after_an_empty_script(served, page):
+def test_replay_on_its_own_origin_loads_the_image_after_an_empty_script(served, page):
     snap = served.snaps["article"]
     page.goto(f"{served.base}/snapshots/{snap.id}")
+    link = page.locator("table >> text=Replay").get_attribute("href")
+    assert link.startswith(f"{served.replay}/{snap.id}/"), link   # the interface links to replay's origin
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
     with page.expect_navigation(wait_until="load"):
         page.click("table >> text=Replay")
+    assert page.url.startswith(served.replay + "/"), page.url
     try:
         wait_for(lambda: page.evaluate("document.readyState") == "complete" and page.locator("img").count() == 1,
                  30, "the replayed page")
@@ -239,6 +247,45 @@ def test_replay_on_the_same_port_loads_the_image_after_an_empty_script(served, p
     assert page.evaluate("document.querySelector('img').naturalWidth") == 1
     assert page.evaluate("document.documentElement.dataset.ran") == "yes"
     assert not failed, failed
+
+
+def test_a_replayed_script_gets_nothing_of_the_interface(served, page):
+    """A captured page's script, replayed, tries to read the collection and the CSRF token and
+    to post verify and capture, on its own origin and on the interface's: all of it fails, and
+    the server ran no verification and no capture. Replayed as pywb rewrites it (wombat in front
+    of its fetch) and as recorded (`id_`: no wombat, the browser's own fetch, as anyone can
+    link to it); its image and stylesheet replay."""
+    snap, victim = served.snaps["attack"], served.snaps["news1"].id
+    page.goto(f"{served.base}/timeline?url=" + urllib.request.quote(served.site.url + "/attack", safe=""))
+    link = page.locator("table.timeline >> text=Replay").get_attribute("href")
+    with page.expect_navigation(wait_until="load"):
+        page.click("table.timeline >> text=Replay")
+    assert page.url.startswith(f"{served.replay}/{snap.id}/"), page.url
+    assert page.evaluate("document.querySelector('img').naturalWidth") == 1
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(1, 2, 3)"
+    outcomes = [attack_outcome(page)]
+    stamp = link.split("/")[4]
+    page.goto(link.replace(f"/{stamp}/", f"/{stamp}id_/", 1))   # the page as recorded, no wombat
+    outcomes.append(attack_outcome(page))
+    assert outcomes[1]["api_relative"].startswith("ok 404 404: not a replay path"), outcomes[1]   # it got here
+    assert outcomes[1]["api_interface"].startswith("failed"), outcomes[1]   # the same-origin policy
+    for got in outcomes:
+        assert got["csrf"] == "none", got   # no interface page was read
+        for name, outcome in got.items():
+            assert victim not in outcome and '"total"' not in outcome and "csrf-token" not in outcome, (name, outcome)
+            assert not outcome.startswith("ok 2"), (name, outcome)
+    status, body = api(served, "/api/snapshots?page=1")
+    row = next(r for r in json.loads(body)["snapshots"] if r["id"] == victim)
+    assert not row["verified_at"], row   # no verification ran
+    status, body = api(served, "/capture")
+    assert "/stolen" not in body.decode() and "/stolen" not in served.site.asked   # no capture started
+    assert "/stolen" not in served.log.read_text()
+
+
+def attack_outcome(page: Any) -> dict[str, str]:
+    wait_for(lambda: page.evaluate("document.documentElement.dataset.attack") is not None, 60, "the attack to end")
+    got: dict[str, str] = json.loads(page.evaluate("document.documentElement.dataset.attack"))
+    return got
 
 
 def api(served: Served, path: str, **kw: Any) -> tuple[int, bytes]:
@@ -253,7 +300,7 @@ def api(served: Served, path: str, **kw: Any) -> tuple[int, bytes]:
 def test_json_api_mirrors_the_command_line(served):
     status, body = api(served, "/api/snapshots")
     listed = json.loads(body)
-    assert status == 200 and listed["total"] >= 4
+    assert status == 200 and listed["total"] >= 5
     status, body = api(served, "/api/search?q=" + WORD)
     assert [h["snapshot_id"] for h in json.loads(body)["hits"]] == [served.snaps["article"].id]
     sid = served.snaps["article"].id
@@ -307,19 +354,95 @@ def test_bad_requests_are_pages_not_tracebacks(served):
         assert b"Traceback" not in body
 
 
-def test_with_a_token_every_request_needs_it(served):
-    token = "t0ken-for-the-test-only"
+def raw(port: int, method: str, path: str, host: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One request to 127.0.0.1:`port` naming `host` (redirects not followed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, headers={"Host": host, **headers})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_each_origin_answers_its_own_paths_only(served):
+    port, sid = served.port, served.snaps["article"].id
+    replay_host, interface = f"replay.localhost:{port}", f"127.0.0.1:{port}"
+    _, _, body = raw(port, "GET", "/api/timemap?url=" + urllib.request.quote(served.site.url + "/", safe=""), interface)
+    link = json.loads(body)["captures"][0]["replay"]
+    assert link.startswith(f"http://{replay_host}/{sid}/"), link
+    path = link.split(replay_host, 1)[1]
+    # the replay origin: replay paths, GET and HEAD, with pywb's rewriting and Memento headers
+    status, headers, body = raw(port, "GET", path, replay_host)
+    assert status == 200 and "memento-datetime" in headers, (status, headers)
+    assert f"<http://{replay_host}/{sid}/" in headers["link"] and 'rel="original"' in headers["link"], headers["link"]
+    assert f"http://{replay_host}/{sid}/".encode() in body   # wombat's prefix: this origin
+    for refused in ["/api/snapshots", f"/api/snapshots/{sid}", f"/snapshots/{sid}", "/search?q=" + WORD,
+                    "/capture", "/timeline?url=x", "/assets/app.js", "/nothing"]:
+        status, _, body = raw(port, "GET", refused, replay_host)
+        assert status == 404 and sid.encode() not in body and b"csrf" not in body, (refused, status, body[:200])
+    for target in ["/capture", f"/api/snapshots/{sid}/verify", path]:
+        assert raw(port, "POST", target, replay_host)[0] == 405, target
+    status, headers, _ = raw(port, "GET", "/", replay_host)
+    assert status == 303 and headers["location"] == f"http://127.0.0.1:{port}/"
+    # the interface: a replay path is sent to the replay origin, never served here
+    status, headers, body = raw(port, "GET", path, interface)
+    assert status == 307 and headers["location"] == link and b"wombat" not in body, (status, headers)
+    # any other Host: nothing (DNS rebinding)
+    for host in ["attacker.example", f"replay.localhost.attacker.example:{port}", f"localhost.attacker.example:{port}"]:
+        assert raw(port, "GET", path, host)[0] == 403, host
+        assert raw(port, "GET", "/api/snapshots", host)[0] == 403, host
+
+
+def test_with_a_token_replay_has_a_second_port_and_every_request_needs_the_token(served, page):
+    """Off loopback (here forced by --replay-port) replay is on a port of its own; both need the
+    token; the form, without --allow-private-capture, refuses this loopback site and says why."""
+    token, rport = "t0ken-for-the-test-only", free_port()
     sid = served.snaps["article"].id
-    with serving(served.root, find_wayback(), "--token", token) as base:
+    bearer = {"Authorization": f"Bearer {token}"}
+    with serving(served.root, find_wayback(), "--token", token, "--replay-port", str(rport), "--allow-capture") as base:
         other = Served(base, served.root, served.site, served.snaps)
         assert api(other, "/")[0] == 401
-        assert api(other, f"/{sid}/20260101000000im_/{served.site.url}/i.png")[0] == 401   # replay too
-        assert api(other, "/", headers={"Authorization": f"Bearer {token}"})[0] == 200
-        status, body = api(other, f"/api/snapshots/{sid}/verify", method="POST",
-                           headers={"Authorization": f"Bearer {token}"})
+        assert api(other, "/", headers=bearer)[0] == 200
+        _, _, body = raw(other.port, "GET", "/api/timemap?url=" + urllib.request.quote(served.site.url + "/", safe=""),
+                         "127.0.0.1", **bearer)
+        link = json.loads(body)["captures"][0]["replay"]
+        assert link.startswith(f"http://127.0.0.1:{rport}/{sid}/"), link
+        path = link.split(str(rport), 1)[1]
+        assert raw(rport, "GET", path, f"127.0.0.1:{rport}")[0] == 401   # replay needs it too
+        status, headers, _ = raw(rport, "GET", path, f"127.0.0.1:{rport}", **bearer)
+        assert status == 200 and f"<http://127.0.0.1:{rport}/{sid}/" in headers["link"]
+        assert raw(rport, "GET", "/api/snapshots", f"127.0.0.1:{rport}", **bearer)[0] == 404
+        assert raw(rport, "POST", f"/api/snapshots/{sid}/verify", f"127.0.0.1:{rport}", **bearer)[0] == 405
+        status, headers, _ = raw(other.port, "GET", path, f"127.0.0.1:{other.port}", **bearer)
+        assert status == 307 and headers["location"] == link
+        status, body = api(other, f"/api/snapshots/{sid}/verify", method="POST", headers=bearer)
         assert status == 200 and json.loads(body)["ok"] is True
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-        with opener.open(f"{base}/?token={token}", timeout=60) as resp:   # the cookie, then the page
-            assert resp.status == 200 and resp.url == base + "/"
-        with opener.open(f"{base}/search?q={WORD}", timeout=60) as resp:
-            assert sid in resp.read().decode()
+        # in the browser: the token once, then the interface, replay on the other port, the form
+        page.goto(f"{base}/?token={token}")
+        page.goto(f"{base}/snapshots/{sid}")
+        with page.expect_navigation(wait_until="load"):
+            page.click("table >> text=Replay")
+        assert page.url.startswith(f"http://127.0.0.1:{rport}/{sid}/"), page.url
+        wait_for(lambda: page.evaluate("document.querySelector('img') && document.querySelector('img').naturalWidth") == 1,
+                 30, "the replayed image")
+        page.goto(f"{base}/capture")
+        assert "refused" in page.locator("main").inner_text()
+        page.fill("#url", served.site.url + "/news")
+        page.click("button[type=submit] >> text=Capture")
+        page.wait_for_url(re.compile(r"/capture/[0-9a-f]+$"))
+        page.wait_for_selector("#job[data-done]", timeout=DEADLINE * 1000)
+        assert page.locator("#job").get_attribute("data-done") == "failed"
+        said = page.locator("#job-state").inner_text()
+        assert "blocked-private" in said and "not a public address" in said, said
+        assert "blocked-private" in page.locator("#job-messages").inner_text()
+        check(page, "capture-refused")
+
+
+def test_allow_private_capture_is_refused_off_loopback_or_without_the_form(tmp_path):
+    for extra in (["--host", "0.0.0.0", "--token", "t0ken-for-the-test-only", "--allow-capture"], []):
+        result = subprocess.run([sys.executable, "-m", "archive", "serve", "-C", str(tmp_path), "--port",
+                                 str(free_port()), "--allow-private-capture", *extra],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result
+        assert "--allow-private-capture" in result.stderr and len(result.stderr.strip().splitlines()) == 1

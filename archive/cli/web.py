@@ -22,17 +22,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `serve` to the `archive` parser."""
     serve = command(sub, common, "serve", _cmd_serve, "the web interface: find, replay, cite, verify",
                     "Serve the collection's web interface (snapshots, search, timelines, citations, "
-                    "verification, a JSON API) with replay by pywb (frameless, Memento) on the same "
-                    "port. pywb runs in a process group of its own, stopped with `serve` on Ctrl-C, "
+                    "verification, a JSON API) with replay by pywb (frameless, Memento) on an origin of "
+                    "its own: http://replay.localhost:PORT/ on loopback (same port), the --replay-port "
+                    "off loopback. pywb runs in a process group of its own, stopped with `serve` on Ctrl-C, "
                     "SIGTERM or SIGHUP; a port in use is an error (exit 2).")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s); "
                                                            "any other than loopback needs --token")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument("--token", help="access token every request must carry (16+ characters)")
     serve.add_argument("--token-file", type=Path, metavar="FILE", help="read the access token from FILE")
+    serve.add_argument("--replay-port", type=int, metavar="PORT",
+                       help="serve replay on this second port (default off loopback: --port + 1; on "
+                            "loopback: replay.localhost on --port)")
     serve.add_argument("--allow-capture", action="store_true",
-                       help="turn on the capture form (private addresses refused unless archive.toml "
-                            "says block_private = false)")
+                       help="turn on the capture form (private, loopback and link-local addresses always refused)")
+    serve.add_argument("--allow-private-capture", action="store_true",
+                       help="DANGEROUS, trusted local use only: let the capture form fetch private and "
+                            "loopback addresses (needs --allow-capture; refused off loopback)")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -50,7 +56,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with _stop_on_signals() as stopping:
         try:
             serve(args.collection, args.host, args.port, token=args.token, token_file=args.token_file,
-                  allow_capture=args.allow_capture, on_ready=ready, on_change=changed)
+                  allow_capture=args.allow_capture, allow_private=args.allow_private_capture,
+                  replay_port=args.replay_port, on_ready=ready, on_change=changed)
             return 0
         except (Stopped, KeyboardInterrupt):
             return 0   # the way to stop a server: not an error

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound, UsageError
 
 from . import views
-from .render import base_url, settings_of
+from .render import replay_base, settings_of
 from .security import origin_ok, same
 
 
@@ -71,7 +71,7 @@ async def cite(request: Request) -> Response:
     s = settings_of(request)
     fmt = request.query_params.get("format", "text")
     try:
-        text = await run_in_threadpool(views.cite, s.collection, request.path_params["sid"], fmt, base_url(request))
+        text = await run_in_threadpool(views.cite, s.collection, request.path_params["sid"], fmt, replay_base(request))
     except ArchiveError as exc:
         return _error(exc)
     media = {"json": "application/json", "csl-json": "application/vnd.citationstyles.csl+json",
@@ -115,7 +115,7 @@ async def timemap(request: Request) -> Response:
     if not url:
         return JSONResponse({"error": "give ?url=URL"}, status_code=400)
     try:
-        rows = await run_in_threadpool(views.timeline, s.collection, url, base_url(request))
+        rows = await run_in_threadpool(views.timeline, s.collection, url, replay_base(request))
     except ArchiveError as exc:
         return _error(exc)
     return JSONResponse({"url": url, "captures": rows})

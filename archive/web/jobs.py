@@ -3,9 +3,10 @@
 The read side never imports the write path: the capture runs as `python -m archive capture
 --json --progress-jsonl ...` in a process group of its own, and its progress lines (stderr,
 one JSON object a line) become the job's events, shown live by server-sent events (HTML
-Living Standard, section 9.2). Private, loopback and link-local addresses are refused
-(`--block-private`) unless the collection's `archive.toml` says `block_private = false`, as
-for the other services whose URLs come from other people. Lines are bounded (MAX_LINE);
+Living Standard, section 9.2). A form that makes the server fetch URLs is a way into the
+network it sits on, so private, loopback, link-local and reserved addresses are always refused
+(`--block-private`, whatever the collection's `archive.toml` says), unless the server was
+started for trusted local use with `serve --allow-private-capture` (loopback only). Lines are bounded (MAX_LINE);
 events kept per job are bounded (MAX_EVENTS, the oldest progress dropped first).
 """
 from __future__ import annotations
@@ -20,8 +21,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from archive.snapshot.store import Collection
 
 MAX_LINE = 64 << 10
 MAX_EVENTS = 500
@@ -60,14 +59,16 @@ class Busy(Exception):
 class CaptureJobs:
     """The captures of one server process."""
 
-    def __init__(self, collection: Path, program: tuple[str, ...] = (sys.executable, "-m", "archive")):
+    def __init__(self, collection: Path, program: tuple[str, ...] = (sys.executable, "-m", "archive"),
+                 allow_private: bool = False):
         self.collection = collection
         self.program = program
+        self.allow_private = allow_private
         self.jobs: dict[str, Job] = {}
 
     def block_private(self) -> bool:
-        """Return True unless the collection's archive.toml opts out (`block_private = false`)."""
-        return Collection(self.collection).settings().get("block_private") is not False
+        """Return True unless the server was started with `--allow-private-capture`."""
+        return not self.allow_private
 
     async def start(self, url: str, depth: int) -> Job:
         """Start a capture of `url` to `depth` (0..MAX_DEPTH); raise Busy, ValueError."""
@@ -117,7 +118,11 @@ class CaptureJobs:
         except ValueError:
             pass
         job.done = True
-        job.add({"type": "done", "ok": code == 0 and snapshot is not None, "exit": code, "snapshot": snapshot})
+        ok = code == 0 and snapshot is not None
+        said = [e["text"] for e in job.events if e["type"] == "message"]
+        # why it failed: a refused private address first (the form's guard), else the last word
+        why = None if ok else next((t for t in said if "blocked-private" in t), said[-1] if said else None)
+        job.add({"type": "done", "ok": ok, "exit": code, "snapshot": snapshot, "why": why})
 
     async def events(self, job: Job) -> AsyncIterator[dict[str, Any]]:
         """Yield the job's events from the first, then each new one until it is done."""

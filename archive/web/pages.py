@@ -26,7 +26,7 @@ from archive.snapshot.store import Collection
 
 from . import views
 from .jobs import Busy
-from .render import base_url, render, settings_of
+from .render import render, replay_base, settings_of
 from .security import origin_ok, same
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ async def timeline(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     if url:
         try:
-            rows = await run_in_threadpool(views.timeline, s.collection, url, base_url(request))
+            rows = await run_in_threadpool(views.timeline, s.collection, url, replay_base(request))
         except ArchiveError as exc:
             return failure(request, exc)
     return render(request, "timeline.html", title="Timeline", url=url, rows=rows)
@@ -97,7 +97,7 @@ async def snapshot(request: Request, report: Any = None, status: int = 200) -> R
     s = settings_of(request)
     sid = request.path_params["sid"]
     try:
-        info = await run_in_threadpool(views.snapshot, s.collection, sid, base_url(request))
+        info = await run_in_threadpool(views.snapshot, s.collection, sid, replay_base(request))
     except ArchiveError as exc:
         return failure(request, exc)
     types = info["details"].types
@@ -176,7 +176,8 @@ async def capture_form(request: Request) -> Response:
                       message="This server does not capture: start it with `archive serve --allow-capture`.")
     jobs = request.app.state.jobs
     if request.method == "GET":
-        return render(request, "capture.html", title="Capture", error=None, block_private=jobs.block_private())
+        return render(request, "capture.html", title="Capture", error=None, block_private=jobs.block_private(),
+                      jobs=list(jobs.jobs.values()))
     form = await request.form(max_files=0, max_fields=8)
     if not _csrf_ok(request, form):
         return render(request, "error.html", status=403, title="Refused",
@@ -198,7 +199,7 @@ async def capture_form(request: Request) -> Response:
             problem = str(exc)
     if problem is not None:
         return render(request, "capture.html", status=400, title="Capture", error=problem,
-                      block_private=jobs.block_private())
+                      block_private=jobs.block_private(), jobs=list(jobs.jobs.values()))
     return RedirectResponse(request.url_for("capture_job", job=job.id), status_code=303)
 
 

@@ -7,7 +7,7 @@ Every page goes out with a Content-Security-Policy allowing only this origin's o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -15,6 +15,8 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
+
+from .origins import Origins
 
 
 @dataclass
@@ -26,6 +28,8 @@ class Settings:
     token: str | None = None
     allow_capture: bool = False
     csrf: str = ""
+    allow_private: bool = False   # the capture form may fetch private addresses (trusted local use)
+    origins: Origins = field(default_factory=lambda: Origins("127.0.0.1", 0))
 
 
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -93,7 +97,7 @@ def render(request: Request, name: str, status: int = 200, **context: object) ->
     """Render template `name` with the common context (settings, CSRF token, base URL)."""
     s = settings_of(request)
     context.update(request=request, csrf=s.csrf, allow_capture=s.allow_capture,
-                   replay=s.replay is not None, base=base_url(request))
+                   replay=s.replay is not None, base=base_url(request), replay_base=replay_base(request))
     response: Response = request.app.state.templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
                                                    "frame-ancestors 'none'; form-action 'self'")
@@ -105,3 +109,8 @@ def render(request: Request, name: str, status: int = 200, **context: object) ->
 def base_url(request: Request) -> str:
     """Return this server's root URL as the browser reached it (for replay links and citations)."""
     return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def replay_base(request: Request) -> str:
+    """Return the replay origin's root URL (web/origins.py): replay links and citations point there."""
+    return settings_of(request).origins.replay_base(request.scope)

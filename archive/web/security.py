@@ -3,8 +3,8 @@
 `serve` binds 127.0.0.1 unless told otherwise; on any other address it needs a token, and
 then every request must carry it: an `Authorization: Bearer TOKEN` header (the JSON API), or
 the `archive_token` cookie the browser gets by opening `/?token=TOKEN` once (HttpOnly,
-SameSite=Strict). Without a token, only a Host naming a loopback address is answered (DNS
-rebinding). Every POST carries the CSRF token of this server process, which only its
+SameSite=Strict), on the interface's port and replay's alike. Without a token, only a Host
+naming a loopback address (or `replay.localhost`, replay's origin) is answered (DNS rebinding). Every POST carries the CSRF token of this server process, which only its
 own pages hold (a form field `csrf` or an `X-CSRF-Token` header), and comes from a page of
 this origin when the browser says where it comes from (Origin, RFC 6454 section 7).
 Comparisons are constant-time (`hmac.compare_digest`).
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from archive.errors import UsageError
 
 COOKIE = "archive_token"
+REPLAY_HOST = "replay.localhost"   # replay's own origin on loopback (web/origins.py)
 MAX_TOKEN_FILE = 4096
 
 
@@ -80,7 +81,8 @@ class TokenGate:
         if self.token is None:
             # no token: loopback only, and a page of another site reaching it by a name of its
             # own that resolves here (DNS rebinding) is refused by the Host it sends
-            if is_loopback(_hostname(request.headers.get("host", ""))):
+            name = hostname(request.headers.get("host", ""))
+            if is_loopback(name) or name == REPLAY_HOST:
                 await self.app(scope, receive, send)
             else:
                 await PlainTextResponse("403: this server answers to a loopback Host only",
@@ -101,10 +103,10 @@ class TokenGate:
                                 "or send Authorization: Bearer TOKEN)", status_code=401)(scope, receive, send)
 
 
-def _hostname(host: str) -> str:
+def hostname(host: str) -> str:
     """Return the host name of a Host header value ("[::1]:8080" -> "::1").
 
-    >>> _hostname("[::1]:8080"), _hostname("127.0.0.1:80"), _hostname("localhost")
+    >>> hostname("[::1]:8080"), hostname("127.0.0.1:80"), hostname("localhost")
     ('::1', '127.0.0.1', 'localhost')
     """
     if host.startswith("["):

@@ -26,11 +26,17 @@ document.addEventListener("DOMContentLoaded", function () {
         if (dd.dataset.key in data) { dd.textContent = String(data[dd.dataset.key]); }
       });
     });
-    events.addEventListener("message", function () {});
+    var messages = document.getElementById("job-messages");
+    messages.textContent = "";   // the events start again from the first
+    events.addEventListener("message", function (e) {
+      var item = document.createElement("li");
+      item.textContent = JSON.parse(e.data).text;
+      messages.appendChild(item);
+    });
     events.addEventListener("done", function (e) {
       var data = JSON.parse(e.data);
       events.close();
-      state.textContent = data.ok ? "Done." : "Failed (exit " + data.exit + ").";
+      state.textContent = data.ok ? "Done." : "Failed (exit " + data.exit + ")" + (data.why ? ": " + data.why : ".");
       job.dataset.done = data.ok ? "ok" : "failed";
       if (data.snapshot) {
         var link = document.createElement("a");
