@@ -3,8 +3,9 @@
 One `archive serve --allow-capture` process (and its pywb) for the module, one browser: search
 finds a snapshot by a word of its article; the timeline of a twice-captured changing page says
 "changed" and shows the diff; the cite panel's BibTeX parses; Verify says OK, and FAILED once a
-byte of a WARC is flipped; the capture form completes with progress events; replay through the
-one port loads the page's image after its empty script; hostile titles stay text; and every page
+byte of a WARC is flipped; the capture form completes with progress events; replay on its own
+origin (replay.localhost, same port) loads the page's image after its empty script, and a
+replayed script gets nothing of the interface; hostile titles stay text; and every page
 has no serious or critical axe-core violation. Screenshots go to test-artifacts/webapp/.
 """
 from __future__ import annotations
