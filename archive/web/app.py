@@ -5,8 +5,8 @@ Two origins (web/origins.py): the interface's routes are `/` the collection, `/s
 `/capture` (only with `allow_capture`), `/api/...` (JSON, see api.py), `/assets/...` (the
 stylesheet and a small script); a replay path asked of it is sent on to the replay origin.
 The replay origin answers replay paths only (`/<id>/<timestamp>/<url>`, `/all/...`,
-`/static/...`), GET and HEAD, passed to pywb through `proxy.ReplayProxy`. Templates autoescape every value (Jinja2, `autoescape=True`) and
-none marks data safe.
+`/static/...`), GET and HEAD, passed to pywb through `proxy.ReplayProxy`. Templates autoescape
+every value (Jinja2, `autoescape=True`) and none marks data safe.
 """
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 
 One port for the user on loopback: the interface at `http://127.0.0.1:PORT/`, replay at
 `http://replay.localhost:PORT/` (its own origin, web/origins.py); off loopback (or with
-`replay_port`), replay on a second port. pywb listens on a free port of 127.0.0.1 that only the
-application's replay proxy talks to; it runs in a process group of its own (web/replay.py), is restarted
-with a new configuration when the collection's snapshots change, and is stopped with the
-server whatever stops it.
+`replay_port`), replay on a second port. pywb listens on a free port of 127.0.0.1 that only
+the application's replay proxy talks to; it runs in a process group of its own
+(web/replay.py), is restarted with a new configuration when the collection's snapshots
+change, and is stopped with the server whatever stops it.
 """
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import uvicorn
 
+from archive.errors import UsageError
 from archive.snapshot.store import Collection
 
 from .app import create_app
-from archive.errors import UsageError
-
 from .origins import Origins
 from .render import Settings
 from .replay import PortTaken, Replay, check_port
@@ -50,8 +49,8 @@ def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 80
     `allow_private` lets the capture form fetch private addresses: loopback `host` only.
     Raises UsageError (a non-loopback `host` without a token, or with `allow_private`), PortTaken
     (a port is in use), ReplayUnavailable (pywb missing or not starting), NotACollection.
-    `on_ready(text)` is called once both servers are up (text: where the interface and replay are), `on_change()` after each restart of
-    pywb for new or removed snapshots.
+    `on_ready(text)` is called once both servers are up (text: where the interface and replay
+    are), `on_change()` after each restart of pywb for new or removed snapshots.
     """
     store = Collection(collection)
     secret = access_token(host, token, token_file)   # before anything listens
@@ -60,8 +59,8 @@ def serve(collection: Path | str | None, host: str = "127.0.0.1", port: int = 80
                          "and a loopback --host")
     if replay_port is None and not is_loopback(host):
         replay_port = port + 1
-    if replay_port == port:
-        raise UsageError("--replay-port must differ from --port")
+    if replay_port is not None and (replay_port == port or not 0 < replay_port < 65536):
+        raise UsageError(f"--replay-port {replay_port}: a port from 1 to 65535 other than --port")
     check_port(host, port)
     if replay_port is not None:
         check_port(host, replay_port)
