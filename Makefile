@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 PYWB_VENV  := .venv-pywb
 PYWB_STAMP := $(PYWB_VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-packages
+# axe-core (npm): the accessibility checker the web interface's tests inject into each page
+AXE := node_modules/axe-core/axe.min.js
 URL    ?=
 COLLECTION ?= snapshots
 
@@ -36,6 +38,9 @@ $(SYSTEM_STAMP): $(STAMP)
 	@if ! command -v chromium >/dev/null || ! command -v wget >/dev/null || ! command -v openssl >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wget openssl fonts-dejavu-core; \
 	fi
+	@if ! command -v npm >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	fi
 	@if ! command -v redis-server >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	fi
@@ -61,11 +66,14 @@ install: $(STAMP) $(PYWB_STAMP)
 	@case ":$$PATH:" in *":$(HOME)/.local/bin:"*) echo "archive is on your PATH: try \`archive list\`";; \
 		*) echo "$(HOME)/.local/bin is not on your PATH: add it (export PATH=\"\$$HOME/.local/bin:\$$PATH\" in ~/.profile)";; esac
 
+$(AXE): $(SYSTEM_STAMP)
+	npm install --no-audit --no-fund --no-save axe-core@4.10.3
+
 # The default test run: everything but tests marked slow.
-test: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
+test: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP) $(AXE)
 	$(BIN)/python -m pytest -q -m "not slow" --doctest-modules archive tests
 
-test-all: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP)
+test-all: $(STAMP) $(PYWB_STAMP) $(SYSTEM_STAMP) $(AXE)
 	$(BIN)/python -m pytest -q --doctest-modules archive tests
 
 # Speed and memory against GNU wget and warcio, medians of 3 runs (several minutes; not in `make test`).

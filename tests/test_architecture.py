@@ -190,6 +190,11 @@ def test_celery_and_redis_only_in_services():
         assert {f.split("/")[0] for f in files_importing(library)} <= {"services"}, library
 
 
+def test_web_framework_only_in_web():
+    for library in ("starlette", "uvicorn", "jinja2", "markupsafe"):
+        assert {f.split("/")[0] for f in files_importing(library)} <= {"web"}, library
+
+
 def test_warc_written_only_in_warc():
     # the writer writes record heads itself (see its docstring); no module uses warcio's
     # writer, and only archive/warc writes WARC bytes.

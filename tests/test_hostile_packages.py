@@ -297,12 +297,15 @@ def serving(collection: Path, tmp_path: Path) -> Iterator[str]:
     """Run the real `archive serve` on the collection (its own process group, pywb in it too);
     yield its base URL once the home page answers; stop the whole group whatever happens."""
     from archive.web.replay import find_wayback
-    with socket.socket() as s:
+    with socket.socket() as s, socket.socket() as r:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        r.bind(("127.0.0.1", 0))
+        port, replay_port = s.getsockname()[1], r.getsockname()[1]
     env = dict(os.environ, ARCHIVE_PYWB=str(find_wayback()))
+    # replay on a second port (its own origin): urllib, unlike browsers, does not resolve replay.localhost
     with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection), "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "archive", "serve", "-C", str(collection), "--port", str(port),
+                                 "--replay-port", str(replay_port)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"

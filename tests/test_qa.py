@@ -26,7 +26,7 @@ from archive.read.find import replay_url
 from archive.browser import chromium as start_chromium
 from archive.web.compare import BadImage, compare_images, text_match
 from archive.web.qa import _free_port, qa
-from archive.web.render import render
+from archive.web.qarender import render
 from tests import browser_site
 from archive.web.replay import Replay, find_wayback
 

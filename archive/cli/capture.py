@@ -32,6 +32,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                                                     "as the interruption message says); seeds and options "
                                                     "are its own, nothing it holds is fetched again")
     capture_options(cap)
+    cap.add_argument("--progress-jsonl", action="store_true",
+                     help="progress as JSON lines on stderr, {\"progress\": {counts}} at most 4 a "
+                          "second (for programs, e.g. the web interface's capture form)")
     cap.add_argument("--sign", action="store_true", help="sign the snapshot (see `archive keys new`)")
     cap.add_argument("--key", type=Path, metavar="PATH", help="the signing key (default: the config folder's)")
     cap.add_argument("--tsa", action="append", default=[], metavar="URL",
@@ -217,7 +220,8 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
     live = not args.quiet and args.format != "json" and sys.stderr.isatty()
     with CaptureProgress.on_stderr(live) as shown:
-        snap = capture(urls, args.collection, options, progress=shown if live else None,
+        progress = _json_lines() if args.progress_jsonl else (shown if live else None)
+        snap = capture(urls, args.collection, options, progress=progress,
                        on_url=shown.url_done if args.verbose else None, resume=args.resume)
     proofs, failed = None, None
     if args.sign or args.tsa:   # signature and timestamps (proof.py) go in before verification
@@ -233,6 +237,20 @@ def _cmd_capture(args: argparse.Namespace) -> int:
                "(add it later with archive sign / archive timestamp)")
         return failed.exit_code
     return code
+
+
+def _json_lines(every: float = 0.25) -> Any:
+    """Return a progress callback writing {"progress": counts} lines to stderr, `every` seconds at most."""
+    import json
+    last = [0.0]
+
+    def emit(counts: dict[str, int]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            print(json.dumps({"progress": {k: v for k, v in counts.items() if isinstance(v, int)}}),
+                  file=sys.stderr, flush=True)
+    return emit
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from archive.snapshot.store import Collection, snapshot_id_of
 
 from . import evidence
 from .compare import BadImage, compare_images, text_match
-from .render import render, render_page
+from .qarender import render, render_page
 from .replay import Replay
 
 logger = logging.getLogger(__name__)
