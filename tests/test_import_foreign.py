@@ -252,6 +252,24 @@ def test_real_heritrix_arc_imports(collection):
             hashlib.sha256(IAH_ARC.read_bytes()).hexdigest()
 
 
+def test_a_capture_without_a_payload_digest_is_neither_same_nor_changed(collection, capsys):
+    """An ARC record has no payload digest ("-" in its CDXJ): against the Heritrix WARC of the
+    same crawl (sha1) the TimeMap, `list URL` and the web timeline say "unknown", never a
+    change or a match they cannot know."""
+    from archive.read.find import timemap
+    from archive.web.views import timeline
+
+    import_archive(IAH_ARC, collection)
+    import_archive(IAH_WARC, collection)
+    url = "http://www.archive.org/index.php"
+    mementos = timemap(url, collection)
+    assert sorted(m.digest for m in mementos)[0] == "-" and len(mementos) == 2
+    assert [(m.state, m.changed) for m in mementos] == [("first", None), ("unknown", None)]
+    assert [row["state"] for row in timeline(collection, url, "http://replay.localhost:8080")] == ["first", "unknown"]
+    code, out = cli(capsys, "list", "-C", str(collection), url)
+    assert code == 0 and "unknown" in out and "CHANGED" not in out and "same" not in out
+
+
 @pytest.mark.parametrize("damage, expected", [
     (lambda data: data[:-40], "ARC record 3 cut short: 39 bytes missing"),   # 1: the version block
     (lambda data: data + b"http://example.org/" + b"a" * 200_000, "ARC record header line over 65536 bytes"),

@@ -125,7 +125,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             write_json([vars(m) for m in mementos])
         else:
             for m in mementos:
-                mark = {None: "first", True: "CHANGED", False: "same"}[m.changed]
+                mark = m.state.upper() if m.state == "changed" else m.state
                 sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
         return 0
     found = snapshots(args.collection, limit=args.limit, offset=args.offset)

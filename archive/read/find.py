@@ -18,6 +18,7 @@ from archive.snapshot.catalogue import open_catalogue
 from archive.snapshot.catalogue_ops import folder_for
 from archive.snapshot.store import Collection, file_lines
 
+from .coverage import same_digest
 from .verify import require_intact
 
 LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
@@ -62,7 +63,8 @@ class Memento:
     status: str
     digest: str
     replay: str
-    changed: bool | None = None   # against the capture before it (None for the first)
+    changed: bool | None = None   # against the capture before it (None: the first, or cannot tell)
+    state: str = "first"          # the same as a word: change_state()
 
     @property
     def datetime(self) -> datetime:
@@ -152,10 +154,34 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     its catalogue. Raises NotACollection."""
     with open_catalogue(Collection(collection).require()) as catalogue:
         rows = catalogue.timemap(url)
-    return [Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
-                    r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url),
-                    None if i == 0 else r.payload_digest != rows[i - 1].payload_digest)
-            for i, r in enumerate(rows)]
+    out = []
+    for i, r in enumerate(rows):
+        state = change_state(rows[i - 1].payload_digest if i else None, r.payload_digest)
+        out.append(Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
+                           r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url),
+                           {"same": False, "changed": True}.get(state), state))
+    return out
+
+
+def change_state(before: str | None, after: str) -> str:
+    """Return how a capture's payload compares with the capture of the same URL before it:
+    "first" (`before` is None), "same" or "changed" by payload digest (WARC 1.1 section 5.9,
+    WARC-Payload-Digest, as the CDXJ index carries it: "algo:value", base32 or hex), or
+    "unknown" when either has no digest ("-": an ARC record, or a WARC record written without
+    one) or the two were taken with different algorithms, so their bytes cannot be compared.
+
+    >>> change_state(None, "sha1:AAAA"), change_state("sha1:AAAQEAYEAUDAO", "sha1:0001020304050607")
+    ('first', 'same')
+    >>> change_state("-", "-"), change_state("sha1:AAAA", "sha256:" + "ab" * 32), change_state("sha1:AA", "sha1:AB")
+    ('unknown', 'unknown', 'changed')
+    """
+    if before is None:
+        return "first"
+    known = [d.strip() for d in (before, after) if d and d.strip() not in ("", "-")]
+    algorithms = {d.rpartition(":")[0].lower() for d in known} - {""}
+    if len(known) < 2 or len(algorithms) > 1:
+        return "unknown"
+    return "same" if same_digest(before, after) else "changed"
 
 
 def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY) -> str:

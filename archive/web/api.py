@@ -6,7 +6,7 @@ GET  /api/snapshots/<id>/cite?format=F     `archive cite --format F` (text/plain
 POST /api/snapshots/<id>/verify            `archive verify --json` (needs the X-CSRF-Token header of
                                            this server's pages, or with --token its Bearer token)
 GET  /api/search?q=WORDS&page=N            search hits, the matched passage as (text, is_match) segments
-GET  /api/timemap?url=URL                  every capture of URL, oldest first, first/same/changed
+GET  /api/timemap?url=URL                  every capture of URL, oldest first, first/same/changed/unknown
 Errors: {"error": message} with 400 (bad request), 403 (no CSRF token), 404 (no such snapshot).
 """
 from __future__ import annotations

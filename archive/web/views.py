@@ -18,7 +18,7 @@ from archive.formats.urls import InvalidURL, canonicalize
 from archive.read.cite import citation
 from archive.read.citeformats import FORMATS, render
 from archive.read.diff import compare
-from archive.read.find import Details, details, replay_url
+from archive.read.find import Details, change_state, details, replay_url
 from archive.read.verify import Report, verify
 from archive.snapshot.catalogue import CaptureRow, SnapshotRow, open_catalogue
 from archive.snapshot.store import Collection
@@ -57,8 +57,9 @@ def search(collection: Path, words: str, page: int = 1) -> list[Any]:
 
 
 def timeline(collection: Path, url: str, base: str) -> list[dict[str, Any]]:
-    """Return every capture of `url`, oldest first, each marked first / same / changed against
-    the one before it (by payload digest) with its replay link; raise UsageError for a non-URL."""
+    """Return every capture of `url`, oldest first, each marked first / same / changed / unknown
+    against the one before it (`read.find.change_state`) with its replay link; raise UsageError
+    for a non-URL."""
     try:
         target = canonicalize(url)
     except InvalidURL as exc:
@@ -67,7 +68,7 @@ def timeline(collection: Path, url: str, base: str) -> list[dict[str, Any]]:
         rows: list[CaptureRow] = cat.timemap(target)
     out: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
-        state = "first" if i == 0 else ("same" if row.payload_digest == rows[i - 1].payload_digest else "changed")
+        state = change_state(rows[i - 1].payload_digest if i else None, row.payload_digest)
         out.append({**asdict(row), "state": state, "replay": replay_url(base, row.snapshot_id, row.timestamp, row.url),
                     "previous": rows[i - 1].snapshot_id if i else None})
     return out
