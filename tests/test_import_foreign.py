@@ -270,6 +270,19 @@ def test_a_capture_without_a_payload_digest_is_neither_same_nor_changed(collecti
     assert code == 0 and "unknown" in out and "CHANGED" not in out and "same" not in out
 
 
+def test_an_imported_arc_is_cited_on_the_command_line_and_on_its_snapshot_page(collection, capsys):
+    """An ARC record's header line names its URL and date in ARC terms; cite reads them in
+    WARC terms (as warcio's arc2warc gives them), so the citation and the web app's snapshot
+    page work for an ARC import as for a WARC one."""
+    from archive.web.views import snapshot
+
+    snap = import_archive(IAH_ARC, collection)
+    code, out = cli(capsys, "cite", "-C", str(collection), snap.id[:12])
+    assert code == 0 and "captured 2008-04-30 20:48:26 UTC" in out and snap.id in out
+    page = snapshot(collection, snap.id, "http://replay.localhost:8080")
+    assert page["cite_error"] is None and "2008" in page["citations"]["bibtex"]
+
+
 @pytest.mark.parametrize("damage, expected", [
     (lambda data: data[:-40], "ARC record 3 cut short: 39 bytes missing"),   # 1: the version block
     (lambda data: data + b"http://example.org/" + b"a" * 200_000, "ARC record header line over 65536 bytes"),

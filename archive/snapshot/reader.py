@@ -223,10 +223,11 @@ class Package:
 
     @contextmanager
     def record(self, filename: str, offset: int) -> Iterator[tuple[Response, BinaryIO]]:
-        """Open the response record at `offset`: (response, stream positioned at the entity body)."""
+        """Open the response record at `offset`: (response, stream positioned at the entity body);
+        an ARC record's header line in WARC 1.1 terms (WARC-Target-URI, WARC-Date: warcio's arc2warc)."""
         with self.member(self.warc_path(filename)) as f:
             f.seek(offset)
-            record = next(iter(ArchiveIterator(f, no_record_parse=True)), None)
+            record = next(iter(ArchiveIterator(f, no_record_parse=True, arc2warc=True)), None)
             if record is None:   # an offset at or past the end of the WARC: no record there
                 raise NotASnapshot(self.path, f"no WARC record at {filename[:200]}@{offset}")
             stream = record.raw_stream
