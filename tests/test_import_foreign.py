@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
@@ -281,6 +282,29 @@ def test_an_imported_arc_is_cited_on_the_command_line_and_on_its_snapshot_page(c
     assert code == 0 and "captured 2008-04-30 20:48:26 UTC" in out and snap.id in out
     page = snapshot(collection, snap.id, "http://replay.localhost:8080")
     assert page["cite_error"] is None and "2008" in page["citations"]["bibtex"]
+
+
+def test_diff_compares_the_bodies_where_a_record_has_no_payload_digest(tmp_path, collection):
+    """ARC records carry no digest ("-"): diff must not call two of them the same because both
+    say "-", nor an ARC and the WARC of the same crawl different because one has a digest."""
+    from archive.read.diff import compare
+
+    arc = import_archive(IAH_ARC, collection)
+    warc = import_archive(IAH_WARC, collection)
+    assert {c.state for c in compare(arc.id, warc.id, collection, text=False).changes} == {"unchanged"}
+    members, rest = [], IAH_ARC.read_bytes()   # one gzip member a record, as ARC files are
+    while rest:
+        inflater = zlib.decompressobj(31)
+        members.append(inflater.decompress(rest))
+        rest = inflater.unused_data
+    edited = tmp_path / "edited.arc.gz"   # one byte of one page changed, no digest to say so
+    page = next(i for i, m in enumerate(members) if m.startswith(b"http://www.archive.org/index.php "))
+    members[page] = members[page].replace(b"<title>Internet Archive", b"<title>internet Archive")
+    edited.write_bytes(b"".join(gzip.compress(m) for m in members))
+    other = import_archive(edited, collection)
+    states = {c.url: c.state for c in compare(arc.id, other.id, collection, text=False).changes}
+    assert states.pop("http://www.archive.org/index.php") == "changed"
+    assert set(states.values()) == {"unchanged"} and len(states) == 6
 
 
 @pytest.mark.parametrize("damage, expected", [

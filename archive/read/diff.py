@@ -1,8 +1,11 @@
 """What changed between two snapshots: URLs added, removed, changed and unchanged (by payload
-digest), and for changed HTML pages a readable diff of the text a reader sees."""
+digest, WARC 1.1 section 5.9; by the decoded bodies where a record has none, as an ARC record,
+or the two digests were taken with different algorithms), and for changed HTML pages a
+readable diff of the text a reader sees."""
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,11 @@ from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package
 from archive.snapshot.store import Collection
 
+from .find import change_state
 from .verify import require_intact
 
 TEXT_CAP = 8 << 20   # decoded bytes of a page read for its text
+BODY_CAP = 64 << 20  # decoded bytes of a body read to compare where the digests cannot be
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,11 @@ def _change(url: str, old: IndexEntry | None, new: IndexEntry | None, a: Package
     if old is None or new is None:
         return Change(url, "added" if old is None else "removed",
                       old.digest if old else None, new.digest if new else None)
-    if old.digest == new.digest:
+    state = change_state(old.digest, new.digest)
+    if state == "unknown":
+        one, other = _body_digest(a, old), _body_digest(b, new)
+        state = "same" if one is not None and one == other else "changed"
+    if state == "same":
         return Change(url, "unchanged", old.digest, new.digest)
     lines: tuple[str, ...] = ()
     if text:
@@ -98,6 +107,17 @@ def _change(url: str, old: IndexEntry | None, new: IndexEntry | None, a: Package
         if before is not None and after is not None:
             lines = tuple(difflib.unified_diff(before, after, "before", "after", lineterm="", n=1))
     return Change(url, "changed", old.digest, new.digest, lines)
+
+
+def _body_digest(package: Package, entry: IndexEntry) -> str | None:
+    """Return the SHA-256 of a response's decoded body (a revisit's from its original); None
+    when it cannot be read or passes BODY_CAP (then it cannot be shown to be the same)."""
+    try:
+        with payload_of(package, entry) as (holder, original):
+            body = holder.body(original, BODY_CAP + 1)
+    except Exception:   # warcio's parse errors have no common base: unreadable is not the same
+        return None
+    return hashlib.sha256(body).hexdigest() if len(body) <= BODY_CAP else None
 
 
 def _text(package: Package, entry: IndexEntry) -> list[str] | None:
