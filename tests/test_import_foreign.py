@@ -8,13 +8,13 @@ import gzip
 import hashlib
 import re
 import shutil
-import socket
 import subprocess
 import urllib.request
 import zlib
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from archive import verify
 from archive.cli import main
@@ -31,12 +31,6 @@ BL_FIRST = DATA / "BL-20140325121225068-00000-32090~opera~8443.warc.gz"
 BL_SECOND = DATA / "BL-20140325122341434-00000-32090~opera~8443.warc.gz"
 COVERED = "their bytes are covered from import on by the package checksums"
 WGET = shutil.which("wget") or "/usr/bin/wget"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

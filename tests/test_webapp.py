@@ -16,7 +16,6 @@ import re
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -28,6 +27,7 @@ from typing import Any
 
 import bibtexparser
 import pytest
+from ports import free_port
 from waiting import wait_for
 from webapp_site import HOSTILE_TITLE, WORD, WebappSite
 
@@ -42,12 +42,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DEADLINE = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:

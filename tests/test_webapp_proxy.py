@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
+from ports import free_port
 from waiting import wait_for
 from webapp_site import PNG, WebappSite
 
@@ -53,12 +54,6 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         finally:
             server.should_exit = True
             thread.join(30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Kept(io.BytesIO):
