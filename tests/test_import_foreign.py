@@ -301,6 +301,18 @@ def test_diff_compares_the_bodies_where_a_record_has_no_payload_digest(tmp_path,
     assert set(states.values()) == {"unchanged"} and len(states) == 6
 
 
+def test_qa_evidence_reads_an_imported_arcs_records(collection):
+    """`archive qa` gathers what the capture answered from every record: an ARC record's URL
+    is on its header line (no WARC-Target-URI), which stopped qa with "invalid URL ''"."""
+    from archive.web.evidence import records
+
+    snap = import_archive(IAH_ARC, collection)
+    with Package.open(snap.path) as package:
+        found, places = records(package)
+    assert found["http://www.archive.org/index.php"] == 200 and places == {}
+    assert found["http://www.archive.org/images/logoc.jpg"] == 200 and "" not in found
+
+
 @pytest.mark.parametrize("damage, expected", [
     (lambda data: data[:-40], "ARC record 3 cut short: 39 bytes missing"),   # 1: the version block
     (lambda data: data + b"http://example.org/" + b"a" * 200_000, "ARC record header line over 65536 bytes"),

@@ -18,7 +18,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import NotASnapshot
 from archive.formats.html import visible_text
-from archive.formats.urls import canonicalize
+from archive.formats.urls import InvalidURL, canonicalize
 from archive.snapshot.reader import IndexEntry, Package
 
 VIEW, TEXT = "urn:view:", "urn:text:"
@@ -64,7 +64,7 @@ def records(package: Package) -> tuple[dict[str, int | None], dict[str, Place]]:
     places: dict[str, Place] = {}
 
     def note(url: str, status: int | None) -> None:
-        key = canonicalize(url) if url.startswith(("http:", "https:")) else url
+        key = _key(url)
         if key not in found or (status is not None and status < 400 and not _ok(found[key])):
             found[key] = status
 
@@ -75,15 +75,24 @@ def records(package: Package) -> tuple[dict[str, int | None], dict[str, Place]]:
             note(entry.url, int(entry.status) if entry.status.isdigit() else None)
     for name in package.warc_names():
         with package.member(name) as f:
-            for record in ArchiveIterator(f):
+            for record in ArchiveIterator(f, arc2warc=True):   # an ARC record read in WARC terms
                 target = record.rec_headers.get_header("WARC-Target-URI") or ""
                 if record.rec_type == "response" and record.http_headers is not None:
                     code = record.http_headers.get_statuscode()
-                    if canonicalize(target) not in found:
+                    if _key(target) not in found:
                         note(target, int(code) if code and code.isdigit() else None)
                 elif record.rec_type == "resource" and target.startswith((VIEW, TEXT)) and target not in places:
                     places[target] = Place(name.removeprefix("archive/"), record.offset)
     return found, places
+
+
+def _key(url: str) -> str:
+    """Return the canonical form of an http(s) URL, and any other target (or one that does not
+    parse: the bytes are another tool's) as it is."""
+    try:
+        return canonicalize(url) if url.startswith(("http:", "https:")) else url
+    except InvalidURL:
+        return url
 
 
 def _ok(status: int | None) -> bool:
