@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -226,8 +228,8 @@ def test_two_concurrent_captures_leave_it_consistent(site, collection):
             assert proc.returncode == 0, err
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None:   # its whole process group, as every process a test starts
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     with open_catalogue(collection) as cat:
         assert cat.count() == 2
