@@ -39,6 +39,7 @@ from .replay import Replay
 logger = logging.getLogger(__name__)
 
 QA_FOLDER = ".qa"
+PAGE_GRACE = 20.0   # seconds a replayed page may run past `timeout` before its page is closed
 DEFAULT_MIN_MATCH = 0.95
 PAGES_AT_ONCE = 2             # pages replayed at once (one Chromium, a page pool)
 _ARCHIVED = re.compile(r"^/(?P<coll>[0-9a-f]{64})/(?P<ts>\d{1,14})(?:[a-z]{2}_)?/(?P<url>.+)$")
@@ -178,7 +179,7 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
                     if r.error is None else None for r, h in zip(starts, html)]
         else:                     # PAGES_AT_ONCE pages at once, each pool thread its own connection
             running = stack.enter_context(chromium())
-            pool = stack.enter_context(PagePool(running, size=PAGES_AT_ONCE))
+            pool = stack.enter_context(PagePool(running, size=PAGES_AT_ONCE, job_timeout=timeout + PAGE_GRACE))
             futures = [pool.submit(partial(render_page, url=r.replay_url, viewport=r.viewport, timeout=timeout,
                                            allowed=allowed, html=h)) if r.error is None else None
                        for r, h in zip(starts, html)]

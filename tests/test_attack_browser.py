@@ -1,0 +1,89 @@
+"""Hostile pages against `capture --browser`: each must leave the capture bounded in time and
+off the addresses it was told to keep off, with no Chromium left behind."""
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import archive
+from archive.write import browsing
+from tests.test_browser_capture import _chromium_children
+from tests.waiting import wait_for
+
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+# a script that never yields once the page has loaded: every CDP call through the page blocks
+HANG = b"""<!doctype html><html><head><title>Hang</title></head><body><p>Quiet marsh herons</p>
+<script>addEventListener('load', () => setTimeout(() => { for (;;) {} }, 300));</script></body></html>"""
+
+
+@contextmanager
+def serve(pages: dict[str, bytes]) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            body = body if body is not None else b"not here"
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_whose_script_never_yields_does_not_stall_the_capture(tmp_path, monkeypatch):
+    monkeypatch.setattr(browsing, "PAGE_GRACE", 3.0)
+    done: dict[str, object] = {}
+    with serve({"/": HANG}) as base:
+        def run() -> None:
+            try:
+                done["snap"] = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=4)
+            except BaseException as exc:   # noqa: BLE001 - shown by the assertion below
+                done["error"] = exc
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(timeout=90)   # the page job is closed at 4 + 3 s; two attempts would be 14 s
+        assert not worker.is_alive(), "capture --browser stalled on a page whose script never yields"
+    assert "error" not in done, done.get("error")
+    snap = done["snap"]
+    assert snap.counts["pages"] == 1 and snap.counts["browser_failed"] == 1   # the page's bytes are kept
+    wait_for(lambda: not _chromium_children(), 10, "every Chromium of the capture gone")
+
+
+def test_qa_of_a_replayed_page_whose_script_never_yields_ends_with_that_page_failed(tmp_path, monkeypatch):
+    from archive.web import qa as qa_module
+    monkeypatch.setattr(qa_module, "PAGE_GRACE", 3.0)
+    with serve({"/": HANG}) as base:
+        snap = archive.capture(base + "/", tmp_path / "c")
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            done["report"] = qa_module.qa(snap.id, tmp_path / "c", timeout=4)
+        except BaseException as exc:   # noqa: BLE001 - shown by the assertion below
+            done["error"] = exc
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=90)
+    assert not worker.is_alive(), "archive qa stalled on a replayed page whose script never yields"
+    assert "error" not in done, done.get("error")
+    (page,) = done["report"].to_json()["pages"]
+    assert not page["passed"] and "did not finish within 7 s" in page["error"]
+    wait_for(lambda: not _chromium_children(), 10, "every Chromium of the check gone")
