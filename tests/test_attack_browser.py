@@ -87,3 +87,30 @@ def test_qa_of_a_replayed_page_whose_script_never_yields_ends_with_that_page_fai
     (page,) = done["report"].to_json()["pages"]
     assert not page["passed"] and "did not finish within 7 s" in page["error"]
     wait_for(lambda: not _chromium_children(), 10, "every Chromium of the check gone")
+
+
+def test_webrtc_of_a_page_does_not_go_around_the_recording_proxy(tmp_path):
+    """STUN to an address the page names would leave the browser directly (UDP), unrecorded,
+    and reach private addresses whatever --block-private says."""
+    import socket
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    port = udp.getsockname()[1]
+    page = (f"""<!doctype html><html><body><p>peer</p><script>
+const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.1:{port}'}}]}});
+pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o));
+</script></body></html>""").encode()
+    try:
+        with serve({"/": page}) as base:
+            snap = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=6)
+        assert snap.counts.get("browser_pages") == 1
+        got = []
+        while True:
+            try:
+                got.append(udp.recvfrom(2048))
+            except BlockingIOError:
+                break
+        assert got == [], "the browser sent STUN around the proxy"
+    finally:
+        udp.close()
