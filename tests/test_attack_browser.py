@@ -114,3 +114,32 @@ pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o))
         assert got == [], "the browser sent STUN around the proxy"
     finally:
         udp.close()
+
+
+def _kill_renderers() -> None:
+    import signal
+    for pid in _chromium_children():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"--type=renderer" in f.read():
+                    os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_a_page_that_crashes_its_renderer_is_a_failure_not_the_end_of_the_capture(tmp_path):
+    """As a page eating all memory would: its renderer dies (here killed when the page's script
+    asks for /crash), on both attempts. The capture goes on and keeps what it fetched."""
+    class Crashing(dict):
+        def get(self, path, default=None):
+            if path.startswith("/crash"):
+                _kill_renderers()
+            return super().get(path, default)
+    pages = Crashing({"/": b"""<!doctype html><html><body><p>crash</p><a href="/calm.html">calm</a>
+<script>addEventListener('load', () => fetch('/crash?' + Math.random()));</script></body></html>""",
+                      "/calm.html": b"<!doctype html><html><body><p>Calm heron page</p></body></html>"})
+    with serve(pages) as base:
+        snap = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=8, depth=1)
+    assert snap.counts["browser_failed"] == 1
+    assert snap.counts["pages"] == 2 and snap.counts["browser_pages"] == 1
+    wait_for(lambda: not _chromium_children(), 10, "every Chromium of the capture gone")
