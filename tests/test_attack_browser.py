@@ -143,3 +143,38 @@ def test_a_page_that_crashes_its_renderer_is_a_failure_not_the_end_of_the_captur
     assert snap.counts["browser_failed"] == 1
     assert snap.counts["pages"] == 2 and snap.counts["browser_pages"] == 1
     wait_for(lambda: not _chromium_children(), 10, "every Chromium of the capture gone")
+
+
+def test_qa_of_a_replayed_page_reaches_no_address_by_webrtc(tmp_path):
+    """playwright's routing sees HTTP only: a replayed page's RTCPeerConnection would reach
+    any address (STUN over UDP, TURN over TCP) from `archive qa`."""
+    import socket
+    from archive.web.qa import qa
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket()
+    try:
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(5)
+        tcp.setblocking(False)
+        page = (f"""<!doctype html><html><body><p>peer</p><script>
+const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.1:{udp.getsockname()[1]}'}},
+  {{urls: 'turn:127.0.0.1:{tcp.getsockname()[1]}?transport=tcp', username: 'u', credential: 'p'}}]}});
+pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o));
+</script></body></html>""").encode()
+        with serve({"/": page}) as base:
+            snap = archive.capture(base + "/", tmp_path / "c")
+        report = qa(snap.id, tmp_path / "c", timeout=6)
+        assert report.to_json()["pages"][0]["error"] is None   # replay itself still works
+        got: list[object] = []
+        for receive in (lambda: udp.recvfrom(2048), tcp.accept):
+            while True:
+                try:
+                    got.append(receive())
+                except BlockingIOError:
+                    break
+        assert got == [], "a replayed page reached an address by WebRTC"
+    finally:
+        udp.close()
+        tcp.close()
