@@ -178,3 +178,21 @@ pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o))
     finally:
         udp.close()
         tcp.close()
+
+
+def test_a_page_past_its_time_is_closed_whatever_http_proxy_says(tmp_path, monkeypatch):
+    import concurrent.futures
+    from archive.browser import PagePool, PageTimeout, chromium
+    with chromium(tmp_path / "profile") as running:
+        with PagePool(running, size=1, job_timeout=2) as pool:
+            assert pool.submit(lambda page: page.evaluate("1 + 1")).result(timeout=60) == 2   # connected
+            monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")   # nothing answers there
+            monkeypatch.setenv("no_proxy", "")
+            future = pool.submit(lambda page: page.evaluate("() => { for (;;) {} }"))
+            try:
+                future.result(timeout=40)
+            except PageTimeout:
+                pass
+            except concurrent.futures.TimeoutError:
+                os.killpg(running.pid, 9)   # let the pool's thread go, then fail
+                pytest.fail("the page was not closed: the DevTools request went to http_proxy")
