@@ -11,6 +11,6 @@ Never downloads a browser (no `playwright install`).
 May import: `archive.formats` and the top-level modules; used by `archive.write` and `archive.web`.
 """
 from .chromium import CHROMIUM, CHROMIUM_ARGS, Running, chromium, kill_leftover
-from .pool import PageFailed, PagePool
+from .pool import PageFailed, PagePool, PageTimeout
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Running", "chromium", "kill_leftover", "PageFailed", "PagePool"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Running", "chromium", "kill_leftover", "PageFailed", "PagePool", "PageTimeout"]

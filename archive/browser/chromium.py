@@ -42,7 +42,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The house flags (README, Developers' guide), then what a headless capture needs: no first-run
 # UI, no throttling of background pages (two pages render at once), a fixed window for
 # screenshots, and loopback through the proxy too (Chromium bypasses it for localhost unless
-# told `<-loopback>`).
+# told `<-loopback>`), and WebRTC too: without the policy a page's RTCPeerConnection sends STUN
+# and TURN straight from the browser to any address it names (private ones included), around
+# the proxy, `--block-private` and the record.
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync")
 HEADLESS_ARGS = ("--headless", "--no-first-run", "--no-default-browser-check",
@@ -56,7 +58,8 @@ HEADLESS_ARGS = ("--headless", "--no-first-run", "--no-default-browser-check",
                  "--disable-client-side-phishing-detection", "--disable-domain-reliability", "--no-pings",
                  "--safebrowsing-disable-auto-update", "--metrics-recording-only",
                  # fewer renderer processes: one capture, not a user to isolate sites for
-                 "--renderer-process-limit=2", "--disable-site-isolation-trials")
+                 "--renderer-process-limit=2", "--disable-site-isolation-trials",
+                 "--webrtc-ip-handling-policy=disable_non_proxied_udp")
 PR_SET_PDEATHSIG = 1
 POLL = 0.02
 

@@ -6,7 +6,10 @@ its own CDP connection to the one Chromium (`Running.connect`) and its own brows
 `playwright.sync_api.Page`; its page is closed after it. A page that crashes (Chromium's
 renderer died, or the page closed under the job) is retried once on a new page, then the job's
 future fails with `PageFailed` naming the reason; any other exception of the job goes to its
-future unchanged.
+future unchanged. With `job_timeout`, a job still running after that many seconds has its page
+closed by the browser (DevTools HTTP `/json/close/<target id>`, which needs nothing of the
+page's renderer: a page whose script never yields blocks every CDP call made through it) and
+its future fails with `PageTimeout`, without a second attempt.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import contextlib
 import logging
 import queue
 import threading
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -35,6 +39,10 @@ class PageFailed(BrowserError):
         super().__init__(f"page failed: {reason}")
 
 
+class PageTimeout(PageFailed):
+    """A page job ran past the pool's `job_timeout` and its page was closed."""
+
+
 class PagePool:
     """`size` worker threads, each with a CDP connection to `running` and a context of
     `viewport` (width, height) CSS pixels; `extra_headers` go with every request of its pages. Use as a context manager; `submit(job)` returns a
@@ -42,13 +50,15 @@ class PagePool:
     is ended by `chromium()`)."""
 
     def __init__(self, running: Running, size: int = 2, viewport: tuple[int, int] = VIEWPORT,
-                 connect_timeout: float = 30.0, extra_headers: dict[str, str] | None = None):
+                 connect_timeout: float = 30.0, extra_headers: dict[str, str] | None = None,
+                 job_timeout: float | None = None):
         if size < 1:
             raise BrowserError(f"a page pool needs at least one page, not {size}")
         self.running = running
         self.viewport = viewport
         self.connect_timeout = connect_timeout
         self.extra_headers = dict(extra_headers or {})
+        self.job_timeout = job_timeout
         self.jobs: queue.Queue[tuple[Callable[[Any], Any], Future] | None] = queue.Queue()
         self.threads = [threading.Thread(target=self._work, name=f"browser-page-{i}", daemon=True)
                         for i in range(size)]
@@ -95,17 +105,21 @@ class PagePool:
                 if item[1].set_running_or_notify_cancel():
                     item[1].set_exception(PageFailed(f"browser connection lost: {exc}"))
 
-    @staticmethod
-    def _run(context: Any, job: Callable[[Any], Any], future: Future) -> None:
+    def _run(self, context: Any, job: Callable[[Any], Any], future: Future) -> None:
         reason = ""
         for attempt in (1, 2):
-            crashed = threading.Event()
-            page = None
+            crashed, expired = threading.Event(), threading.Event()
+            page = watchdog = None
             try:
                 page = _new_page(context)
                 page.on("crash", lambda *_: crashed.set())
+                if self.job_timeout is not None:
+                    watchdog = self._watchdog(context, page, expired)
                 result = job(page)
             except Exception as exc:
+                if expired.is_set():
+                    future.set_exception(PageTimeout(f"the page did not finish within {self.job_timeout:g} s"))
+                    return
                 # no page could be opened, or it crashed or closed under the job: try once more
                 if not (page is None or crashed.is_set() or page.is_closed()):
                     future.set_exception(exc)
@@ -116,10 +130,30 @@ class PagePool:
                 future.set_result(result)
                 return
             finally:
+                if watchdog is not None:
+                    watchdog.cancel()
                 if page is not None:
                     with contextlib.suppress(Exception):
                         page.close()
         future.set_exception(PageFailed(reason))
+
+    def _watchdog(self, context: Any, page: Any, expired: threading.Event) -> threading.Timer:
+        """Start a timer closing `page`'s target after `job_timeout` seconds (setting `expired`)."""
+        session = context.new_cdp_session(page)
+        target = str(session.send("Target.getTargetInfo")["targetInfo"]["targetId"])
+        session.detach()
+        url = f"{self.running.cdp_url}/json/close/{target}"
+
+        def close() -> None:
+            expired.set()
+            logger.warning("page job past %g s: closing its page", self.job_timeout)
+            with contextlib.suppress(OSError):
+                # straight to the loopback DevTools port, whatever http_proxy says
+                urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10).close()
+        timer = threading.Timer(float(self.job_timeout or 0), close)
+        timer.daemon = True
+        timer.start()
+        return timer
 
 
 def _new_page(context: Any) -> Any:

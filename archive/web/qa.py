@@ -39,6 +39,20 @@ from .replay import Replay
 logger = logging.getLogger(__name__)
 
 QA_FOLDER = ".qa"
+DEAD_PROXY = "http://127.0.0.1:9"   # the discard port: nothing answers a proxy there
+
+
+def no_way_out(replay: str) -> tuple[str, ...]:
+    """Chromium flags sending every connection but those to `replay` (pywb's root URL) to a
+    proxy that is not there, so a replayed page reaches nothing else by routes playwright's
+    request routing does not see: WebRTC's TURN over TCP (the browser's
+    disable_non_proxied_udp policy leaves it no UDP at all).
+
+    >>> no_way_out("http://127.0.0.1:8090")
+    ('--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=<-loopback>;127.0.0.1:8090')
+    """
+    return (f"--proxy-server={DEAD_PROXY}", f"--proxy-bypass-list=<-loopback>;{urlsplit(replay).netloc}")
+PAGE_GRACE = 20.0   # seconds a replayed page may run past `timeout` before its page is closed
 DEFAULT_MIN_MATCH = 0.95
 PAGES_AT_ONCE = 2             # pages replayed at once (one Chromium, a page pool)
 _ARCHIVED = re.compile(r"^/(?P<coll>[0-9a-f]{64})/(?P<ts>\d{1,14})(?:[a-z]{2}_)?/(?P<url>.+)$")
@@ -177,8 +191,8 @@ def qa(ref: str, collection: Path | str | None = None, *, out: Path | None = Non
             seen = [_attempt(partial(render, browser, r.replay_url, r.viewport, timeout, allowed, h))
                     if r.error is None else None for r, h in zip(starts, html)]
         else:                     # PAGES_AT_ONCE pages at once, each pool thread its own connection
-            running = stack.enter_context(chromium())
-            pool = stack.enter_context(PagePool(running, size=PAGES_AT_ONCE))
+            running = stack.enter_context(chromium(extra_args=no_way_out(base)))
+            pool = stack.enter_context(PagePool(running, size=PAGES_AT_ONCE, job_timeout=timeout + PAGE_GRACE))
             futures = [pool.submit(partial(render_page, url=r.replay_url, viewport=r.viewport, timeout=timeout,
                                            allowed=allowed, html=h)) if r.error is None else None
                        for r, h in zip(starts, html)]

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from archive.browser import PagePool, chromium, kill_leftover
+from archive.browser import PageFailed, PagePool, chromium, kill_leftover
 from archive.errors import ArchiveError, FetchError
 from archive.formats.urls import InvalidURL, canonicalize, host_of
 from archive.models import Kind, Link, Outcome, Record
@@ -42,6 +42,7 @@ from .resume import exchange as read_back
 
 logger = logging.getLogger(__name__)
 PID_FILE = "browser.json"
+PAGE_GRACE = 20.0   # seconds a page job may run past --browser-timeout (the screenshot's own time) before its page is closed
 
 
 class Browsing:
@@ -160,7 +161,8 @@ class Browsing:
                 RecordingProxy(self.answer, certs.context, token) as proxy, \
                 chromium(profile, proxy=proxy.url, extra_args=certs.chromium_args,
                          pid_file=spool / PID_FILE) as running, \
-                PagePool(running, size=self.options.browser_pages) as pool:
+                PagePool(running, size=self.options.browser_pages,
+                         job_timeout=self.options.browser_timeout + PAGE_GRACE) as pool:
             while self.done < len(self.pages):
                 first, self.done = self.done, len(self.pages)
                 batch = self.pages[first:self.done]
@@ -184,6 +186,11 @@ class Browsing:
     def _finish_page(self, url: str, link: Link, future: Future) -> None:
         try:
             rendered = future.result()
+        except PageFailed as exc:   # crashed twice, or past its time (a script that never yields)
+            logger.warning("%s: browser failed: %s", url, exc.reason)
+            self.run.failures.append({"url": url, "reason": f"browser: {exc.reason}"})
+            self.run.counts["browser_failed"] += 1
+            return
         except ArchiveError:
             raise
         except Exception as exc:
