@@ -339,6 +339,66 @@ def test_download_gives_the_wacz_that_verifies_as_the_snapshot(served, tmp_path)
     assert report.ok, report.problems
 
 
+def test_a_download_another_site_asks_for_is_refused_and_exports_are_bounded(served, monkeypatch):
+    """An <img> on any page (a replayed one included) could make the browser ask for exports;
+    Fetch Metadata says who asked, and at most two exports run at once."""
+    from archive.web import pages
+
+    sid = served.snaps["article"].id
+    for site in ("cross-site", "same-site"):
+        status, body = api(served, f"/snapshots/{sid}/download.wacz", headers={"Sec-Fetch-Site": site})
+        assert status == 403 and body[:2] != b"PK", site
+    status, body = api(served, f"/snapshots/{sid}/download.wacz", headers={"Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and body[:2] == b"PK"
+    # two exports running (their slots held): a third is told to come back, nothing exported
+    assert pages.EXPORTS.acquire(blocking=False) and pages.EXPORTS.acquire(blocking=False)
+    try:
+        status, headers = asgi_get(served, f"/snapshots/{sid}/download.wacz")
+        assert status == 503 and headers.get("retry-after") == "5"
+    finally:
+        pages.EXPORTS.release()
+        pages.EXPORTS.release()
+    assert asgi_get(served, f"/snapshots/{sid}/download.wacz")[0] == 200
+
+
+def asgi_get(served: Served, path: str) -> tuple[int, dict[str, str]]:
+    """GET `path` from the interface application in this process (no server, no replay)."""
+    import asyncio
+
+    from archive.web.app import create_app
+    from archive.web.render import Settings
+
+    app = create_app(Settings(served.root))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1:8080")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8080)}
+    sent: list[dict[str, Any]] = []
+    asked = False
+
+    async def receive() -> dict[str, Any]:   # the request, then a disconnect once it is answered
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    async def run() -> None:
+        nonlocal done
+        done = asyncio.Event()
+        await asyncio.wait_for(app(scope, receive, send), 120)
+    done: asyncio.Event
+    asyncio.run(run())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}
+
+
 def test_bad_requests_are_pages_not_tracebacks(served):
     for path, code in [(f"/snapshots/{'f' * 64}", 404), ("/snapshots/..%2f..%2fetc", 404),
                        ("/timeline?url=javascript:alert(1)", 400), ("/diff?before=x&after=y&url=z", 404),

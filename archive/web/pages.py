@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -125,19 +127,36 @@ async def verify(request: Request) -> Response:
     return await snapshot(request, report=report)
 
 
+EXPORTS = threading.BoundedSemaphore(2)   # .wacz exports running at once; more are told to retry
+STARTED_HERE = ("same-origin", "none")     # Sec-Fetch-Site of a link followed here, or a typed URL
+
+
 async def download(request: Request) -> Response:
+    """The snapshot as a .wacz (read/export), built in a temporary folder removed once sent.
+
+    An export reads and writes the whole snapshot, so it starts only from this interface: a
+    request another site (the replay origin included) makes a browser send, which says so in
+    `Sec-Fetch-Site` (Fetch Metadata), gets 403; at most two run at once, the rest get 503
+    with Retry-After."""
     s = settings_of(request)
-    try:
-        sid = views.snapshot_id(request.path_params["sid"], s.collection)
-        folder = Path(tempfile.mkdtemp(prefix="archive-wacz-"))
-        dest = await run_in_threadpool(export, sid, s.collection, wacz=folder / f"{sid[:12]}.wacz")
-    except ArchiveError as exc:
-        return failure(request, exc)
+    if request.headers.get("sec-fetch-site", "none") not in STARTED_HERE:
+        raise HTTPException(403, "a download starts from this interface's own pages")
+    if not EXPORTS.acquire(blocking=False):
+        return Response("busy: two exports are running; try again shortly\n", status_code=503,
+                        media_type="text/plain", headers={"Retry-After": "5"})
+    folder = Path(tempfile.mkdtemp(prefix="archive-wacz-"))
 
     def tidy() -> None:
-        for f in folder.iterdir():
-            f.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
+        EXPORTS.release()
+    try:
+        sid = views.snapshot_id(request.path_params["sid"], s.collection)
+        dest = await run_in_threadpool(export, sid, s.collection, wacz=folder / f"{sid[:12]}.wacz")
+    except BaseException as exc:
+        tidy()
+        if isinstance(exc, ArchiveError):
+            return failure(request, exc)
+        raise
     return FileResponse(dest, media_type="application/wacz", filename=f"{sid[:12]}.wacz",
                         background=BackgroundTask(tidy))
 
