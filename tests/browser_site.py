@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,7 +116,8 @@ class Site:
 
 
 @contextmanager
-def serve() -> Iterator[Site]:
+def _serve(context: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """The site's routes on 127.0.0.1 (over TLS with `context`), every request counted."""
     table = routes()
     site = Site("")
 
@@ -137,7 +139,9 @@ def serve() -> Iterator[Site]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    site.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    site.base = f"{'https' if context else 'http'}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -148,10 +152,14 @@ def serve() -> Iterator[Site]:
 
 
 @contextmanager
+def serve() -> Iterator[Site]:
+    with _serve() as site:
+        yield site
+
+
+@contextmanager
 def serve_https(tmp: Path) -> Iterator[tuple[Site, Path]]:
     """The same site over https with a test chain (trustme); yields (site, CA PEM path)."""
-    import ssl
-
     import trustme
 
     ca = trustme.CA()
@@ -159,33 +167,5 @@ def serve_https(tmp: Path) -> Iterator[tuple[Site, Path]]:
     ca.cert_pem.write_to_path(str(ca_path))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    table = routes()
-    secure = Site("")
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            secure.requests.append((self.path, self.headers.get("User-Agent", "")))
-            found = table.get(self.path)
-            ctype, body = found if found else ("text/plain", b"not here")
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    secure.base = f"https://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serve(context) as secure:
         yield secure, ca_path
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

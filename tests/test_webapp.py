@@ -28,7 +28,7 @@ from typing import Any
 import bibtexparser
 import pytest
 from ports import free_port
-from waiting import wait_for
+from waiting import children, wait_for
 from webapp_site import HOSTILE_TITLE, WORD, WebappSite
 
 from archive import capture
@@ -42,19 +42,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DEADLINE = 90.0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found
 
 
 class Served:
@@ -364,6 +351,7 @@ def test_a_download_another_site_asks_for_is_refused_and_exports_are_bounded(ser
 def asgi_get(served: Served, path: str) -> tuple[int, dict[str, str]]:
     """GET `path` from the interface application in this process (no server, no replay)."""
     import asyncio
+    import concurrent.futures
 
     from archive.web.app import create_app
     from archive.web.render import Settings
@@ -394,7 +382,8 @@ def asgi_get(served: Served, path: str) -> tuple[int, dict[str, str]]:
         done = asyncio.Event()
         await asyncio.wait_for(app(scope, receive, send), 120)
     done: asyncio.Event
-    asyncio.run(run())
+    with concurrent.futures.ThreadPoolExecutor(1) as one:   # playwright's loop may run in this thread
+        one.submit(asyncio.run, run()).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}
 

@@ -97,3 +97,17 @@ def default_sigint() -> None:
     tests run in a background job, whose shell hands its children SIGINT ignored (and
     Python installs no handler for a signal ignored at start)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def children(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is `pid` (from /proc), to check none is left."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
