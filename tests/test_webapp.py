@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,6 +210,20 @@ def test_capture_form_completes_with_progress_events(served, page):
     page.click("text=See the snapshot")
     page.wait_for_url(re.compile(r"/snapshots/[0-9a-f]{64}$"))
     assert page.locator("h1").inner_text() == "News"
+
+
+def test_capture_form_in_browser_mode_records_a_screenshot(served, page):
+    page.goto(served.base + "/capture")
+    page.fill("#url", served.site.url + "/news")
+    page.check("#browser")
+    page.click("button[type=submit] >> text=Capture")
+    page.wait_for_url(re.compile(r"/capture/[0-9a-f]+$"))
+    page.wait_for_selector("#job[data-done]", timeout=DEADLINE * 1000)
+    assert page.locator("#job").get_attribute("data-done") == "ok", page.locator("#job").inner_text()
+    page.click("text=See the snapshot")
+    page.wait_for_url(re.compile(r"/snapshots/[0-9a-f]{64}$"))
+    status, body = api(served, urllib.parse.urlsplit(page.url).path + "/screenshot")
+    assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_replay_on_its_own_origin_loads_the_image_after_an_empty_script(served, page):

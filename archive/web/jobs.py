@@ -35,6 +35,7 @@ class Job:
     id: str
     url: str
     depth: int
+    browser: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -70,23 +71,34 @@ class CaptureJobs:
         """Return True unless the server was started with `--allow-private-capture`."""
         return not self.allow_private
 
-    async def start(self, url: str, depth: int) -> Job:
-        """Start a capture of `url` to `depth` (0..MAX_DEPTH); raise Busy, ValueError."""
+    @staticmethod
+    def browser_available() -> bool:
+        """Return whether `capture --browser` can run here (Debian's Chromium is installed)."""
+        from archive.browser import CHROMIUM
+        return os.access(CHROMIUM, os.X_OK)
+
+    async def start(self, url: str, depth: int, browser: bool = False) -> Job:
+        """Start a capture of `url` to `depth` (0..MAX_DEPTH), in Chromium too with `browser`
+        (`capture --browser`); raise Busy, ValueError."""
+        if browser and not self.browser_available():
+            raise ValueError("browser capture is not available here: Chromium is not installed")
         if not 0 <= depth <= MAX_DEPTH:
             raise ValueError(f"depth must be 0 to {MAX_DEPTH}")
         if sum(1 for j in self.jobs.values() if not j.done) >= MAX_JOBS:
             raise Busy()
-        job = Job(secrets.token_hex(8), url, depth)
+        job = Job(secrets.token_hex(8), url, depth, browser)
         args = [*self.program, "capture", "-C", str(self.collection), "--json", "--progress-jsonl",
                 "--depth", str(depth)]
         if self.block_private():
             args.append("--block-private")
+        if browser:
+            args.append("--browser")
         args += ["--", url]
         job.process = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE)
         self.jobs[job.id] = job
-        job.add({"type": "started", "url": url, "depth": depth, "block_private": self.block_private()})
+        job.add({"type": "started", "url": url, "depth": depth, "browser": browser, "block_private": self.block_private()})
         asyncio.get_running_loop().create_task(self._follow(job))
         return job
 

@@ -27,6 +27,7 @@ from archive.read.export import export
 from archive.snapshot.store import Collection
 
 from . import views
+from .evidence import Place, read_resource
 from .jobs import Busy
 from .render import render, replay_base, settings_of
 from .security import origin_ok, same
@@ -184,7 +185,7 @@ def _screenshot(collection: Path, sid: str) -> tuple[str, bytes] | None:
                 mime = (entry.mime or "").split(";")[0].strip().lower()
                 if mime not in ("image/png", "image/jpeg", "image/webp"):
                     continue
-                return mime, package.body(entry, cap=MAX_SCREENSHOT)
+                return mime, read_resource(package, Place(entry.filename, entry.offset), MAX_SCREENSHOT)
     return None
 
 
@@ -196,6 +197,7 @@ async def capture_form(request: Request) -> Response:
     jobs = request.app.state.jobs
     if request.method == "GET":
         return render(request, "capture.html", title="Capture", error=None, block_private=jobs.block_private(),
+                      browser=jobs.browser_available(),
                       jobs=list(jobs.jobs.values()))
     form = await request.form(max_files=0, max_fields=8)
     if not _csrf_ok(request, form):
@@ -211,14 +213,14 @@ async def capture_form(request: Request) -> Response:
         depth, problem = 0, "Depth is a whole number."
     if problem is None:
         try:
-            job = await jobs.start(url, depth)
+            job = await jobs.start(url, depth, browser=form.get("browser") == "on")
         except Busy:
             problem = "Too many captures are running; try again when one has finished."
         except ValueError as exc:
             problem = str(exc)
     if problem is not None:
         return render(request, "capture.html", status=400, title="Capture", error=problem,
-                      block_private=jobs.block_private(), jobs=list(jobs.jobs.values()))
+                      block_private=jobs.block_private(), browser=jobs.browser_available(), jobs=list(jobs.jobs.values()))
     return RedirectResponse(request.url_for("capture_job", job=job.id), status_code=303)
 
 
