@@ -70,11 +70,13 @@ class PagePool:
         self.jobs.put((job, future))
         return future
 
-    def close(self) -> None:
+    def close(self, wait: float = 10.0) -> None:
+        """Stop the page threads, waiting at most `wait` seconds for each: a thread stuck in a
+        call a dead renderer never answers is left (a daemon) to end when Chromium is killed."""
         for _ in self.threads:
             self.jobs.put(None)
         for thread in self.threads:
-            thread.join()
+            thread.join(wait)
 
     def __enter__(self) -> PagePool:
         return self

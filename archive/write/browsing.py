@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from .resume import exchange as read_back
 
 logger = logging.getLogger(__name__)
 PID_FILE = "browser.json"
+PAGE_STUCK = 30.0   # seconds past the page's own close before its answer is given up (a call into a dead renderer)
 PAGE_GRACE = 20.0   # seconds a page job may run past --browser-timeout (the screenshot's own time) before its page is closed
 
 
@@ -185,7 +187,12 @@ class Browsing:
 
     def _finish_page(self, url: str, link: Link, future: Future) -> None:
         try:
-            rendered = future.result()
+            rendered = future.result(timeout=self.options.browser_timeout + PAGE_GRACE + PAGE_STUCK)
+        except FutureTimeout:   # the page thread is stuck in a call Chromium never answers
+            logger.warning("%s: browser failed: no answer from the page", url)
+            self.run.failures.append({"url": url, "reason": "browser: no answer from the page"})
+            self.run.counts["browser_failed"] += 1
+            return
         except PageFailed as exc:   # crashed twice, or past its time (a script that never yields)
             logger.warning("%s: browser failed: %s", url, exc.reason)
             self.run.failures.append({"url": url, "reason": f"browser: {exc.reason}"})
