@@ -140,8 +140,11 @@ def test_a_page_that_crashes_its_renderer_is_a_failure_not_the_end_of_the_captur
                       "/calm.html": b"<!doctype html><html><body><p>Calm heron page</p></body></html>"})
     with serve(pages) as base:
         snap = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=8, depth=1)
-    assert snap.counts["browser_failed"] == 1
-    assert snap.counts["pages"] == 2 and snap.counts["browser_pages"] == 1
+    # the test kills every renderer of the capture's Chromium, so the calm page, when it renders
+    # at the same moment as the crashing one's second attempt, may crash with it: at least the
+    # crashing page fails, and the capture still ends with both pages fetched and published
+    assert 1 <= snap.counts["browser_failed"] <= 2
+    assert snap.counts["pages"] == 2 and snap.counts.get("browser_pages", 0) == 2 - snap.counts["browser_failed"]
     wait_for(lambda: not _chromium_children(), 10, "every Chromium of the capture gone")
 
 
