@@ -311,3 +311,23 @@ def test_catalogue_agrees_with_a_rebuild_after_any_commands(site, tmp_path_facto
                    min_size=2, max_size=10))
 def test_catalogue_agrees_after_longer_command_sequences(site, tmp_path_factory, ops):
     _property(site, tmp_path_factory, ops)
+
+
+def test_an_index_line_with_numbers_past_sqlite_integers_is_left_out_not_a_crash(capture_page, collection, capsys):
+    """Found by test_no_internal_error: a mutated index naming offset 2**63 made `list` fail
+    with OverflowError while the catalogue took the snapshot in."""
+    snap = capture_page("/about.html")
+    index = snap.path / "indexes" / "index.cdx"
+    lines = index.read_text().splitlines()
+    key, stamp, fields = lines[0].split(" ", 2)
+    data = json.loads(fields)
+    data["offset"] = str(1 << 63)
+    lines[0] = f"{key} {stamp} {json.dumps(data)}"
+    index.write_text("\n".join(lines) + "\n")
+    (collection / STATE / FILE).unlink()
+    capsys.readouterr()
+    assert main(["list", "-C", str(collection)]) == 0
+    out, err = capsys.readouterr()
+    assert snap.id[:12] in out and "internal error" not in err
+    with open_catalogue(collection) as cat:
+        assert data["url"] not in {r.url for r in cat.timemap(data["url"])}

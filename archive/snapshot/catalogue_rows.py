@@ -101,7 +101,7 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
         captures = {}
         rows = []
         for entry in package.index():
-            if not warc_member(entry.filename):
+            if not warc_member(entry.filename) or not _storable(entry):
                 continue
             captures[(entry.url, entry.timestamp[:14])] = entry
             rows.append(_capture(entry))
@@ -157,6 +157,16 @@ def file_stamp(folder: Path) -> str:
         except OSError:
             parts.append(f"{path.name}:?")
     return ";".join(parts)
+
+
+SQLITE_MAX = (1 << 63) - 1   # SQLite's INTEGER range (a hostile index may name any number)
+
+
+def _storable(entry: IndexEntry) -> bool:
+    """Whether an index line's numbers fit SQLite's INTEGER: a line past them names no real
+    record (verify reports it), so the catalogue leaves it out rather than fail."""
+    numbers = [entry.offset, entry.length] + ([int(entry.status)] if entry.status.isdigit() else [])
+    return all(0 <= n <= SQLITE_MAX for n in numbers)
 
 
 def _capture(entry: IndexEntry) -> Capture:
