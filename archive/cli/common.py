@@ -16,10 +16,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from archive.models import Snapshot
-from archive.read.verify import Report
+
+if TYPE_CHECKING:   # the read path loads with the commands that verify
+    from archive.read.verify import Report
 
 FORMATS = ("text", "json")
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from archive.errors import UsageError
 from archive.read.find import LOCAL_REPLAY
-from archive.read.verify import verify
 
 from .common import command, emit_capture, human_bytes, print_report, printable, write_json
 
@@ -97,6 +96,8 @@ def base_url(value: str) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from archive.read.verify import verify
+
     report = verify(args.snapshot, args.collection, expect=args.expect, record=True,
                     trust=args.trust, tsa_certs=args.tsa_cert)
     print_report(report, args.format, sys.stdout)

@@ -18,7 +18,6 @@ import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import ada_url
-import surt as _surt
 
 from archive.errors import UsageError
 
@@ -265,4 +264,5 @@ def surt_key(url: str) -> str:
     >>> surt_key("http://www.Example.com/A?b=1&a=2")
     'com,example)/a?a=2&b=1'
     """
-    return str(_surt.surt(url))
+    import surt   # with tldextract and requests: loaded by what writes or reads an index key
+    return str(surt.surt(url))
