@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.errors import UsageError
-from archive.read.find import LOCAL_REPLAY
+from archive.models import LOCAL_REPLAY
 
 from .common import command, emit_capture, human_bytes, print_report, printable, write_json
 
@@ -113,10 +113,11 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from archive.formats.urls import canonicalize
     from archive.read.find import link_format, snapshots, timemap
 
     if args.url:
+        from archive.formats.urls import canonicalize
+
         mementos = timemap(args.url, args.collection, args.base_url)
         if not mementos:   # an answer, not a failure: exit 1 is for integrity failures
             print(f"archive: no captures of {printable(canonicalize(args.url))}", file=sys.stderr)

@@ -93,11 +93,13 @@ class Collection:
         if not root.is_dir():
             raise NotACollection(root, "no such folder" if not root.exists() else "not a folder")
         try:
+            with os.scandir(root) as entries:   # readable, and empty or not: without listing it all
+                empty = next(entries, None) is None
+            if empty or any(os.path.lexists(root / name) for name in _MARKS):
+                return self
             names = [p.name for p in root.iterdir()]
         except OSError as exc:
             raise NotACollection(root, exc.strerror or str(exc)) from None
-        if not names or any(name in _MARKS for name in names):
-            return self
         if any(is_snapshot(root / name) for name in names if not name.startswith(".")):
             return self
         raise NotACollection(root, "it holds no snapshot folder, .partial/, .state/ or schedule.toml")
