@@ -111,3 +111,26 @@ def test_the_library_api_loads_capture_and_verify_on_first_use(tmp_path):
               "    raise SystemExit('no AttributeError')\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# The output path's fast ways give the same text as the slow ones, whatever the data.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from archive.cli.common import _UNSAFE, _escape, json_text, printable, terminal_text  # noqa: E402
+
+_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("\r\n\x1b\x7f\x9b\u2028\u202e}{,\" "))
+_SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | _TEXT
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT | st.text(st.characters(max_codepoint=127)))
+def test_terminal_text_escapes_as_the_expression_does(text):
+    assert terminal_text(text) == _UNSAFE.sub(_escape, text)
+    assert "\x1b" not in terminal_text(text) and "\x1b" not in printable(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(_TEXT, _SCALAR | st.lists(_SCALAR, max_size=2), max_size=5), max_size=5)
+       | st.dictionaries(_TEXT, _SCALAR, max_size=3) | _SCALAR)
+def test_json_text_is_json_dumps_with_indent_2(data):
+    assert json_text(data) == json.dumps(data, indent=2)

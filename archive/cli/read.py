@@ -125,22 +125,24 @@ def _cmd_list(args: argparse.Namespace) -> int:
             sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
         elif args.format == "json":
             write_json([vars(m) for m in mementos])
-        else:
-            for m in mementos:
-                mark = m.state.upper() if m.state == "changed" else m.state
-                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
+        else:   # one write: the escaping's check runs once over the whole TimeMap
+            sys.stdout.write("".join(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  "
+                                     f"{m.state.upper() if m.state == 'changed' else m.state:7}  {m.replay}\n"
+                                     for m in mementos))
         return 0
     found = snapshots(args.collection, limit=args.limit, offset=args.offset)
     if args.format == "json":
         write_json([s.to_json() for s in found])
         return 0
+    lines = []
     for s in found:
         v = s.verified
         checked = f"verified {v['time']} {'OK' if v['ok'] else 'FAILED'}" if v else "never verified"
         if not s.complete:
             checked = "INCOMPLETE (under way, interrupted or killed)"
-        sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
-                         f"{checked}  {' '.join(s.seeds)}\n")
+        lines.append(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
+                     f"{checked}  {' '.join(s.seeds)}\n")
+    sys.stdout.write("".join(lines))
     return 0
 
 

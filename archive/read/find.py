@@ -154,12 +154,17 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     with open_catalogue(Collection(collection).require()) as catalogue:
         rows = catalogue.timemap(url)
     out = []
-    for i, r in enumerate(rows):
-        state = change_state(rows[i - 1].payload_digest if i else None, r.payload_digest)
+    base, before = base_url.rstrip("/"), None
+    for r in rows:
+        state = change_state(before, r.payload_digest)
+        before = r.payload_digest
         out.append(Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
-                           r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url),
-                           {"same": False, "changed": True}.get(state), state))
+                           r.payload_digest, f"{base}/{r.snapshot_id}/{r.timestamp}/{r.url}",   # replay_url
+                           _CHANGED.get(state), state))
     return out
+
+
+_CHANGED = {"same": False, "changed": True}
 
 
 def change_state(before: str | None, after: str) -> str:
