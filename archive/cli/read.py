@@ -42,7 +42,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--base-url", metavar="URL", type=base_url, default=LOCAL_REPLAY,
                      help="replay server for links (default: %(default)s)")
 
-    lst.add_argument("--limit", type=int, metavar="N", help="list at most N snapshots (a page)")
+    lst.add_argument("--limit", type=int, metavar="N",
+                     help="list at most N snapshots (a page; not with URL: a TimeMap lists every capture)")
     lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest snapshots first")
 
     _register_search(sub, common)
@@ -118,6 +119,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.url:
         from archive.formats.urls import canonicalize
 
+        if args.limit is not None or args.offset:   # a page of a TimeMap would read as the whole history
+            raise UsageError("--limit and --offset page the snapshot list; a URL's TimeMap lists every "
+                             "capture (RFC 7089), oldest first: take part of it with head or tail")
         mementos = timemap(args.url, args.collection, args.base_url)
         if not mementos:   # an answer, not a failure: exit 1 is for integrity failures
             print(f"archive: no captures of {printable(canonicalize(args.url))}", file=sys.stderr)
