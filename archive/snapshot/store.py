@@ -14,9 +14,6 @@ import errno
 import json
 import os
 import re
-import shutil
-import tomllib
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -167,6 +164,7 @@ class Collection:
     def discard(self, folder: Path) -> None:
         """Remove a partial folder or spool (only ever under .partial)."""
         if (self.root / PARTIAL) in folder.parents:
+            import shutil   # this module is loaded by every command; shutil, uuid, tomllib by few
             shutil.rmtree(folder, ignore_errors=True)
             self._tidy_partial()
 
@@ -180,6 +178,7 @@ class Collection:
             os.rename(folder, doomed)   # gone from every listing in one step
         except OSError as exc:
             raise StorageError(folder, exc.strerror or str(exc)) from None
+        import shutil
         shutil.rmtree(doomed, ignore_errors=True)
         self._tidy_partial()
 
@@ -216,6 +215,8 @@ class Collection:
         Work sent to other processes names it, so that a worker on another collection can
         tell the work is not its own.
         """
+        import uuid
+
         path = self.root / STATE / "identity"
         try:
             return path.read_text("ascii").strip()
@@ -239,6 +240,8 @@ class Collection:
 
     def settings(self) -> dict[str, object]:
         """Return the collection's policy file, `archive.toml` (e.g. block_private = true), or {}."""
+        import tomllib
+
         path = self.root / SETTINGS
         try:
             with open(path, "rb") as f:
