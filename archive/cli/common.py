@@ -84,12 +84,22 @@ def json_text(data: Any) -> str:
     >>> json_text(rows) == json.dumps(rows, indent=2), json_text([{"a": [1]}]) == json.dumps([{"a": [1]}], indent=2)
     (True, True)
     """
-    if (type(data) is list and data
-            and all(type(row) is dict and row and all(type(k) is str and type(v) in _SCALARS for k, v in row.items())
-                    for row in data)):
+    if type(data) is list and data and _flat(data):
         flat = json.dumps(data, separators=(",\n    ", ": "))
         return "[\n  {\n    " + flat[2:-2].replace("},\n    {", "\n  },\n  {\n    ") + "\n  }\n]"
     return json.dumps(data, indent=2)
+
+
+def _flat(rows: list[Any]) -> bool:
+    """Return True when every row is a non-empty dict of str keys and scalar values."""
+    keys: set[type] = set()
+    values: set[type] = set()
+    for row in rows:
+        if type(row) is not dict or not row:
+            return False
+        keys.update(map(type, row))
+        values.update(map(type, row.values()))
+    return keys == {str} and values <= _SCALARS
 
 
 def human_bytes(n: float) -> str:
