@@ -138,9 +138,9 @@ def fill_borrowed(cur: sqlite3.Cursor) -> None:
     digest whose text is its own), inside the caller's transaction. Run after every change, so
     the catalogue ends the same whatever order snapshots came in."""
     waiting = cur.execute("SELECT id, digest FROM pages WHERE borrowed = 1").fetchall()
-    for page_id, digest in waiting:
-        found = cur.execute("SELECT t.text FROM pages p JOIN page_text t ON t.rowid = p.id WHERE p.digest = ? "
-                            "AND p.borrowed = 0 ORDER BY p.snapshot_id LIMIT 1", (digest,)).fetchone()
+    for page_id, digest in waiting:   # the original chosen first, its text read once (not once per candidate)
+        found = cur.execute("SELECT text FROM page_text WHERE rowid = (SELECT id FROM pages WHERE digest = ? "
+                            "AND borrowed = 0 ORDER BY snapshot_id LIMIT 1)", (digest,)).fetchone()
         if found is not None:
             row = cur.execute("SELECT url, title FROM page_text WHERE rowid = ?", (page_id,)).fetchone()
             cur.execute("DELETE FROM page_text WHERE rowid = ?", (page_id,))
