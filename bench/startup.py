@@ -24,8 +24,8 @@ COMMANDS = ("help", "list_empty", "verify_small")
 
 
 def case_startup(site_cls: Any, timed: Callable[..., Any], archive: list[str], reps: int) -> dict[str, object]:
-    """Return the start-up case's figures: median wall seconds of the interpreter alone and of
-    each command in COMMANDS."""
+    """Return the start-up case's figures: median wall and CPU seconds of the interpreter alone
+    and of each command in COMMANDS."""
     site = site_cls(2, 0.0, 1)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-", dir=os.environ.get("BENCH_TMP")))
     try:
@@ -39,22 +39,25 @@ def case_startup(site_cls: Any, timed: Callable[..., Any], archive: list[str], r
             "list_empty": [*archive, "list", "-C", str(work / "empty")],
             "verify_small": [*archive, "verify", snapshot],
         }
-        walls: dict[str, list[float]] = {name: [] for name in runs}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
         for _ in range(reps):
             for name, cmd in runs.items():   # interleaved: a busy moment weighs on every command alike
-                walls[name].append(timed(cmd)[0])
+                times[name].append(timed(cmd)[:2])
     finally:
         site.stop()
         shutil.rmtree(work, ignore_errors=True)
-    medians = {name: statistics.median(w) for name, w in walls.items()}
-    return {"case": "command start-up", "startup_s": medians, "reps": reps}
+    return {"case": "command start-up", "reps": reps,
+            "startup_s": {name: statistics.median(w for w, _ in t) for name, t in times.items()},
+            "startup_cpu_s": {name: statistics.median(c for _, c in t) for name, t in times.items()}}
 
 
 def row(r: dict[str, object]) -> str:
     m: dict[str, float] = r["startup_s"]  # type: ignore[assignment]
+    cpu: dict[str, float] = r["startup_cpu_s"]  # type: ignore[assignment]
     return (f"{r['case']:34} {m['help']:>9.2f}s {m['python']:>9.2f}s {m['help'] / m['python']:>7.2f}  "
             f"archive --help vs python -c pass; archive list of an empty collection {m['list_empty']:.2f}s, "
-            f"archive verify of a 3-page snapshot {m['verify_small']:.2f}s")
+            f"archive verify of a 3-page snapshot {m['verify_small']:.2f}s (CPU s: "
+            + ", ".join(f"{cpu[k]:.2f}" for k in ("help", "python", "list_empty", "verify_small")) + ")")
 
 
 def main() -> int:
