@@ -279,13 +279,17 @@ def _surt() -> ModuleType:
     """Return the surt package, loaded on first use. Its `handyurl` imports tldextract (and so
     requests: 80 ms) at the top, for public-suffix methods a SURT key never calls: tldextract
     stands in sys.modules as a `_Deferred` module until something uses it (site_of)."""
-    module = sys.modules.get("surt")
-    if module is not None:
-        return module
-    with _LOADING:
-        sys.modules.setdefault("tldextract", _Deferred("tldextract"))
-        import surt
-        return surt
+    global _SURT
+    if _SURT is None:
+        with _LOADING:
+            if _SURT is None:   # set once surt is whole: another thread never sees it half made
+                sys.modules.setdefault("tldextract", _Deferred("tldextract"))
+                import surt
+                _SURT = surt
+    return _SURT
+
+
+_SURT: ModuleType | None = None
 
 
 class _Deferred(ModuleType):

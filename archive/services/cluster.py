@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.errors import BrokerError, LeaseLost
+from archive.errors import BrokerError, LeaseLost, UsageError
 from archive.formats.urls import host_of
 from archive.snapshot.store import PARTIAL, Collection, snapshot_id_of, snapshot_name
 
