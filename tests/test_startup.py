@@ -83,6 +83,20 @@ def test_a_surt_key_defers_tldextract_until_a_site_is_asked_for(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_the_stand_in_answers_like_the_module_it_stands_for(tmp_path):
+    script = ("import importlib.util, sys\n"
+              "from archive.formats.urls import surt_key\n"
+              "surt_key('http://a.example.org/')\n"
+              "assert importlib.util.find_spec('tldextract').name == 'tldextract'\n"
+              "assert not hasattr(sys.modules['tldextract'], '__file__') and 'requests' not in sys.modules\n"
+              "import tldextract.suffix_list\n"   # a submodule: the real package loads first
+              "import tldextract\n"
+              "assert type(tldextract).__name__ == 'module' and tldextract.suffix_list.get_suffix_lists\n"
+              "assert sys.modules['surt.handyurl'].tldextract.TLDExtract is tldextract.TLDExtract\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_site_of_first_then_surt_key(tmp_path):
     script = ("import sys\n"
               "from archive.formats.urls import site_of, surt_key\n"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import ipaddress
 import re
 import sys
 import threading
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -283,7 +285,9 @@ def _surt() -> ModuleType:
     if _SURT is None:
         with _LOADING:
             if _SURT is None:   # set once surt is whole: another thread never sees it half made
-                sys.modules.setdefault("tldextract", _Deferred("tldextract"))
+                spec = None if "tldextract" in sys.modules else importlib.util.find_spec("tldextract")
+                if spec is not None:
+                    sys.modules["tldextract"] = _Deferred(spec)
                 import surt
                 _SURT = surt
     return _SURT
@@ -293,10 +297,16 @@ _SURT: ModuleType | None = None
 
 
 class _Deferred(ModuleType):
-    """A module in sys.modules that imports the real one, in its place, on its first attribute."""
+    """A module in sys.modules that imports the real one, in its place, on its first attribute
+    (or the first import of a submodule); it answers `__spec__` (importlib.util.find_spec) and
+    other probes of a module's dunders without loading."""
+
+    def __init__(self, spec: ModuleSpec):
+        super().__init__(spec.name)
+        self.__spec__ = spec
 
     def __getattr__(self, name: str) -> object:
-        if name.startswith("__"):   # the import system's questions (__path__, __spec__...)
+        if name.startswith("__") and name != "__path__":
             raise AttributeError(name)
         with _LOADING:
             if sys.modules.get(self.__name__) is self:
