@@ -42,8 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--base-url", metavar="URL", type=base_url, default=LOCAL_REPLAY,
                      help="replay server for links (default: %(default)s)")
 
-    lst.add_argument("--limit", type=int, metavar="N",
-                     help="list at most N snapshots (a page; not with URL: a TimeMap lists every capture)")
+    lst.add_argument("--limit", type=int, metavar="N", help="list at most N snapshots (a page; not with URL)")
     lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest snapshots first")
 
     _register_search(sub, common)
