@@ -152,15 +152,14 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     """Return every capture of `url` in the collection, oldest first (a Memento TimeMap), from
     its catalogue. Raises NotACollection."""
     with open_catalogue(Collection(collection).require()) as catalogue:
-        rows = catalogue.timemap(url)
+        rows = catalogue.timemap_rows(url)   # tuples: a TimeMap of 10,000 captures makes no other objects
     out = []
     base, before = base_url.rstrip("/"), None
-    for r in rows:
-        state = change_state(before, r.payload_digest)
-        before = r.payload_digest
-        out.append(Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
-                           r.payload_digest, f"{base}/{r.snapshot_id}/{r.timestamp}/{r.url}",   # replay_url
-                           _CHANGED.get(state), state))
+    for snapshot_id, captured, timestamp, status, digest in rows:
+        state = change_state(before, digest)
+        before = digest
+        out.append(Memento(snapshot_id, timestamp, captured, "" if status is None else str(status), digest,
+                           f"{base}/{snapshot_id}/{timestamp}/{captured}", _CHANGED.get(state), state))   # replay_url
     return out
 
 

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 from archive.errors import ArchiveError, StorageError
 
 from .catalogue_rows import SnapshotFacts, file_stamp, read_snapshot, read_verifications
-from .catalogue_sql import (CAPTURE_COLUMNS, NOT_FAILED, SCHEMA, SCHEMA_VERSION, SNAPSHOT_COLUMNS, SNAPSHOTS, CaptureRow,
-                            SearchHit, SnapshotRow, capture_row, clear, delete_snapshot, fill_borrowed, fts_query, insert_snapshot,
-                            snapshot_row, snippet)
+from .catalogue_sql import (CAPTURE_COLUMNS, MEMENTO_COLUMNS, NOT_FAILED, SCHEMA, SCHEMA_VERSION, SNAPSHOT_COLUMNS,
+                            SNAPSHOTS, CaptureRow, SearchHit, SnapshotRow, capture_row, clear, delete_snapshot,
+                            fill_borrowed, fts_query, insert_snapshot, snapshot_row, snippet)
 from .store import STATE, Collection, is_snapshot
 
 logger = logging.getLogger(__name__)
@@ -318,12 +318,14 @@ class Catalogue:
 
     def timemap(self, url: str) -> list[CaptureRow]:
         """Return every capture of `url` (canonicalised as captures are), oldest first."""
+        return [capture_row(self.root, r) for r in self.timemap_rows(url, CAPTURE_COLUMNS)]
+
+    def timemap_rows(self, url: str, columns: str = MEMENTO_COLUMNS) -> list[tuple[Any, ...]]:
+        """Return the rows of `timemap` as tuples of catalogue_sql's MEMENTO_COLUMNS (or `columns`)."""
         from archive.formats.urls import canonicalize
 
-        target = canonicalize(url)
-        rows = self._query(f"SELECT {CAPTURE_COLUMNS} FROM captures c WHERE c.url = ? "
-                           "ORDER BY c.timestamp, c.started, c.snapshot_id", (target,))
-        return [capture_row(self.root, r) for r in rows]
+        return self._query(f"SELECT {columns} FROM captures c WHERE c.url = ? "
+                           "ORDER BY c.timestamp, c.started, c.snapshot_id", (canonicalize(url),))
 
     def lookup_payload(self, payload_digest: str) -> CaptureRow | None:
         """Return the oldest response record with this payload digest (for a revisit), or None."""

@@ -96,6 +96,7 @@ SNAPSHOTS = "snapshots s LEFT JOIN verifications v ON v.id = s.id"
 NOT_FAILED = "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = c.snapshot_id AND v.ok = 0)"   # dedup skips those
 CAPTURE_COLUMNS = ("c.snapshot_id, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, c.folder, "
                     "c.filename, c.offset, c.length")
+MEMENTO_COLUMNS = "c.snapshot_id, c.url, c.timestamp, c.status, c.digest"   # what a TimeMap shows
 
 
 def snapshot_row(root: Path, r: tuple[Any, ...]) -> SnapshotRow:
