@@ -67,6 +67,37 @@ def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
     f.close()
 
 
+def test_the_seen_set_on_disk_grows_past_its_bloom_filters_size_and_still_answers_exactly(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=10)
+    urls = [f"http://ex.org/{i}" for i in range(5000)]
+    sizes = set()
+    for url in urls:
+        f.see(url)
+        if f.on_disk is not None:
+            sizes.add(len(f.on_disk.bits))
+    assert len(sizes) >= 3   # the filter was made again, larger, as the set grew
+    assert f.on_disk is not None and f.on_disk.count <= f.on_disk.capacity
+    assert all(u in f for u in urls)
+    assert not any(f"http://ex.org/{i}x" in f for i in range(5000))
+    f.close()
+
+
+def test_a_url_never_seen_is_answered_without_a_query_once_the_seen_set_spilled(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=100)
+    for i in range(1000):
+        f.see(f"http://ex.org/seen/{i}")
+    assert f.spilled_seen
+    assert f._db is not None
+    queries: list[str] = []
+    f._db.set_trace_callback(queries.append)
+    assert not any(f"http://ex.org/new/{i}" in f for i in range(1000))
+    assert len([q for q in queries if q.startswith("SELECT")]) < 50   # the Bloom filter's rare "maybe"
+    queries.clear()
+    assert all(f"http://ex.org/seen/{i}" in f for i in range(0, 1000, 7))
+    assert queries   # a URL on disk is looked up there
+    f.close()
+
+
 @pytest.mark.parametrize("memory", [2, 1000])
 def test_a_forgotten_url_can_be_queued_again_whether_spilled_or_not(tmp_path: Path, memory: int) -> None:
     f = Frontier(tmp_path, memory=memory)
