@@ -54,6 +54,33 @@ def test_random_pushes_and_pops_match_a_plain_fifo_per_host(tmp_path: Path, memo
     assert not (tmp_path / "frontier.sqlite3").exists()
 
 
+@pytest.mark.parametrize("refill", [7, 512])
+def test_hosts_read_back_from_disk_in_many_batches_keep_their_order(tmp_path: Path, monkeypatch, refill: int) -> None:
+    monkeypatch.setattr(frontier_module, "REFILL", refill)
+    f = Frontier(tmp_path, memory=50)
+    model: dict[str, deque[Link]] = {"a.example": deque(), "b.example": deque()}
+    popped = 0
+    try:
+        for i in range(4000):
+            host = "a.example" if i % 4 else "b.example"
+            new = link(host, i, seed=f"http://{host}/" if i % 5 == 0 else None, attempt=i % 2)
+            f.push(new)
+            model[host].append(new)
+            if i % 3 == 0:   # the queue grows while read back: spills and refills interleave
+                for h in model:
+                    if model[h]:
+                        assert f.pop(h) == model[h].popleft()
+                        popped += 1
+        assert f.spilled and f.in_memory < 200   # most links waited on disk
+        for h in model:
+            while model[h]:
+                assert f.pop(h) == model[h].popleft()
+                popped += 1
+        assert popped == 4000 and not f.pending()
+    finally:
+        f.close()
+
+
 def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
     f = Frontier(tmp_path, memory=4)
     urls = [f"http://ex.org/{i}" for i in range(50)]
