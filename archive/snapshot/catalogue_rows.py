@@ -23,7 +23,7 @@ from archive.warc.cdxj import REVISIT_MIME
 from .depends import dependency_ids, payload_of, source_metadata
 from .package import DATAPACKAGE, SOURCE
 from .reader import FolderPackage, IndexEntry, Package, as_dict, as_list, warc_member
-from .store import Collection, snapshot_id_of
+from .store import STATE, Collection, snapshot_id_of
 
 MAX_TEXT = 256 << 10        # characters of page text indexed per page
 MAX_BODY = 2 << 20          # bytes of a page's body read for its text
@@ -129,8 +129,9 @@ class CaptureSpool:
 
 
 def _temporary(folder: Path | None) -> IO[bytes]:
-    """Return an unnamed temporary file beside the snapshot (on its disk, not in a RAM /tmp),
-    or in the system's temporary folder where that is not writable."""
+    """Return an unnamed temporary file in `folder` (the collection's state folder: on its disk,
+    not in a /tmp that may be RAM, and not where a change of the collection folder's time
+    means a snapshot came or went), or in the system's temporary folder."""
     try:
         return tempfile.TemporaryFile(dir=folder)
     except OSError:
@@ -156,7 +157,8 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
         wanted = {_page_key(page) for page in pages}
         # one pass over the index, holding only the pages' entries: the rows wait in a spool
         captures: dict[tuple[str, str], IndexEntry] = {}
-        rows = CaptureSpool(folder.parent)
+        state = folder.parent / STATE
+        rows = CaptureSpool(state if state.is_dir() else None)
         seedset, urls = frozenset(seeds), set()     # the seeds, those captured
         screenshot = False
         for entry in package.index():
