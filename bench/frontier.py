@@ -2,9 +2,10 @@
 
 The generated site: `/` links to P pages, each page holds R tiny images, so a depth-1 crawl
 fetches 1 + P + P * R URLs, all on one host (one queue: the frontier grows, then drains).
-Targets: peak RSS of the big crawl under 120 MB, and its URLs/s within 10 % of the small one's.
+Targets: peak RSS of the big crawl under 120 MB, and its URLs/s within 5 % of the small one's
+(issue 17 asks 10 %; medians of runs taken in turns).
 
-    python bench/frontier.py [--quick]        # runs the case alone
+    python bench/frontier.py [--quick] [--reps N]   # runs the case alone (medians of N, 3)
     python bench/frontier.py --serve PAGES     # the site (run.py starts it as a process)
 """
 from __future__ import annotations
@@ -90,25 +91,39 @@ def crawl(urls: int) -> dict[str, float]:
     return {"urls": fetched, "wall": wall, "urls_per_s": fetched / wall, "rss_mb": rss}
 
 
-def case_frontier(quick: bool = False) -> dict[str, object]:
-    """The row: the big crawl against the small one (one run each: the big one takes minutes)."""
+def case_frontier(quick: bool = False, reps: int = 1) -> dict[str, object]:
+    """The row: the big crawl against the small one, `reps` runs of each taken in turns (so a
+    busy spell of the machine falls on both), as medians; the peak RSS is the largest seen."""
     small_n, big_n = (300, 1_500) if quick else (20_000, 200_000)
-    small, big = crawl(small_n), crawl(big_n)
+    runs: dict[str, list[dict[str, float]]] = {"small": [], "big": []}
+    for _ in range(max(1, reps)):
+        runs["small"].append(crawl(small_n))
+        runs["big"].append(crawl(big_n))
+    small, big = (_median(runs[k]) for k in ("small", "big"))
     return {"case": f"crawl {big['urls']:.0f} vs {small['urls']:.0f} URLs", "small": small, "big": big,
-            "ratio": big["urls_per_s"] / small["urls_per_s"]}
+            "ratio": big["urls_per_s"] / small["urls_per_s"], "reps": max(1, reps),
+            "ratios": [b["urls_per_s"] / s["urls_per_s"] for s, b in zip(runs["small"], runs["big"])]}
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Return the run of median wall time, with the largest peak RSS of all the runs."""
+    middle = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
+    return {**middle, "rss_mb": max(r["rss_mb"] for r in runs)}
 
 
 def row(r: dict[str, object]) -> str:
     small, big = r["small"], r["big"]
     assert isinstance(small, dict) and isinstance(big, dict)
     return (f"{r['case']:34} {big['urls_per_s']:>10.0f} {small['urls_per_s']:>10.0f} {r['ratio']:>7.2f}  "
-            f"URLs/s; peak RSS {big['rss_mb']:.0f} MB vs {small['rss_mb']:.0f} MB (target < 120 MB, ratio >= 0.90)")
+            f"URLs/s; peak RSS {big['rss_mb']:.0f} MB vs {small['rss_mb']:.0f} MB (target < 120 MB, ratio >= 0.95); "
+            f"medians of {r.get('reps', 1)}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--serve", type=int, metavar="PAGES", help="run the site with PAGES pages")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each crawl (medians)")
     ap.add_argument("--urls", type=int, help="one crawl of about this many URLs, printed as JSON")
     args = ap.parse_args()
     if args.serve is not None:
@@ -117,7 +132,7 @@ def main() -> int:
     if args.urls:
         print(json.dumps(crawl(args.urls)))
         return 0
-    result = case_frontier(args.quick)
+    result = case_frontier(args.quick, args.reps)
     print(row(result))
     print(json.dumps(result))
     return 0

@@ -314,7 +314,7 @@ def main() -> int:
     results.append(case_catalogue(Site, timed, ARCHIVE, 100 if args.quick else 10_000, reps))
     results.append(startup.case_startup(Site, timed, ARCHIVE, max(reps, 5)))
     results.append(case_browser(reps, args.quick))
-    results.append(frontier.case_frontier(args.quick))
+    results.append(frontier.case_frontier(args.quick, reps))
     results += verifykinds.case_verifykinds(1 if args.quick else 5, args.quick)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {reps}")

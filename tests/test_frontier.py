@@ -54,6 +54,33 @@ def test_random_pushes_and_pops_match_a_plain_fifo_per_host(tmp_path: Path, memo
     assert not (tmp_path / "frontier.sqlite3").exists()
 
 
+@pytest.mark.parametrize("refill", [7, 512])
+def test_hosts_read_back_from_disk_in_many_batches_keep_their_order(tmp_path: Path, monkeypatch, refill: int) -> None:
+    monkeypatch.setattr(frontier_module, "REFILL", refill)
+    f = Frontier(tmp_path, memory=50)
+    model: dict[str, deque[Link]] = {"a.example": deque(), "b.example": deque()}
+    popped = 0
+    try:
+        for i in range(4000):
+            host = "a.example" if i % 4 else "b.example"
+            new = link(host, i, seed=f"http://{host}/" if i % 5 == 0 else None, attempt=i % 2)
+            f.push(new)
+            model[host].append(new)
+            if i % 3 == 0:   # the queue grows while read back: spills and refills interleave
+                for h in model:
+                    if model[h]:
+                        assert f.pop(h) == model[h].popleft()
+                        popped += 1
+        assert f.spilled and f.in_memory < 200   # most links waited on disk
+        for h in model:
+            while model[h]:
+                assert f.pop(h) == model[h].popleft()
+                popped += 1
+        assert popped == 4000 and not f.pending()
+    finally:
+        f.close()
+
+
 def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
     f = Frontier(tmp_path, memory=4)
     urls = [f"http://ex.org/{i}" for i in range(50)]
@@ -64,6 +91,37 @@ def test_the_seen_set_dedups_across_the_spill(tmp_path: Path) -> None:
     assert (tmp_path / "frontier.sqlite3").exists() and f.spilled_seen
     assert all(u in f for u in urls)
     assert "http://ex.org/50" not in f and "http://ex.org/0x" not in f
+    f.close()
+
+
+def test_the_seen_set_on_disk_grows_past_its_bloom_filters_size_and_still_answers_exactly(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=10)
+    urls = [f"http://ex.org/{i}" for i in range(5000)]
+    sizes = set()
+    for url in urls:
+        f.see(url)
+        if f.on_disk is not None:
+            sizes.add(len(f.on_disk.bits))
+    assert len(sizes) >= 3   # the filter was made again, larger, as the set grew
+    assert f.on_disk is not None and f.on_disk.count <= f.on_disk.capacity
+    assert all(u in f for u in urls)
+    assert not any(f"http://ex.org/{i}x" in f for i in range(5000))
+    f.close()
+
+
+def test_a_url_never_seen_is_answered_without_a_query_once_the_seen_set_spilled(tmp_path: Path) -> None:
+    f = Frontier(tmp_path, memory=100)
+    for i in range(1000):
+        f.see(f"http://ex.org/seen/{i}")
+    assert f.spilled_seen
+    assert f._db is not None
+    queries: list[str] = []
+    f._db.set_trace_callback(queries.append)
+    assert not any(f"http://ex.org/new/{i}" in f for i in range(1000))
+    assert len([q for q in queries if q.startswith("SELECT")]) < 50   # the Bloom filter's rare "maybe"
+    queries.clear()
+    assert all(f"http://ex.org/seen/{i}" in f for i in range(0, 1000, 7))
+    assert queries   # a URL on disk is looked up there
     f.close()
 
 

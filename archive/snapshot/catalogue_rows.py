@@ -7,10 +7,13 @@ index, pages.jsonl and the page records), so the catalogue is a cache of what th
 from __future__ import annotations
 
 import json
+import marshal
 import re
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from archive.errors import ArchiveError
 from archive.formats.html import charset_of, page_title, visible_text
@@ -19,11 +22,12 @@ from archive.warc.cdxj import REVISIT_MIME
 
 from .package import DATAPACKAGE, SOURCE
 from .reader import FolderPackage, IndexEntry, Package, as_dict, as_list, warc_member
-from .store import Collection, snapshot_id_of
+from .store import STATE, Collection, snapshot_id_of
 
 MAX_TEXT = 256 << 10        # characters of page text indexed per page
 MAX_BODY = 2 << 20          # bytes of a page's body read for its text
 MAX_TITLE = 2000            # characters of a title kept
+SPOOL_ROWS = 10_000         # capture rows of a snapshot held in memory; more wait in a temporary file
 _HTML = ("text/html", "application/xhtml+xml")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -81,9 +85,56 @@ class SnapshotFacts:
     has_screenshot: bool
     self_contained: bool
     stamp: str = ""         # sizes and times of the files it was read from (file_stamp)
-    captures: list[Capture] = field(default_factory=list)
+    captures: Iterable[Capture] = field(default_factory=list)   # a CaptureSpool when read
     texts: list[PageText] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
+
+
+class CaptureSpool:
+    """The capture rows of one snapshot: `append`, then iterate (again, as often as needed).
+
+    Up to SPOOL_ROWS rows in memory; past that, batches of them go to an unnamed temporary file
+    in `folder` (marshal: plain tuples, nothing executed when read back), so a snapshot of a
+    million records is catalogued in the memory of ten thousand. Raises OSError when the file
+    cannot be written or read.
+    """
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+        self.rows: list[tuple[Any, ...]] = []
+        self.file: IO[bytes] | None = None
+        self.batches = 0
+
+    def append(self, capture: Capture) -> None:
+        c = capture
+        self.rows.append((c.urlkey, c.url, c.timestamp, c.status, c.digest, c.mime, c.record_type, c.filename,
+                          c.offset, c.length))
+        if len(self.rows) >= SPOOL_ROWS:
+            if self.file is None:
+                self.file = _temporary(self.folder)
+            self.file.seek(0, 2)
+            marshal.dump(self.rows, self.file)
+            self.batches += 1
+            self.rows = []
+
+    def __iter__(self) -> Iterator[Capture]:
+        if self.file is not None:
+            self.file.seek(0)
+            for _ in range(self.batches):
+                for row in marshal.load(self.file):
+                    yield Capture(*row)
+        for row in self.rows:
+            yield Capture(*row)
+
+
+def _temporary(folder: Path | None) -> IO[bytes]:
+    """Return an unnamed temporary file in `folder` (the collection's state folder: on its disk,
+    not in a /tmp that may be RAM, and not where a change of the collection folder's time
+    means a snapshot came or went), or in the system's temporary folder."""
+    try:
+        return tempfile.TemporaryFile(dir=folder)
+    except OSError:
+        return tempfile.TemporaryFile()
 
 
 def read_snapshot(folder: Path) -> SnapshotFacts:
@@ -99,27 +150,35 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
     with _Listed(folder) if folder.is_dir() else Package.open(folder) as package:
         data = package.datapackage()
         meta = as_dict(data.get("archive"))
-        captures = {}
-        rows = []
-        for entry in package.index():
-            if not warc_member(entry.filename) or not _storable(entry):
-                continue
-            captures[(entry.url, entry.timestamp[:14])] = entry
-            rows.append(_capture(entry))
-        urls = {url for url, _ in captures}
-        screenshot = any(url.startswith("urn:view:") for url, _ in captures)
         seeds = tuple(str(s.get("url") or s.get("given", "")) for s in as_list(meta.get("seeds"))
                       if isinstance(s, dict))
         if not seeds and data.get("mainPageURL"):
             seeds = (str(data["mainPageURL"]),)
+        pages = package.pages()
+        wanted = {_page_key(page) for page in pages}
+        # one pass over the index, holding only the pages' entries: the rows wait in a spool
+        captures: dict[tuple[str, str], IndexEntry] = {}
+        state = folder.parent / STATE
+        rows = CaptureSpool(state if state.is_dir() else None)
+        seedset, urls = frozenset(seeds), set()     # the seeds, those captured
+        screenshot = False
+        for entry in package.index():
+            if not warc_member(entry.filename) or not _storable(entry):
+                continue
+            key = (entry.url, entry.timestamp[:14])
+            if key in wanted:
+                captures[key] = entry
+            if entry.url in seedset:
+                urls.add(entry.url)
+            screenshot = screenshot or entry.url.startswith("urn:view:")
+            rows.append(_capture(entry))
         size = sum(r["bytes"] for r in as_list(data.get("resources"))
                    if isinstance(r, dict) and type(r.get("bytes")) is int)
         created = str(data.get("created", ""))
         self_contained = package.has(SOURCE + DATAPACKAGE)
         texts = []
-        for page in package.pages():
-            when = "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
-            listed = captures.get((str(page["url"]), when))
+        for page in pages:
+            listed = captures.get(_page_key(page))
             if listed is not None:
                 texts.append(_page_text(package, page, listed, self_contained))
         deps = [] if self_contained else dependency_ids(source_metadata(package))
@@ -131,6 +190,11 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
             started=str(meta.get("started_at") or created), pages=len(texts), size=size,
             has_screenshot=screenshot,
             self_contained=self_contained, stamp=stamp, captures=rows, texts=texts, dependencies=sorted(set(deps)))
+
+
+def _page_key(page: dict[str, Any]) -> tuple[str, str]:
+    """Return (URL, 14-digit time) of a pages.jsonl entry: the key of its index entry."""
+    return str(page["url"]), "".join(ch for ch in str(page.get("ts", "")) if ch.isdigit())[:14]
 
 
 class _Listed(FolderPackage):

@@ -124,8 +124,8 @@ def insert_snapshot(cur: sqlite3.Cursor, facts: SnapshotFacts) -> None:
                 (facts.id, facts.folder, facts.title, "\n".join(facts.seeds), facts.captured_at, facts.started,
                  facts.pages, facts.size, int(facts.has_screenshot), int(facts.self_contained), facts.stamp))
     cur.executemany("INSERT OR IGNORE INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(c.url, c.timestamp, facts.started, facts.id, c.filename, c.offset, facts.folder, c.urlkey,
-                      c.status, c.digest, c.mime, c.record_type, c.length) for c in facts.captures])
+                    ((c.url, c.timestamp, facts.started, facts.id, c.filename, c.offset, facts.folder, c.urlkey,
+                      c.status, c.digest, c.mime, c.record_type, c.length) for c in facts.captures))
     cur.executemany("INSERT OR IGNORE INTO deps VALUES (?, ?)", [(facts.id, d) for d in facts.dependencies])
     for page in facts.texts:
         cur.execute("INSERT INTO pages (snapshot_id, url, timestamp, title, digest, borrowed) VALUES (?,?,?,?,?,?)",

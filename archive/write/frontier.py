@@ -4,13 +4,15 @@ Both stay in memory up to `memory` entries each, then spill to a SQLite file (in
 a private temporary database when none is given), so a crawl of a million URLs holds about as
 much memory as one of ten thousand. A host's queue keeps its order across the spill: its
 oldest links in memory (`head`), then those on disk, then the newest in memory (`tail`).
+A spill writes its rows in one transaction (one write of the pages they fill, not one per
+row); the seen URLs on disk are summed up in a Bloom filter in memory (about 2 bytes a URL),
+so a URL never seen, the usual case, is answered without a query.
 The crawl's main thread alone uses a Frontier, so it holds no lock.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import sqlite3
 from collections import deque
 from collections.abc import Iterator
@@ -22,12 +24,56 @@ from archive.models import Kind, Link
 
 MEMORY = 20_000        # links queued in memory, and URLs in the seen-set's memory, before a spill
 REFILL = 512           # links read back from disk at once into a host's head
+BLOOM_BITS = 16        # bits of the Bloom filter per URL on disk (3 probes: under 0.5 % false "maybe")
+_KINDS = {k.value: k for k in Kind}
+
+
+class _Bloom:
+    """A Bloom filter of strings: `add`, and `in` answers False (never added) or True (maybe).
+
+    Its bits are placed by Python's `hash`, so it means something in this process only.
+    Sized for `capacity` strings at BLOOM_BITS bits each (a power of two, at least 1 KiB).
+
+    >>> b = _Bloom(100)
+    >>> b.add("http://ex.org/a")
+    >>> "http://ex.org/a" in b, "http://ex.org/b" in b
+    (True, False)
+    """
+
+    __slots__ = ("bits", "mask", "capacity", "count")
+
+    def __init__(self, capacity: int) -> None:
+        size = 1 << max(13, (max(1, capacity) * BLOOM_BITS - 1).bit_length())
+        self.bits = bytearray(size >> 3)
+        self.mask = size - 1
+        self.capacity = capacity
+        self.count = 0
+
+    def add(self, text: str) -> None:
+        h = hash(text)
+        mask, bits = self.mask, self.bits
+        at, step = h & mask, (h >> 32) | 1   # double hashing (Kirsch and Mitzenmacher)
+        for _ in range(3):
+            bits[at >> 3] |= 1 << (at & 7)
+            at = (at + step) & mask
+        self.count += 1
+
+    def __contains__(self, text: object) -> bool:
+        h = hash(text)
+        mask, bits = self.mask, self.bits
+        at, step = h & mask, (h >> 32) | 1
+        for _ in range(3):
+            if not bits[at >> 3] & (1 << (at & 7)):
+                return False
+            at = (at + step) & mask
+        return True
 
 
 class _Host:
-    __slots__ = ("head", "disk", "tail", "pushed")
+    __slots__ = ("head", "disk", "tail", "pushed", "id")
 
-    def __init__(self) -> None:
+    def __init__(self, ident: int = 0) -> None:
+        self.id = ident                    # the host's number in the spill file
         self.head: deque[Link] = deque()   # the oldest links
         self.disk = 0                      # then this many on disk
         self.tail: list[Link] = []         # then the newest (only while something is on disk)
@@ -58,6 +104,7 @@ class Frontier:
         self.order = itertools.count()
         self.total = 0                       # links ever pushed
         self.spilled_seen = False
+        self.on_disk: _Bloom | None = None   # the seen URLs on disk, summed up
         self.limit = self.memory             # spill when in_memory passes this
         self._db: sqlite3.Connection | None = None
         self._path: Path | None = None
@@ -66,42 +113,58 @@ class Frontier:
     def __contains__(self, url: str) -> bool:
         if url in self.seen:
             return True
-        if not self.spilled_seen:
-            return False
+        if self.on_disk is None or url not in self.on_disk:
+            return False   # not on disk for sure: no query
         return self._sql("SELECT 1 FROM seen WHERE url = ?", (url,)).fetchone() is not None
 
     def see(self, url: str) -> None:
         """Mark `url` seen without queueing it (it waits for its host's robots.txt)."""
         self.seen.add(url)
         if len(self.seen) > self.memory:
-            self._sql_many("INSERT OR IGNORE INTO seen VALUES (?)", ((u,) for u in self.seen))
-            self.seen.clear()
-            self.spilled_seen = True
+            self._spill_seen()
+
+    def _spill_seen(self) -> None:
+        urls = sorted(self.seen)   # in key order: each B-tree page is written once, not at random
+        self._transaction("INSERT OR IGNORE INTO seen VALUES (?)", [(u,) for u in urls])
+        bloom = self.on_disk
+        if bloom is None or bloom.count + len(urls) > bloom.capacity:
+            # (re)made larger than what is on disk, from the disk: amortised O(1) a URL
+            bloom = _Bloom(2 * bloom.count + 2 * len(urls) if bloom else 8 * len(urls))
+            for (url,) in self._sql("SELECT url FROM seen", ()):
+                bloom.add(url)
+            self.on_disk = bloom
+        else:
+            for url in urls:
+                bloom.add(url)
+        self.seen.clear()
+        self.spilled_seen = True
 
     def forget(self, url: str) -> None:
         """Unmark `url`, so it may be queued again (a URL of a redirect chain asked again once a
         cookie came: write/hops.py)."""
         self.seen.discard(url)
         if self.spilled_seen:
-            self._sql("DELETE FROM seen WHERE url = ?", (url,))
+            self._sql("DELETE FROM seen WHERE url = ?", (url,))   # the Bloom filter's "maybe" is checked
 
     # -- the queues --------------------------------------------------------------------------
     def push(self, link: Link) -> None:
         """Queue `link` at the end of its host's queue; mark it seen and count it."""
         host = host_of(link.url)
-        self.claim(link.url)
-        self._append(host, self.hosts_[host], link)
+        self._append(host, self._claim(link.url, host), link)
 
     def claim(self, url: str) -> None:
         """Mark `url` seen and count it against its host and the total without queueing it (a
         URL the browser fetches through the recording proxy: write/browsing.py)."""
+        self._claim(url, host_of(url))
+
+    def _claim(self, url: str, host: str) -> _Host:
         self.see(url)
         self.total += 1
-        host = host_of(url)
         entry = self.hosts_.get(host)
         if entry is None:
-            entry = self.hosts_[host] = _Host()
+            entry = self.hosts_[host] = _Host(len(self.hosts_))
         entry.pushed += 1
+        return entry
 
     def count_for(self, host: str) -> int:
         """Return how many links were ever pushed for `host`."""
@@ -124,7 +187,7 @@ class Frontier:
             raise IndexError(host)
         if not entry.head:
             if entry.disk:
-                self._refill(host, entry)
+                self._refill(entry)
             elif entry.tail:
                 entry.head.extend(entry.tail)
                 entry.tail.clear()
@@ -147,25 +210,28 @@ class Frontier:
 
     def _spill(self) -> None:
         """Move every host's tail to disk, and the heads of hosts beyond what memory holds."""
-        rows: list[tuple[str, str]] = []
-        for host, entry in self.hosts_.items():
+        rows: list[tuple[object, ...]] = []
+        for entry in self.hosts_.values():
             if not entry.disk and len(entry.head) > 1:
                 # the host's next link stays in memory; the rest of its head waits on disk
                 entry.tail[:0] = list(itertools.islice(entry.head, 1, None))
                 while len(entry.head) > 1:
                     entry.head.pop()
             if entry.tail:
-                rows += [(host, _dump(link)) for link in entry.tail]
+                ident = entry.id
+                rows += [(ident, *_fields(link)) for link in entry.tail]
                 entry.disk += len(entry.tail)
                 self.in_memory -= len(entry.tail)
                 entry.tail.clear()
-        self._sql_many("INSERT INTO queue (host, link) VALUES (?, ?)", rows)
+        self._transaction("INSERT INTO queue (host, url, kind, depth, source, via, hops, seed, nest, attempt) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def _refill(self, host: str, entry: _Host) -> None:
-        rows = self._sql("SELECT seq, link FROM queue WHERE host = ? ORDER BY seq LIMIT ?",
-                         (host, REFILL)).fetchall()
-        self._sql("DELETE FROM queue WHERE host = ? AND seq <= ?", (host, rows[-1][0]))
-        entry.head.extend(_load(text) for _, text in rows)
+    def _refill(self, entry: _Host) -> None:
+        rows = self._sql("SELECT seq, url, kind, depth, source, via, hops, seed, nest, attempt FROM queue "
+                         "WHERE host = ? ORDER BY seq LIMIT ?", (entry.id, REFILL)).fetchall()
+        self._sql("DELETE FROM queue WHERE host = ? AND seq <= ?", (entry.id, rows[-1][0]))
+        entry.head.extend(Link(url, _KINDS[kind], depth, source, via, hops, seed, nest, attempt)
+                          for _, url, kind, depth, source, via, hops, seed, nest, attempt in rows)
         entry.disk -= len(rows)
         self.in_memory += len(rows)
 
@@ -183,7 +249,10 @@ class Frontier:
         while self.later and self.later[0][0] <= now:
             _, _, link = heapq.heappop(self.later)
             host = host_of(link.url)
-            self._append(host, self.hosts_.setdefault(host, _Host()), link)
+            entry = self.hosts_.get(host)
+            if entry is None:
+                entry = self.hosts_[host] = _Host(len(self.hosts_))
+            self._append(host, entry, link)
 
     # -- the whole ---------------------------------------------------------------------------
     def pending(self) -> bool:
@@ -207,6 +276,7 @@ class Frontier:
         if self._path is not None:
             self._path.unlink(missing_ok=True)
             self._path = None
+        self.on_disk = None
 
     # -- the spill file ----------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -221,7 +291,10 @@ class Frontier:
                 db.execute("PRAGMA synchronous = OFF")
                 db.execute("PRAGMA cache_size = -4096")   # KiB: 4 MiB of pages in memory
                 db.execute("CREATE TABLE seen (url TEXT PRIMARY KEY) WITHOUT ROWID")
-                db.execute("CREATE TABLE queue (seq INTEGER PRIMARY KEY, host TEXT, link TEXT)")
+                # a link as its fields (models.Link's, in order), after its host's number
+                db.execute("CREATE TABLE queue (seq INTEGER PRIMARY KEY, host INTEGER, url TEXT, kind TEXT, "
+                           "depth INTEGER, source TEXT, via TEXT, hops INTEGER, seed TEXT, nest INTEGER, "
+                           "attempt INTEGER)")
                 db.execute("CREATE INDEX queue_host ON queue (host, seq)")
             except (OSError, sqlite3.Error) as exc:
                 raise StorageError(self._path or "frontier", f"cannot spill the frontier: {exc}") from None
@@ -234,28 +307,27 @@ class Frontier:
         except sqlite3.Error as exc:
             raise StorageError(self._path or "frontier", f"frontier spill file: {exc}") from None
 
-    def _sql_many(self, sql: str, rows: object) -> None:
+    def _transaction(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        """Run `sql` for each of `rows` in one transaction (autocommit would write the pages
+        each row touches once per row)."""
+        db = self._conn()
         try:
-            self._conn().executemany(sql, rows)  # type: ignore[arg-type]
+            db.execute("BEGIN")
+            try:
+                db.executemany(sql, rows)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(self._path or "frontier", f"frontier spill file: {exc}") from None
 
 
-def _dump(link: Link) -> str:
-    """Return a Link as one JSON array (its fields in order).
+def _fields(link: Link) -> tuple[object, ...]:
+    """Return a Link's fields in order, its kind as its value: a row of the spill file.
 
-    >>> _dump(Link("http://ex.org/", Kind.PAGE, 1, "http://ex.org/a", "a@href"))
-    '["http://ex.org/", "page", 1, "http://ex.org/a", "a@href", 0, null, 0, 0]'
+    >>> _fields(Link("http://ex.org/", Kind.PAGE, 1, "http://ex.org/a", "a@href"))
+    ('http://ex.org/', 'page', 1, 'http://ex.org/a', 'a@href', 0, None, 0, 0)
     """
-    return json.dumps([link.url, link.kind.value, link.depth, link.source, link.via, link.hops,
-                       link.seed, link.nest, link.attempt])
-
-
-def _load(text: str) -> Link:
-    """Return the Link `_dump` wrote.
-
-    >>> _load(_dump(Link("http://ex.org/", Kind.REQUISITE, 2, nest=1))) == Link("http://ex.org/", Kind.REQUISITE, 2, nest=1)
-    True
-    """
-    url, kind, depth, source, via, hops, seed, nest, attempt = json.loads(text)
-    return Link(url, Kind(kind), depth, source, via, hops, seed, nest, attempt)
+    return (link.url, link.kind.value, link.depth, link.source, link.via, link.hops, link.seed, link.nest,
+            link.attempt)
