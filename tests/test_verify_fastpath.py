@@ -8,9 +8,12 @@ import hashlib
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import archive.warc.check as check
 import archive.warc.stored as stored
+from archive.formats.wire import STORED_HEAD, read_head
 
 
 def sha(data: bytes) -> str:
@@ -47,6 +50,15 @@ RECORDS = [
     record(HTTP + b"r", kind="revisit", payload=b"elsewhere", payload_digest=sha(b"elsewhere")),
     record(b"software: test\r\n", kind="warcinfo", block_digest=None),
     record(HTTP + b"q" * 70_000, payload=b"q" * 70_000, extra=(b"X-Long: " + b"v" * 20_000,)),
+    # heads the Transfer-Encoding shortcut must read as the parse does
+    record(CHUNKED.replace(b"Transfer-Encoding", b"TRANSFER-encoding"), payload=b"abcde"),
+    record(b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\r\nabc\r\n0\r\n\r\n", payload=b"abc"),
+    record(b"HTTP/1.1 200 OK\r\nX-Transfer-Encoding-Note: chunked\r\n\r\n3\r\nabc", payload=b"3\r\nabc"),
+    record(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\nxyz", payload=b"xyz"),
+    record(b"\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc", payload=b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc"),
+    record(b"HTTP/1.1 200 OK\r\nContent-Type: a\r\n", payload=b""),                  # no blank line
+    record(b"HTTP/1.1 200 OK\r\n\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           payload=b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
 ]
 
 
@@ -91,3 +103,14 @@ def test_the_buffered_head_parse_is_taken_for_ordinary_records(monkeypatch) -> N
     monkeypatch.setattr(check, "buffered_headers", spy)
     run(warc(RECORDS, True), True)
     assert calls.count(True) >= len(RECORDS) - 1
+
+
+@given(st.lists(st.sampled_from([b"HTTP/1.1 200 OK", b"", b"\r", b"A: b", b"Transfer-Encoding: chunked",
+                                 b" folded", b"x" * 3]), max_size=8),
+       st.sampled_from([b"\r\n", b"\n"]), st.binary(max_size=20))
+def test_head_end_is_where_read_head_ends(lines: list[bytes], eol: bytes, tail: bytes) -> None:
+    block = eol.join(lines) + tail
+    framed = b"\x00pad" + block + b"more"
+    stream = io.BytesIO(block)
+    read_head(stream, STORED_HEAD)
+    assert check._head_end(framed, 4, 4 + len(block)) == stream.tell()

@@ -171,10 +171,35 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
 
 
 def _surt(url: str) -> str:
+    key = _KEYS.pop(url, None)
+    if key is not None:
+        return key
     try:
         return surt_key(url)
     except Exception:   # the surt library's errors have no common base; no key is a mismatch
         return ""
+
+
+_KEYS: dict[str, str] = {}   # SURT keys worked out ahead by `warm_keys`, taken once each
+MAX_KEYS = 100_000           # keys held ahead at most
+
+
+def warm_keys(package: Package) -> None:
+    """Work out the SURT keys of the URLs of the package's index lines ahead of `check_index`
+    (verify does it while a second process checks records: the keys are most of the index
+    check's work and need no record). Reads no further than MAX_KEYS lines; what it cannot
+    read, `check_index` reports."""
+    _KEYS.clear()
+    try:
+        for name in package.index_names():
+            for raw in package.lines(name):
+                if len(_KEYS) >= MAX_KEYS:
+                    return
+                entry = parse_cdxj(raw.decode("utf-8", "replace"))
+                if entry is not None and entry.url not in _KEYS:
+                    _KEYS[entry.url] = _surt(entry.url)
+    except Exception:   # whatever the file holds, check_index reads it again and says it
+        return
 
 
 def same_digest(a: str, b: str) -> bool:
