@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from archive.warc.parallel import SHARE
+
 SCRIPT = r'''
 import json, sys
 import archive.warc.parallel as parallel
@@ -101,14 +103,15 @@ def test_a_false_member_start_at_the_cut_is_not_trusted(tmp_path: Path) -> None:
     # a record whose block holds a whole gzip member starting "WARC/", stored as is (level 0)
     # right where the cut is looked for: the walk steps over it, so the file is read in one pass
     parts = members()
-    half = len(parts) // 2
+    half = len(parts) // 5   # the members before the decoy's record: under SHARE of the file
     decoy = gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\nContent-Length: 0\r\n\r\n\r\n\r\n")
     pad = 100_000
-    for _ in range(5):   # place the decoy just after the middle of the file, where the cut is sought
+    for _ in range(5):   # place the decoy just after where the cut is sought
         body = b"p" * pad + decoy + b"x" * 100_000
         data = b"".join(parts[:half] + [gzip.compress(record(9999, body), compresslevel=0)] + parts[half:])
-        pad += len(data) // 2 + 100 - data.find(decoy)
-    assert len(data) // 2 < data.find(decoy) < len(data) // 2 + 1000
+        # the decoy moves with the pad, the place sought by SHARE of it
+        pad = max(0, pad + int((len(data) * SHARE + 100 - data.find(decoy)) / (1 - SHARE)))
+    assert int(len(data) * SHARE) < data.find(decoy) < int(len(data) * SHARE) + 1000
     parts.insert(half, gzip.compress(record(9999, body), compresslevel=0))
     result = run(tmp_path, b"".join(parts))
     assert result["split"] == [False]

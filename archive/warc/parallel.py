@@ -24,7 +24,8 @@ from .digests import Broken, CappedProblems, HashThread, Problem
 from .stored import READ, FileHash, Stored, inflater
 
 SPLIT_MIN = 8 << 20     # bytes of a file worth a second process
-SHARE = 0.5             # where in the file the cut is looked for
+SHARE = 0.35            # where in the file the cut is looked for: the rest is the child's, as this
+                        # process also hashes the whole file and does the caller's `idle` work
 CUT_SCAN = 1 << 20      # bytes searched for a member start from there
 MAX_REPLY = 1 << 30     # bytes of the child's pickled result read at most
 

@@ -47,7 +47,8 @@ class Stored:
         self.records = 0           # records read whole
         self.record_start = start  # file offset of the record being read (where damage is reported)
         self.policy: Any = None    # which digests a record may lack (warc/conventions.DigestPolicy), set by check
-        self.error: Broken | None = None   # met by `member`, raised when the data before it is used up
+        self.error: Broken | None = None   # met reading ahead: raised when the data before it is used up
+        self.error_at = start
 
     def position(self) -> int:
         return self.total - (len(self.buf) - self.off)
@@ -80,12 +81,16 @@ class Stored:
                 if self.fed == 0:   # the member ended
                     break
         except Broken as exc:
-            self.error = exc
+            self._defer(exc)
         self.buf, self.off = b"".join(parts), 0
         return self.error is None and self.fed == 0 and size <= limit
 
+    def _defer(self, exc: Broken) -> None:
+        self.error, self.error_at = exc, self.record_start
+
     def _more(self) -> bool:
         if self.error is not None:
+            self.record_start = self.error_at   # the member it was met in
             raise self.error
         out = self._inflate() if self.gz else self._read_plain()
         if out is None:
@@ -150,7 +155,8 @@ class Stored:
 
     def whole(self, n: int) -> bool:
         """Return whether the next `n` bytes are in the buffer, reading on to get them (False
-        at the end of the data, or where it is damaged: the slow path then reports that)."""
+        at the end of the data, or where it is damaged: the streamed read then reports that
+        where it meets it)."""
         have = len(self.buf) - self.off
         if have >= n or self.error is not None:
             return have >= n
@@ -163,8 +169,8 @@ class Stored:
                 parts.append(out)
                 have += len(out)
                 self.total += len(out)
-        except Broken:
-            pass
+        except Broken as exc:   # raised when the bytes before it are used up, as a plain read would
+            self._defer(exc)
         finally:   # joined once, not once per piece: what was read stays in the buffer
             self.buf, self.off = b"".join(parts), 0
         return have >= n
