@@ -11,6 +11,7 @@ from typing import BinaryIO
 from archive.version import __version__
 
 DEFAULT_USER_AGENT = f"archive/{__version__} (+static web-archiving snapshotter)"
+LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
 
 
 def utcnow() -> datetime:

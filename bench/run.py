@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 from browser import browser_rows, case_browser  # noqa: E402  (bench/browser.py, beside this file)
 from catalogue import case_catalogue  # noqa: E402
 import frontier  # noqa: E402  (bench/frontier.py, issue 17)
+import startup  # noqa: E402  (bench/startup.py, issue 17)
 import verifykinds  # noqa: E402  (bench/verifykinds.py, issue 17)
 
 ROOT = HERE.parent
@@ -269,6 +270,8 @@ def table(results: list[dict[str, object]]) -> str:
                         f"MB/s; peak RSS {r['ours_rss_mb']:.0f} MB vs {r['wget_rss_mb']:.0f} MB")
         elif "catalogue_row" in r:
             rows.append(f"{r['case']:34} {r['capture_ratio']:>10.2f} {'':>10} {'':>7}  {r['catalogue_row']}")
+        elif "startup_s" in r:
+            rows.append(startup.row(r))
         elif "big" in r:
             rows.append(frontier.row(r))
         elif "fastwarc_wall" in r:
@@ -309,6 +312,7 @@ def main() -> int:
     else:
         print("bench: no redis-server, so no cluster case (make bench installs it)", file=sys.stderr)
     results.append(case_catalogue(Site, timed, ARCHIVE, 100 if args.quick else 10_000, reps))
+    results.append(startup.case_startup(Site, timed, ARCHIVE, max(reps, 5)))
     results.append(case_browser(reps, args.quick))
     results.append(frontier.case_frontier(args.quick))
     results += verifykinds.case_verifykinds(1 if args.quick else 5, args.quick)

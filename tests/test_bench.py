@@ -22,7 +22,9 @@ def test_bench_quick_run(tmp_path):
     results = json.loads(out.read_text())["results"]
     catalogue = [r for r in results if r["case"].startswith("catalogue")]
     assert len(catalogue) == 1 and catalogue[0]["snapshots"] == 100 and "catalogue, 100 snapshots" in proc.stdout
-    results = [r for r in results if r not in catalogue]
+    startup = [r for r in results if r["case"] == "command start-up"]
+    assert len(startup) == 1 and startup[0]["startup_s"]["list_empty"] > startup[0]["startup_s"]["python"] > 0
+    results = [r for r in results if r not in catalogue + startup]
     assert [r["case"].split(",")[0].split(" ")[0] for r in results] == ["small", "small", "one", "verify", "verify",
                                                                         "cluster", "browser", "crawl", "verify", "verify",
                                                                         "verify"]

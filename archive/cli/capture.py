@@ -11,7 +11,6 @@ from typing import Any
 
 from archive.errors import UsageError
 from archive.models import DEFAULT_USER_AGENT, CaptureOptions
-from archive.read.verify import verify
 
 from .common import command, emit_capture, error, printable
 from .qa import add_options as add_qa_options
@@ -209,6 +208,7 @@ def typed_urls(urls: list[str]) -> list[str]:
     return seeds
 
 def _cmd_capture(args: argparse.Namespace) -> int:
+    from archive.read.verify import verify
     from archive.write.capture import capture
 
     urls = [] if args.resume else _seed_urls(args)
@@ -255,6 +255,7 @@ def _json_lines(every: float = 0.25) -> Any:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from archive.demo import DemoSite
+    from archive.read.verify import verify
     from archive.write.capture import capture
 
     site = DemoSite(port=args.port).start()

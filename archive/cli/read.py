@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.errors import UsageError
-from archive.read.find import LOCAL_REPLAY
-from archive.read.verify import verify
+from archive.models import LOCAL_REPLAY
 
 from .common import command, emit_capture, human_bytes, print_report, printable, write_json
 
@@ -43,7 +42,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--base-url", metavar="URL", type=base_url, default=LOCAL_REPLAY,
                      help="replay server for links (default: %(default)s)")
 
-    lst.add_argument("--limit", type=int, metavar="N", help="list at most N snapshots (a page)")
+    lst.add_argument("--limit", type=int, metavar="N",
+                     help="list at most N snapshots (a page; not with URL: a TimeMap lists every capture)")
     lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest snapshots first")
 
     _register_search(sub, common)
@@ -97,6 +97,8 @@ def base_url(value: str) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from archive.read.verify import verify
+
     report = verify(args.snapshot, args.collection, expect=args.expect, record=True,
                     trust=args.trust, tsa_certs=args.tsa_cert)
     print_report(report, args.format, sys.stdout)
@@ -112,10 +114,14 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from archive.formats.urls import canonicalize
     from archive.read.find import link_format, snapshots, timemap
 
     if args.url:
+        from archive.formats.urls import canonicalize
+
+        if args.limit is not None or args.offset:   # a page of a TimeMap would read as the whole history
+            raise UsageError("--limit and --offset page the snapshot list; a URL's TimeMap lists every "
+                             "capture (RFC 7089), oldest first: take part of it with head or tail")
         mementos = timemap(args.url, args.collection, args.base_url)
         if not mementos:   # an answer, not a failure: exit 1 is for integrity failures
             print(f"archive: no captures of {printable(canonicalize(args.url))}", file=sys.stderr)
@@ -123,22 +129,24 @@ def _cmd_list(args: argparse.Namespace) -> int:
             sys.stdout.write(link_format(canonicalize(args.url), mementos, args.base_url))
         elif args.format == "json":
             write_json([vars(m) for m in mementos])
-        else:
-            for m in mementos:
-                mark = m.state.upper() if m.state == "changed" else m.state
-                sys.stdout.write(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  {mark:7}  {m.replay}\n")
+        else:   # one write: the escaping's check runs once over the whole TimeMap
+            sys.stdout.write("".join(f"{m.snapshot_id[:12]}  {m.timestamp}  {m.status:>3}  "
+                                     f"{m.state.upper() if m.state == 'changed' else m.state:7}  {m.replay}\n"
+                                     for m in mementos))
         return 0
     found = snapshots(args.collection, limit=args.limit, offset=args.offset)
     if args.format == "json":
         write_json([s.to_json() for s in found])
         return 0
+    lines = []
     for s in found:
         v = s.verified
         checked = f"verified {v['time']} {'OK' if v['ok'] else 'FAILED'}" if v else "never verified"
         if not s.complete:
             checked = "INCOMPLETE (under way, interrupted or killed)"
-        sys.stdout.write(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
-                         f"{checked}  {' '.join(s.seeds)}\n")
+        lines.append(f"{s.id[:12]:12}  {s.created}  {s.pages:>4} pages  {human_bytes(s.bytes):>9}  "
+                     f"{checked}  {' '.join(s.seeds)}\n")
+    sys.stdout.write("".join(lines))
     return 0
 
 

@@ -13,7 +13,7 @@ from .common import command, subcommands, write_json
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `worker`, and `schedule status` with `--broker`, to the command line."""
-    from archive.services.cluster import ClusterSettings
+    from archive.services.settings import ClusterSettings   # not the cluster's code: every command builds this
 
     d = ClusterSettings(broker="")
     work = command(sub, common, "worker", _cmd_worker, "capture scheduled jobs from a Redis broker",

@@ -12,7 +12,6 @@ import html
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from lxml import etree
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 CSS_TYPES = ("text/css",)
@@ -149,6 +148,8 @@ def visible_text(body: bytes, charset: str | None = None) -> list[str]:
     >>> visible_text(b"<title>T</title><script>x=1</script><p>One  two</p><div>Three</div>")
     ['T', 'One two', 'Three']
     """
+    from lxml import etree   # loaded by what reads a page's text, not by every command
+
     target = _TextTarget()
     parser = etree.HTMLParser(target=target, recover=True)
     text = "".join(decode_text([body], known_codec(charset)))

@@ -13,12 +13,15 @@ and normalizes escapes (RFC 3986 section 6.2.2).
 from __future__ import annotations
 
 import functools
+import importlib
 import ipaddress
 import re
+import sys
+import threading
+from types import ModuleType
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import ada_url
-import surt as _surt
 
 from archive.errors import UsageError
 
@@ -235,12 +238,16 @@ def hostname_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
+_LOADING = threading.RLock()   # tldextract may be a _Deferred module (_surt): loaded by one thread
+
+
 @functools.lru_cache(maxsize=1)
 def _extractor():  # type: ignore[no-untyped-def]
-    import tldextract
+    with _LOADING:
+        import tldextract
 
-    # The public suffix list bundled with tldextract, never fetched: captures run offline.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+        # The public suffix list bundled with tldextract, never fetched: captures run offline.
+        return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 def site_of(url: str) -> str:
@@ -265,4 +272,30 @@ def surt_key(url: str) -> str:
     >>> surt_key("http://www.Example.com/A?b=1&a=2")
     'com,example)/a?a=2&b=1'
     """
-    return str(_surt.surt(url))
+    return str(_surt().surt(url))
+
+
+def _surt() -> ModuleType:
+    """Return the surt package, loaded on first use. Its `handyurl` imports tldextract (and so
+    requests: 80 ms) at the top, for public-suffix methods a SURT key never calls: tldextract
+    stands in sys.modules as a `_Deferred` module until something uses it (site_of)."""
+    module = sys.modules.get("surt")
+    if module is not None:
+        return module
+    with _LOADING:
+        sys.modules.setdefault("tldextract", _Deferred("tldextract"))
+        import surt
+        return surt
+
+
+class _Deferred(ModuleType):
+    """A module in sys.modules that imports the real one, in its place, on its first attribute."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):   # the import system's questions (__path__, __spec__...)
+            raise AttributeError(name)
+        with _LOADING:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)
+        return getattr(real, name)

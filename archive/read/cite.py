@@ -18,7 +18,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from archive.errors import ArchiveError, NotASnapshot, UsageError
 from archive.formats.html import HTML_TYPES
 from archive.formats.urls import InvalidURL, canonicalize
-from archive.read.find import LOCAL_REPLAY
+from archive.models import LOCAL_REPLAY
 from archive.snapshot.depends import payload_of
 from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list
 from archive.snapshot.store import Collection

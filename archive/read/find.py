@@ -1,7 +1,6 @@
 """Find snapshots: the collection's list, the captures of one URL (a TimeMap), one snapshot's details."""
 from __future__ import annotations
 
-import email.utils
 import json
 import zlib
 from collections import Counter
@@ -9,19 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archive.errors import ArchiveError, NotASnapshot, SnapshotNotFound
-from archive.snapshot.depends import payload_of
-from archive.snapshot.reader import IndexEntry, Package, as_dict, as_list, warc_member
+from archive.models import LOCAL_REPLAY
 from archive.snapshot.catalogue import open_catalogue
-from archive.snapshot.catalogue_ops import folder_for
 from archive.snapshot.store import Collection, file_lines
 
-from .coverage import same_digest
-from .verify import require_intact
-
-LOCAL_REPLAY = "http://127.0.0.1:8080"   # where `archive serve` answers by default
+if TYPE_CHECKING:   # `list` needs only the catalogue: what `show` reads loads with it
+    from archive.snapshot.reader import IndexEntry, Package
 
 
 def replay_url(base: str, snapshot_id: str, timestamp: str, url: str) -> str:
@@ -107,6 +102,8 @@ def _partial_summary(folder: Path) -> Summary:
 
 def _captures(package: Package) -> dict[tuple[str, str], IndexEntry]:
     """Return the index lines naming a WARC file of the package, by (URL, 14-digit time)."""
+    from archive.snapshot.reader import warc_member
+
     return {(e.url, e.timestamp[:14]): e for e in package.index() if warc_member(e.filename)}
 
 
@@ -122,6 +119,8 @@ def _listed_pages(package: Package, captures: dict[tuple[str, str], IndexEntry])
 
 def _page(package: Package, page: dict[str, Any], entry: IndexEntry) -> dict[str, Any]:
     """Return what `show` says of a page: URL, time and status from its index line, title from its record."""
+    from archive.snapshot.depends import payload_of
+
     stamp = entry.timestamp
     try:
         with payload_of(package, entry) as (holder, original):
@@ -155,12 +154,17 @@ def timemap(url: str, collection: Path | str | None = None, base_url: str = LOCA
     with open_catalogue(Collection(collection).require()) as catalogue:
         rows = catalogue.timemap(url)
     out = []
-    for i, r in enumerate(rows):
-        state = change_state(rows[i - 1].payload_digest if i else None, r.payload_digest)
+    base, before = base_url.rstrip("/"), None
+    for r in rows:
+        state = change_state(before, r.payload_digest)
+        before = r.payload_digest
         out.append(Memento(r.snapshot_id, r.timestamp, r.url, "" if r.status is None else str(r.status),
-                           r.payload_digest, replay_url(base_url, r.snapshot_id, r.timestamp, r.url),
-                           {"same": False, "changed": True}.get(state), state))
+                           r.payload_digest, f"{base}/{r.snapshot_id}/{r.timestamp}/{r.url}",   # replay_url
+                           _CHANGED.get(state), state))
     return out
+
+
+_CHANGED = {"same": False, "changed": True}
 
 
 def change_state(before: str | None, after: str) -> str:
@@ -177,6 +181,10 @@ def change_state(before: str | None, after: str) -> str:
     """
     if before is None:
         return "first"
+    if before == after and before.strip() not in ("", "-"):   # the usual case: the body seen before
+        return "same"
+    from .coverage import same_digest
+
     known = [d.strip() for d in (before, after) if d and d.strip() not in ("", "-")]
     algorithms = {d.rpartition(":")[0].lower() for d in known} - {""}
     if len(known) < 2 or len(algorithms) > 1:
@@ -186,6 +194,8 @@ def change_state(before: str | None, after: str) -> str:
 
 def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY) -> str:
     """Return an RFC 7089 application/link-format TimeMap."""
+    from email.utils import format_datetime
+
     base = base_url.rstrip("/")
     lines = [f'<{url}>; rel="original"',
              f'<{base}/all/timemap/link/{url}>; rel="self"; type="application/link-format"',
@@ -196,7 +206,7 @@ def link_format(url: str, mementos: list[Memento], base_url: str = LOCAL_REPLAY)
             rel = "first memento"
         if i == len(mementos) - 1:
             rel = "last memento" if i else "first last memento"
-        date = email.utils.format_datetime(m.datetime, usegmt=True)
+        date = format_datetime(m.datetime, usegmt=True)
         lines.append(f'<{m.replay}>; rel="{rel}"; datetime="{date}"')
     return ",\n".join(lines) + "\n"
 
@@ -246,6 +256,11 @@ def details(ref: str, collection: Path | str | None = None) -> Details:
 
 
 def _details(store: Collection, ref: str) -> Details:
+    from archive.snapshot.catalogue_ops import folder_for
+    from archive.snapshot.reader import as_dict, as_list
+
+    from .verify import require_intact
+
     ref = folder_for(store.root, ref)   # an id prefix found in the catalogue, not by reading every snapshot
     require_intact(ref, store.root)
     with store.open(ref) as package:

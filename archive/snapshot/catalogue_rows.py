@@ -17,7 +17,6 @@ from archive.formats.html import charset_of, page_title, visible_text
 from archive.formats.wire import decode_content, iter_payload
 from archive.warc.cdxj import REVISIT_MIME
 
-from .depends import dependency_ids, payload_of, source_metadata
 from .package import DATAPACKAGE, SOURCE
 from .reader import FolderPackage, IndexEntry, Package, as_dict, as_list, warc_member
 from .store import Collection, snapshot_id_of
@@ -93,6 +92,8 @@ def read_snapshot(folder: Path) -> SnapshotFacts:
     Raises ArchiveError (NotASnapshot) when the folder is no readable snapshot; a page whose
     record cannot be read is indexed by its URL and title only.
     """
+    from .depends import dependency_ids, source_metadata   # loaded by what reads a snapshot in
+
     snapshot_id = snapshot_id_of(folder)
     stamp = file_stamp(folder)
     with _Listed(folder) if folder.is_dir() else Package.open(folder) as package:
@@ -199,6 +200,8 @@ def _page_text(package: Package, page: dict[str, Any], entry: IndexEntry, self_c
 def _from_record(package: Package, entry: IndexEntry) -> tuple[str, str]:
     """Return (title, visible text) of an HTML page record (a revisit's original in the package,
     as a self-contained export carries it), ("", "") when it is none or unreadable."""
+    from .depends import payload_of
+
     try:
         with payload_of(package, entry, _NOWHERE) as (holder, original):
             if not original.mime.lower().startswith(_HTML):

@@ -106,8 +106,9 @@ def snapshot_row(root: Path, r: tuple[Any, ...]) -> SnapshotRow:
 
 
 def capture_row(root: Path, r: tuple[Any, ...]) -> CaptureRow:
-    """Return the CaptureRow of a row selected as CAPTURE_COLUMNS."""
-    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], os.path.join(root, r[7]), r[8], r[9], r[10])
+    """Return the CaptureRow of a row selected as CAPTURE_COLUMNS (the folder under `root`, as a
+    string: a TimeMap makes 10,000 of these, so no os.path.join of a Path each)."""
+    return CaptureRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], f"{root}{os.sep}{r[7]}", r[8], r[9], r[10])
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -137,9 +138,9 @@ def fill_borrowed(cur: sqlite3.Cursor) -> None:
     digest whose text is its own), inside the caller's transaction. Run after every change, so
     the catalogue ends the same whatever order snapshots came in."""
     waiting = cur.execute("SELECT id, digest FROM pages WHERE borrowed = 1").fetchall()
-    for page_id, digest in waiting:
-        found = cur.execute("SELECT t.text FROM pages p JOIN page_text t ON t.rowid = p.id WHERE p.digest = ? "
-                            "AND p.borrowed = 0 ORDER BY p.snapshot_id LIMIT 1", (digest,)).fetchone()
+    for page_id, digest in waiting:   # the original chosen first, its text read once (not once per candidate)
+        found = cur.execute("SELECT text FROM page_text WHERE rowid = (SELECT id FROM pages WHERE digest = ? "
+                            "AND borrowed = 0 ORDER BY snapshot_id LIMIT 1)", (digest,)).fetchone()
         if found is not None:
             row = cur.execute("SELECT url, title FROM page_text WHERE rowid = ?", (page_id,)).fetchone()
             cur.execute("DELETE FROM page_text WHERE rowid = ?", (page_id,))

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warcio.archiveiterator import ArchiveIterator
-
 from archive.errors import ArchiveError, HasDependents, NotASnapshot, SnapshotNotFound
 from archive.warc.cdxj import REVISIT_MIME
 from archive.warc.digests import Problem
@@ -312,6 +310,8 @@ def _stamp14(date: str) -> str:
 
 def _head_at(package: Package, filename: str, offset: int) -> dict[str, str] | None:
     """Return the WARC headers of the record at a place, or None."""
+    from warcio.archiveiterator import ArchiveIterator   # loaded by what reads a record
+
     try:
         with package.member(package.warc_path(filename)) as f:
             f.seek(offset)
@@ -357,6 +357,8 @@ def _embedded(package: Package) -> dict[str, dict[str, str]] | None:
 
 
 def _heads(package: Package, name: str) -> Iterator[dict[str, str]]:
+    from warcio.archiveiterator import ArchiveIterator
+
     with package.member(name) as f:
         try:
             for record in ArchiveIterator(f, no_record_parse=True):

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-
 from archive.errors import NotASnapshot
 from archive.formats.html import page_title
 from archive.formats.wire import STORED_HEAD, WireError, decode_content, iter_payload, parse_head, read_head
@@ -225,6 +223,8 @@ class Package:
     def record(self, filename: str, offset: int) -> Iterator[tuple[Response, BinaryIO]]:
         """Open the response record at `offset`: (response, stream positioned at the entity body);
         an ARC record's header line in WARC 1.1 terms (WARC-Target-URI, WARC-Date: warcio's arc2warc)."""
+        from warcio.archiveiterator import ArchiveIterator   # loaded by what opens a record
+
         with self.member(self.warc_path(filename)) as f:
             f.seek(offset)
             record = next(iter(ArchiveIterator(f, no_record_parse=True, arc2warc=True)), None)

@@ -14,9 +14,6 @@ import errno
 import json
 import os
 import re
-import shutil
-import tomllib
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -93,11 +90,13 @@ class Collection:
         if not root.is_dir():
             raise NotACollection(root, "no such folder" if not root.exists() else "not a folder")
         try:
+            with os.scandir(root) as entries:   # readable, and empty or not: without listing it all
+                empty = next(entries, None) is None
+            if empty or any(os.path.lexists(root / name) for name in _MARKS):
+                return self
             names = [p.name for p in root.iterdir()]
         except OSError as exc:
             raise NotACollection(root, exc.strerror or str(exc)) from None
-        if not names or any(name in _MARKS for name in names):
-            return self
         if any(is_snapshot(root / name) for name in names if not name.startswith(".")):
             return self
         raise NotACollection(root, "it holds no snapshot folder, .partial/, .state/ or schedule.toml")
@@ -165,6 +164,7 @@ class Collection:
     def discard(self, folder: Path) -> None:
         """Remove a partial folder or spool (only ever under .partial)."""
         if (self.root / PARTIAL) in folder.parents:
+            import shutil   # this module is loaded by every command; shutil, uuid, tomllib by few
             shutil.rmtree(folder, ignore_errors=True)
             self._tidy_partial()
 
@@ -178,6 +178,7 @@ class Collection:
             os.rename(folder, doomed)   # gone from every listing in one step
         except OSError as exc:
             raise StorageError(folder, exc.strerror or str(exc)) from None
+        import shutil
         shutil.rmtree(doomed, ignore_errors=True)
         self._tidy_partial()
 
@@ -214,6 +215,8 @@ class Collection:
         Work sent to other processes names it, so that a worker on another collection can
         tell the work is not its own.
         """
+        import uuid
+
         path = self.root / STATE / "identity"
         try:
             return path.read_text("ascii").strip()
@@ -237,6 +240,8 @@ class Collection:
 
     def settings(self) -> dict[str, object]:
         """Return the collection's policy file, `archive.toml` (e.g. block_private = true), or {}."""
+        import tomllib
+
         path = self.root / SETTINGS
         try:
             with open(path, "rb") as f:

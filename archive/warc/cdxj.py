@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -16,7 +15,6 @@ from archive.models import Record
 
 REVISIT_MIME = "warc/revisit"   # the index's mime of a revisit record, as pywb and cdxj-indexer write it
 SORT_CHUNK = 50_000             # index lines sorted in memory at once
-from archive.formats.urls import surt_key
 
 
 def timestamp14(record: Record) -> str:
@@ -33,6 +31,8 @@ def cdxj_line(record: Record) -> str:
     >>> cdxj_line(r)
     'org,ex)/a 20260102030405 {"url": "http://ex.org/a", "mime": "text/html", "status": "200", "digest": "sha256:ab", "length": "20", "offset": "10", "filename": "f.warc.gz"}'
     """
+    from archive.formats.urls import surt_key   # ada-url loads with what writes an index
+
     mime = REVISIT_MIME if record.original is not None else record.mime or "unk"
     fields = {"url": record.url, "mime": mime, "status": str(record.status),
               "digest": record.payload_digest, "length": str(record.length),
@@ -69,6 +69,8 @@ def write_index(records: Iterable[Record], path: Path, chunk: int = SORT_CHUNK) 
 
 
 def _sorted_run(lines: list[bytes], folder: Path) -> IO[bytes]:
+    import tempfile   # loaded by a capture's index, not by every reader of this module
+
     lines.sort()
     run = tempfile.TemporaryFile(dir=folder)
     run.writelines(line + b"\n" for line in lines)
