@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,55 @@ def test_digest_counts_of_foreign_records_are_joined(tmp_path: Path) -> None:
     result = run(tmp_path, b"".join(members(digests=False)), foreign=True)
     assert result["split"] == [True]
     assert result["two"][5]["undigested_records"] == 400   # type: ignore[index]
+
+
+VERIFY = r'''
+import json, sys
+import archive.warc.parallel as parallel
+parallel.SPLIT_MIN = int(sys.argv[2])
+split = []
+real = parallel._check_split
+def spy(*args):
+    joined = real(*args)
+    split.append(joined is not None)
+    return joined
+parallel._check_split = spy
+from archive import verify
+print(json.dumps({"report": verify(sys.argv[1]).to_json(), "split": split}))
+'''
+
+
+def verify_both(path: Path) -> tuple[dict[str, object], list[bool]]:
+    """Verify with every WARC split (if it can be) and with none; return the report, and
+    whether the split run's WARCs were joined from two processes."""
+    runs = []
+    for split_min in (1 << 10, 1 << 40):
+        done = subprocess.run([sys.executable, "-c", VERIFY, str(path), str(split_min)],
+                              capture_output=True, text=True, timeout=120, check=True)
+        runs.append(json.loads(done.stdout))
+    assert runs[0]["report"] == runs[1]["report"]
+    assert runs[1]["split"] == []
+    return runs[0]["report"], runs[0]["split"]
+
+
+def test_verify_on_two_processes_reports_what_one_reports(tmp_path: Path, demo_snapshot) -> None:  # type: ignore[no-untyped-def]
+    snap = tmp_path / demo_snapshot.path.name
+    shutil.copytree(demo_snapshot.path, snap)
+    report, split = verify_both(snap)
+    assert split == [True] and report["ok"] and report["records"] > 10
+    # an index line whose sort key is not its URL's: found by the keys the two processes worked out
+    index = snap / "indexes" / "index.cdx"
+    lines = index.read_text().splitlines(keepends=True)
+    key, rest = lines[3].split(" ", 1)
+    index.write_text("".join(lines[:3] + ["com,elsewhere)/ " + rest] + lines[4:]))
+    report, split = verify_both(snap)
+    assert split == [True]
+    assert any("sort key is not the URL's" in p["what"] for p in report["problems"])   # type: ignore[index]
+    # a flipped byte in the second half of the WARC: one pass reports it, as it would alone
+    warc = next((snap / "archive").glob("*.warc.gz"))
+    data = bytearray(warc.read_bytes())
+    data[len(data) * 3 // 4] ^= 1
+    warc.write_bytes(bytes(data))
+    report, split = verify_both(snap)
+    assert split == [False]
+    assert not report["ok"]

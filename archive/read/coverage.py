@@ -180,26 +180,44 @@ def _surt(url: str) -> str:
         return ""
 
 
-_KEYS: dict[str, str] = {}   # SURT keys worked out ahead by `warm_keys`, taken once each
+_KEYS: dict[str, str] = {}   # SURT keys worked out ahead (IndexKeys), taken once each
 MAX_KEYS = 100_000           # keys held ahead at most
 
 
-def warm_keys(package: Package) -> None:
-    """Work out the SURT keys of the URLs of the package's index lines ahead of `check_index`
-    (verify does it while a second process checks records: the keys are most of the index
-    check's work and need no record). Reads no further than MAX_KEYS lines; what it cannot
-    read, `check_index` reports."""
-    _KEYS.clear()
-    try:
-        for name in package.index_names():
-            for raw in package.lines(name):
-                if len(_KEYS) >= MAX_KEYS:
-                    return
-                entry = parse_cdxj(raw.decode("utf-8", "replace"))
-                if entry is not None and entry.url not in _KEYS:
-                    _KEYS[entry.url] = _surt(entry.url)
-    except Exception:   # whatever the file holds, check_index reads it again and says it
-        return
+class IndexKeys:
+    """The SURT keys of a package's index lines, worked out ahead of `check_index` by both
+    processes of a split WARC check (warc.parallel.SideWork): part 0 takes the even lines of
+    the first MAX_KEYS, part 1 the odd ones. The keys are most of the index check's work and
+    need no record. Only the first split of a package does it; what cannot be read is left
+    to `check_index`, which reports it."""
+
+    def __init__(self, package: Package) -> None:
+        self.package, self.done = package, False
+
+    def run(self, part: int) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        if self.done:
+            return keys
+        try:
+            number = 0
+            for name in self.package.index_names():
+                for raw in self.package.lines(name):
+                    number += 1
+                    if number > MAX_KEYS:
+                        return keys
+                    entry = parse_cdxj(raw.decode("utf-8", "replace")) if number % 2 == part else None
+                    if entry is not None:
+                        keys[entry.url] = _surt(entry.url)
+        except Exception:   # whatever the file holds, check_index reads it again and says it
+            pass
+        return keys
+
+    def join(self, results: list[dict[str, str] | None]) -> None:
+        if not self.done:
+            self.done = True
+            _KEYS.clear()
+            for keys in results:
+                _KEYS.update(keys or {})
 
 
 def same_digest(a: str, b: str) -> bool:

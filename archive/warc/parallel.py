@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .check import GZIP_MAGIC, MAX_PROBLEMS, check_records, check_warc
 from .conventions import DigestPolicy
@@ -24,8 +23,7 @@ from .digests import Broken, CappedProblems, HashThread, Problem
 from .stored import READ, FileHash, Stored, inflater
 
 SPLIT_MIN = 8 << 20     # bytes of a file worth a second process
-SHARE = 0.35            # where in the file the cut is looked for: the rest is the child's, as this
-                        # process also hashes the whole file and does the caller's `idle` work
+SHARE = 0.5             # where in the file the cut is looked for (this process also hashes the file)
 CUT_SCAN = 1 << 20      # bytes searched for a member start from there
 MAX_REPLY = 1 << 30     # bytes of the child's pickled result read at most
 
@@ -33,15 +31,26 @@ Heads = list[tuple[int, dict[str, str]]]
 Result = tuple[str, int, int, list[Problem]]
 
 
+class SideWork(Protocol):
+    """Work of the caller's shared by the two processes after their records (used only when
+    the file is checked on two): `run(0)` here, `run(1)` in the child, whose result must
+    pickle; then `join([mine, the child's])` here."""
+
+    def run(self, part: int) -> Any: ...
+
+    def join(self, results: list[Any]) -> None: ...
+
+
 def check_warc_parallel(f: BinaryIO, rel: str, gz: bool, heads: Heads | None = None,
-                        policy: DigestPolicy | None = None, idle: Callable[[], None] | None = None) -> Result:
+                        policy: DigestPolicy | None = None, side: SideWork | None = None) -> Result:
     """`check.check_warc`, on two processes where the file allows it (see the module's
     docstring): the same (file sha256, file size, records, problems), heads and policy counts.
-    `idle` is work of the caller's done while the child checks its part (two processes only)."""
+    `side` is more work to share when there are two processes (its `join` is not called
+    otherwise)."""
     policy = policy if policy is not None else DigestPolicy()
     cut = _cut(f) if gz and _may_fork(f) else None
     if cut is not None:
-        joined = _check_split(f, rel, cut, heads, policy, idle)
+        joined = _check_split(f, rel, cut, heads, policy, side)
         if joined is not None:
             return joined
         f.seek(0)
@@ -94,7 +103,7 @@ class _NoHash:
         pass
 
 
-def _child(fd: int, rel: str, cut: int, foreign: bool) -> tuple[Any, ...]:
+def _child(fd: int, rel: str, cut: int, foreign: bool, side: SideWork | None) -> tuple[Any, ...]:
     """Check the records from `cut` to the end; return what the parent joins, or ("broken",)."""
     policy = DigestPolicy(foreign=foreign)
     heads: Heads = []
@@ -111,11 +120,12 @@ def _child(fd: int, rel: str, cut: int, foreign: bool) -> tuple[Any, ...]:
             hasher.close()
     if problems:
         return ("problems",)
-    return ("ok", stored.records, heads, policy.undigested, policy.payload_only, dict(policy.conventions))
+    more = side.run(1) if side is not None else None
+    return ("ok", stored.records, heads, policy.undigested, policy.payload_only, dict(policy.conventions), more)
 
 
 def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: DigestPolicy,
-                 idle: Callable[[], None] | None) -> Result | None:
+                 side: SideWork | None) -> Result | None:
     """Check the file as two halves; return the joined result, or None to check it again
     in one pass."""
     read_end, write_end = os.pipe()
@@ -124,7 +134,7 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
         status = 1
         try:
             os.close(read_end)
-            answer = pickle.dumps(_child(f.fileno(), rel, cut, policy.foreign))
+            answer = pickle.dumps(_child(f.fileno(), rel, cut, policy.foreign, side))
             with os.fdopen(write_end, "wb") as out:
                 out.write(answer)
             status = 0
@@ -133,8 +143,7 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
     os.close(write_end)
     try:
         mine = _check_before(f, rel, cut, heads is not None, policy.foreign)
-        if mine is not None and idle is not None:
-            idle()
+        more = side.run(0) if mine is not None and side is not None else None
         reply = _read_reply(read_end) if mine is not None else None
     finally:
         os.close(read_end)
@@ -142,7 +151,9 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
     if mine is None or reply is None or reply[0] != "ok":
         return None
     sha, size, records, own_heads, own = mine
-    _, child_records, child_heads, undigested, payload_only, conventions = reply
+    _, child_records, child_heads, undigested, payload_only, conventions, child_more = reply
+    if side is not None:
+        side.join([more, child_more])
     if heads is not None:
         heads.extend(own_heads)
         heads.extend(child_heads)
