@@ -52,11 +52,12 @@ def stored_blocks(data: bytes) -> bytes:
     """Return `data` as non-final deflate blocks of type "stored" (RFC 1951, section 3.2.4:
     a zero header byte at a byte boundary, LEN and NLEN little-endian, then the bytes as they
     are), 65,535 bytes a block at most."""
-    out = bytearray()
+    view, parts = memoryview(data), []
     for start in range(0, len(data), STORED_MAX):
-        part = data[start:start + STORED_MAX]
-        out += b"\x00" + len(part).to_bytes(2, "little") + (len(part) ^ 0xFFFF).to_bytes(2, "little") + part
-    return bytes(out)
+        size = min(STORED_MAX, len(data) - start)
+        parts += [b"\x00" + size.to_bytes(2, "little") + (size ^ 0xFFFF).to_bytes(2, "little"),
+                  view[start:start + size]]
+    return b"".join(parts)
 
 
 class MemberSink:
