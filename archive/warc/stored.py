@@ -69,6 +69,8 @@ class Stored:
         """At a member start, inflate that member into the buffer; return True when it is
         there whole (under `limit` bytes). What cannot be read is raised by the next read
         that needs it, as if read there: the buffer holds what came before it."""
+        while len(self.members) > 1:   # no position before this member's start is asked for again
+            self.members.popleft()
         parts, size = [self.buf[self.off:]], 0
         try:
             while size <= limit:
