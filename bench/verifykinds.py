@@ -124,6 +124,7 @@ def case_kind(kind: str, reps: int, quick: bool = False) -> dict[str, object]:
         warcs = sorted(str(p) for p in (snap / "archive").glob("*.warc.gz"))
         size = sum(os.path.getsize(w) for w in warcs) / 1e6
         ours, warcio, fast = [], [], []
+        load = os.getloadavg()[0]
         for _ in range(reps):   # interleaved: a busy moment of the machine costs each the same
             ours.append(_run([[str(BIN / "archive"), "verify", str(snap)]]))
             warcio.append(_run([[str(BIN / "warcio"), "check", *warcs]]))
@@ -134,7 +135,8 @@ def case_kind(kind: str, reps: int, quick: bool = False) -> dict[str, object]:
     oc, wc, fc = (statistics.median(r[1] for r in runs) for runs in (ours, warcio, fast))
     return {"case": f"verify kinds: {kind}", "mb": size, "ours_wall": o, "warcio_wall": w, "fastwarc_wall": f,
             "ours_cpu": oc, "warcio_cpu": wc, "fastwarc_cpu": fc,
-            "vs_warcio": w / o, "vs_fastwarc": f / o, "reps": reps}
+            "vs_warcio": w / o, "vs_fastwarc": f / o, "reps": reps,
+            "load": max(load, os.getloadavg()[0])}   # other work on the machine: wall times stretch past 2
 
 
 def case_verifykinds(reps: int = 5, quick: bool = False, kinds: tuple[str, ...] = KINDS) -> list[dict[str, object]]:
@@ -146,7 +148,8 @@ def row(r: dict[str, object]) -> str:
     return (f"{r['case']:34} {r['ours_wall']:>9.2f}s {r['warcio_wall']:>9.2f}s {r['vs_warcio']:>7.2f}  "
             f"speed vs warcio check (target >= 1.5); fastwarc check -p {r['fastwarc_wall']:.2f}s, "
             f"speed vs it {r['vs_fastwarc']:.2f} (target >= 1.0); CPU s ours/warcio/fastwarc "
-            f"{r['ours_cpu']:.2f}/{r['warcio_cpu']:.2f}/{r['fastwarc_cpu']:.2f}; {r['mb']:.0f} MB of WARC")
+            f"{r['ours_cpu']:.2f}/{r['warcio_cpu']:.2f}/{r['fastwarc_cpu']:.2f}; {r['mb']:.0f} MB of WARC; "
+            f"load average {r['load']:.1f}")
 
 
 def main() -> int:

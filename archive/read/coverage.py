@@ -171,10 +171,53 @@ def _heads_problem(entry: IndexEntry, heads: dict[str, str]) -> tuple[str, str |
 
 
 def _surt(url: str) -> str:
+    key = _KEYS.pop(url, None)
+    if key is not None:
+        return key
     try:
         return surt_key(url)
     except Exception:   # the surt library's errors have no common base; no key is a mismatch
         return ""
+
+
+_KEYS: dict[str, str] = {}   # SURT keys worked out ahead (IndexKeys), taken once each
+MAX_KEYS = 100_000           # keys held ahead at most
+
+
+class IndexKeys:
+    """The SURT keys of a package's index lines, worked out ahead of `check_index` by both
+    processes of a split WARC check (warc.parallel.SideWork): part 0 takes the even lines of
+    the first MAX_KEYS, part 1 the odd ones. The keys are most of the index check's work and
+    need no record. Only the first split of a package does it; what cannot be read is left
+    to `check_index`, which reports it."""
+
+    def __init__(self, package: Package) -> None:
+        self.package, self.done = package, False
+
+    def run(self, part: int) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        if self.done:
+            return keys
+        try:
+            number = 0
+            for name in self.package.index_names():
+                for raw in self.package.lines(name):
+                    number += 1
+                    if number > MAX_KEYS:
+                        return keys
+                    entry = parse_cdxj(raw.decode("utf-8", "replace")) if number % 2 == part else None
+                    if entry is not None:
+                        keys[entry.url] = _surt(entry.url)
+        except Exception:   # whatever the file holds, check_index reads it again and says it
+            pass
+        return keys
+
+    def join(self, results: list[dict[str, str] | None]) -> None:
+        if not self.done:
+            self.done = True
+            _KEYS.clear()
+            for keys in results:
+                _KEYS.update(keys or {})
 
 
 def same_digest(a: str, b: str) -> bool:

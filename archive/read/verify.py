@@ -24,14 +24,14 @@ from archive.snapshot.package import DATAPACKAGE, DIGEST_FILE, FOLDERS, SOURCE, 
 from archive.snapshot.provenance import made_elsewhere
 from archive.snapshot.reader import Package
 from archive.snapshot.store import Collection
-from archive.warc import check as warccheck
+from archive.warc.parallel import SideWork, check_warc_parallel
 from archive.warc.arc import check_arc, is_arc
 from archive.warc.check import GZIP_MAGIC
 from archive.warc.conventions import DigestPolicy
 from archive.warc.digests import Problem
 from archive.warc.writer import DIGEST_CONVENTION
 
-from .coverage import Records, check_index, check_layout, check_pages
+from .coverage import IndexKeys, Records, check_index, check_layout, check_pages
 
 HTTP_RECORDS = ("response", "request")
 ID_DIGITS = 64             # a snapshot id: the SHA-256 of datapackage.json, in hex
@@ -154,8 +154,9 @@ def _check_contents(package: Package, listed: dict[str, dict[str, Any]], report:
     """Check every listed file, then what readers go by (the index and the page list) against
     exactly the records just checked."""
     warcs: dict[str, Records] = {}
+    keys = IndexKeys(package)   # the index's SURT keys, worked out by both processes of a split check
     for rel, entry in listed.items():
-        _check_file(package, rel, entry, report, warcs)
+        _check_file(package, rel, entry, report, warcs, keys)
     coverage = check_index(package, warcs)
     report.problems.extend(coverage.problems)
     report.problems.extend(check_pages(package, coverage.captured))
@@ -248,10 +249,10 @@ def _check_listing(package: Package, parsed: dict[str, Any], report: Report) -> 
 
 
 def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Report,
-                warcs: dict[str, Records]) -> None:
+                warcs: dict[str, Records], side: SideWork | None = None) -> None:
     report.files += 1
     try:
-        digest, size = _digest_file(package, rel, report, warcs)
+        digest, size = _digest_file(package, rel, report, warcs, side)
     except NotASnapshot as exc:   # a folder's link that leads out of it: the reader refused it
         report.problems.append(Problem(rel, f"unreadable: {exc.why}"))
         return
@@ -267,12 +268,13 @@ def _check_file(package: Package, rel: str, entry: dict[str, Any], report: Repor
                                        found=str(size)))
 
 
-def _digest_file(package: Package, rel: str, report: Report, warcs: dict[str, Records]) -> tuple[str, int]:
+def _digest_file(package: Package, rel: str, report: Report, warcs: dict[str, Records],
+                 side: SideWork | None = None) -> tuple[str, int]:
     """Return ("sha256:<hex>", size) of a file; a WARC file's records are checked on the way."""
     with package.member(rel) as f:
         if rel.endswith((".warc.gz", ".warc")) or is_arc(rel):
             records = warcs[rel] = Records()
-            digest, size = check_warc(f, rel, report, records.heads)
+            digest, size = check_warc(f, rel, report, records.heads, side)
             records.size = size
         else:
             digest, size = _hash_stream(f)
@@ -354,8 +356,8 @@ def _rehash(package: Package, rel: str, algo: str) -> str:
         return f"{algo}:unsupported"
 
 
-def check_warc(f: BinaryIO, rel: str, report: Report,
-               heads: list[tuple[int, dict[str, str]]] | None = None) -> tuple[str, int]:
+def check_warc(f: BinaryIO, rel: str, report: Report, heads: list[tuple[int, dict[str, str]]] | None = None,
+               side: SideWork | None = None) -> tuple[str, int]:
     """Check every record of a WARC stream into `report`; return its ("sha256:<hex>", size).
     With `heads`, collect each record's (offset, WARC headers) there (warc.check.check_warc).
     An ARC file (by its name) is read with warc.arc: its records carry no digests."""
@@ -365,7 +367,7 @@ def check_warc(f: BinaryIO, rel: str, report: Report,
     else:
         gz = f.read(3) == GZIP_MAGIC
         f.seek(0)
-        digest, size, records, problems = warccheck.check_warc(f, rel, gz, heads, report.policy)
+        digest, size, records, problems = check_warc_parallel(f, rel, gz, heads, report.policy, side)
     report.records += records
     report.problems.extend(problems)
     return digest, size

@@ -22,7 +22,7 @@ from archive.warc.digests import Problem
 
 from .package import DATAPACKAGE, DIGEST_FILE, SOURCE
 from .provenance import made_elsewhere
-from .reader import IndexEntry, Package
+from .reader import IndexEntry, Package, parse_cdxj
 from .store import Collection, snapshot_id_of
 
 DEPS_PREFIX = "archive/deps-"      # in a self-contained export: copies of the records depended on
@@ -324,12 +324,24 @@ def _head_at(package: Package, filename: str, offset: int) -> dict[str, str] | N
 def _revisits(package: Package) -> list[tuple[str, int, str, dict[str, str]]]:
     """Return (file, offset, uri, WARC headers) of each revisit record the index names."""
     found = []
-    for entry in package.index():
+    for entry in _revisit_entries(package):
         if entry.mime == REVISIT_MIME:
             heads = _head_at(package, entry.filename, entry.offset)
             if heads is not None:   # a damaged record: the WARC check reports it with its place
                 found.append((package.warc_path(entry.filename), entry.offset, entry.url, heads))
     return found
+
+
+def _revisit_entries(package: Package) -> Iterator[IndexEntry]:
+    """Yield the index entries that may be revisits: a line that does not hold the word
+    "revisit" cannot name REVISIT_MIME unless a JSON escape spells it (a backslash), and is
+    not parsed."""
+    for name in package.index_names():
+        for line in package.lines(name):
+            if b"revisit" in line or b"\\" in line:
+                entry = parse_cdxj(line.decode("utf-8", "replace"))
+                if entry is not None:
+                    yield entry
 
 
 def _embedded(package: Package) -> dict[str, dict[str, str]] | None:

@@ -17,10 +17,11 @@ from archive.formats.wire import STORED_HEAD, WireError, head_headers, is_chunke
 
 from .conventions import DigestPolicy
 from .digests import Broken, CappedProblems, Digest, Hashers, HashThread, Problem
-from .stored import READ, Block, FileHash, Stored, buffered_headers
+from .stored import LINE, READ, Block, FileHash, Stored, buffered_headers
 
 MAX_WARC_HEAD = 1 << 20   # a record's WARC header block; real ones are a few KB (issue 13: bombs)
 THREAD_MIN = 1 << 20   # records at least this long are hashed on the hash threads
+FAST_MEMBER = 1 << 20  # bytes of a gzip member inflated whole to check its record in one go
 HTTP_RECORDS = ("response", "request")
 GZIP_MAGIC = b"\x1f\x8b\x08"
 HEAD_FIELDS = ("warc-type", "warc-target-uri", "warc-date", "warc-payload-digest")
@@ -38,17 +39,19 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
     reading them again. `policy` says which digests a record may lack and counts those that
     do (warc/conventions.py); by default every record but warcinfo needs a block digest.
     """
-    # The main thread inflates; the file checksum and block digests hash on one thread and
-    # payload digests on another (the block and the payload are mostly the same bytes).
+    # The main thread inflates; the file checksum, block digests and payload digests of large
+    # records hash on a thread each (three passes over mostly the same bytes: on two cores,
+    # none of them waits for the others).
     hasher = HashThread()
     payload_hasher = HashThread()
-    file_sha = FileHash(hasher)
+    file_hasher = HashThread()
+    file_sha = FileHash(file_hasher)
     problems = CappedProblems(rel, MAX_PROBLEMS)
     records = 0
     stored = Stored(f, gz, file_sha, heads=heads)
     stored.policy = policy or DigestPolicy()
     try:
-        _check_records(stored, rel, (hasher, payload_hasher), problems)
+        check_records(stored, rel, (hasher, payload_hasher), problems)
         records = stored.records
     except Broken as exc:
         records = stored.records
@@ -62,6 +65,7 @@ def check_warc(f: BinaryIO, rel: str, gz: bool,
     finally:
         hasher.close()
         payload_hasher.close()
+        file_hasher.close()
     if records == 0 and not problems:
         problems.append(Problem(rel, "no WARC records"))
     return "sha256:" + file_sha.sha.hexdigest(), file_sha.size, records, problems.closed()
@@ -78,7 +82,7 @@ def _resync(f: BinaryIO, rel: str, gz: bool, failed: int, hasher: Hashers,
         stored = Stored(f, gz, FileHash(), start, heads)
         stored.policy = policy or DigestPolicy()
         try:
-            _check_records(stored, rel, hasher, problems)
+            check_records(stored, rel, hasher, problems)
             return records + stored.records
         except Broken as exc:
             records += stored.records
@@ -101,18 +105,28 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
     return None
 
 
-def _check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Problem]) -> None:
-    """Check records from the stream's position on, counting them in `stored.records`."""
+def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Problem],
+                  stop: int | None = None) -> bool:
+    """Check records from the stream's position on, counting them in `stored.records`; return
+    True. With `stop`, end before the record starting at that file offset and return
+    whether one did (False: the walk stepped over it, or the data ended first)."""
     previous = reported = None
     while True:
+        if stored.at_member_start() and (stop is None or stored.tail_at < stop):
+            offset = stored.tail_at
+            if stored.member(FAST_MEMBER) and _member_record(stored, rel, offset, hasher, problems):
+                previous = offset
+                continue
         line = stored.readline()
         while line in (b"\r\n", b"\n"):
             line = stored.readline()
         if not line:
-            return
+            return stop is None
         position = stored.position() - len(line)
         offset = stored.file_offset(position)
         stored.record_start = offset if stored.gz else stored.members[0][1] + position
+        if stop is not None and stored.record_start >= stop:
+            return stored.record_start == stop
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
         if stored.gz and offset == previous and offset != reported:
@@ -134,6 +148,33 @@ def _check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Pro
             raise Broken(f"record with a negative Content-Length ({length})")
         _check_record(stored, headers, length, rel, stored.record_start, hasher, problems)
         stored.records += 1
+
+
+def _member_record(stored: Stored, rel: str, offset: int, hasher: Hashers, problems: list[Problem]) -> bool:
+    """Check the record of a gzip member held whole in the buffer, when it is the plain case:
+    one small record, CRLF lines, ended by CRLF CRLF and nothing else. Return False, the
+    buffer untouched, for anything else: the record-by-record loop then reads it (the same
+    checks, the same problems; this only skips its line-by-line steps)."""
+    buf = stored.buf
+    first = buf.find(b"\n", 0, LINE)
+    if not buf.startswith(b"WARC/") or first < 0 or not buf.endswith(b"\r\n\r\n"):
+        return False
+    stored.off = first + 1
+    headers = buffered_headers(stored, MAX_WARC_HEAD)
+    try:
+        length = int(headers.get("content-length", "")) if headers is not None else -1
+    except ValueError:
+        length = -1
+    if headers is None or not 0 <= length < THREAD_MIN or len(buf) - stored.off != length + 4:
+        stored.off = 0
+        return False
+    stored.record_start = offset
+    if stored.heads is not None:
+        stored.heads.append((offset, head_fields(headers)))
+    _check_record(stored, headers, length, rel, offset, hasher, problems)
+    stored.off += 4   # the CRLF CRLF ending the record
+    stored.records += 1
+    return True
 
 
 def head_fields(headers: dict[str, str]) -> dict[str, str]:
@@ -217,7 +258,8 @@ def _check_buffered(stored: Stored, headers: dict[str, str], length: int, rel: s
                     problems: list[Problem]) -> tuple[Digest, Digest]:
     """`_check_streamed` for a small record whose block is in the buffer: the same digests
     and problems, on a slice of it (no per-line reads, no hash threads)."""
-    data = memoryview(stored.buf)[stored.off:stored.off + length]
+    start = stored.off
+    data = memoryview(stored.buf)[start:start + length]
     stored.off += length
     kind = headers.get("warc-type", "")
     uri = headers.get("warc-target-uri")
@@ -228,14 +270,21 @@ def _check_buffered(stored: Stored, headers: dict[str, str], length: int, rel: s
         if not (kind in HTTP_RECORDS and "application/http" in headers.get("content-type", "")):
             check.update(data)
         else:
-            stream = io.BytesIO(data)
-            try:
-                chunked = is_chunked(head_headers(read_head(stream, STORED_HEAD)))
-            except WireError as exc:
-                problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
-                chunked = False
-            rest = data[stream.tell():]
-            if chunked:
+            head_end = _head_end(stored.buf, start, start + length)
+            # no header can be Transfer-Encoding if its name is nowhere in the head (bytes.lower
+            # is ASCII's; no Latin-1 letter lowers into ASCII): the same answer as the parse
+            if b"transfer-encoding" not in stored.buf[start:start + head_end].lower():
+                chunked, stream = False, None
+            else:
+                stream = io.BytesIO(data)
+                try:
+                    chunked = is_chunked(head_headers(read_head(stream, STORED_HEAD)))
+                except WireError as exc:
+                    problems.append(Problem(rel, f"bad HTTP message ({exc})", offset, uri))
+                    chunked = False
+                head_end = stream.tell()
+            rest = data[head_end:]
+            if chunked and stream is not None:
                 framed = Digest(check.expected)
                 framed.update(rest)
                 _feed(check, lambda: iter_payload(stream, True))   # type: ignore[arg-type]
@@ -243,6 +292,16 @@ def _check_buffered(stored: Stored, headers: dict[str, str], length: int, rel: s
             else:
                 check.update(rest)
     return block_check, check
+
+
+def _head_end(buf: bytes, start: int, end: int) -> int:
+    """Return how long `read_head` would make the HTTP head of the block buf[start:end], a
+    small one (under STORED_HEAD, so never too long): to its first blank line ("\\r\\n" or
+    "\\n") included, or all of it."""
+    if buf.startswith(b"\n", start, end) or buf.startswith(b"\r\n", start, end):
+        return buf.index(b"\n", start) + 1 - start
+    ends = [at + len(mark) for mark in (b"\n\r\n", b"\n\n") if (at := buf.find(mark, start, end)) >= 0]
+    return min(ends) - start if ends else end - start
 
 
 def _payload_check(block: Block, headers: dict[str, str], hasher: HashThread | None, rel: str,

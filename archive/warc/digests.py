@@ -145,6 +145,9 @@ class Digest:
         return self._found
 
     def matches(self) -> bool:
+        if self.hasher is None and self.sha is not None and len(self.value) == 2 * self.sha.digest_size \
+                and self.sha.hexdigest() == self.value.lower():
+            return True   # the common case, without building `found`: hex digits, all of them
         # base32 values are compared without their "=" padding, which some tools leave off
         return self.sha is not None and \
             self.found().lower().rstrip("=") == (self.expected or "").lower().rstrip("=")

@@ -18,8 +18,13 @@ except ImportError:  # pragma: no cover - isal is a dependency where wheels exis
     _inflate_lib = zlib
 
 READ = 1 << 20
-FEED = 16 << 10   # compressed bytes given to the inflater at once at the start of a member
+FEED = 4 << 10   # compressed bytes given to the inflater at once at the start of a member
 LINE = 65537   # the longest line readline returns at once
+
+
+def inflater() -> Any:
+    """Return a decompressor of one gzip member (RFC 1952)."""
+    return _inflate_lib.decompressobj(31)
 
 
 class Stored:
@@ -37,11 +42,13 @@ class Stored:
         self.tail, self.tail_at = b"", start
         self.tail_pos = 0   # how much of `tail` (the block read last) was inflated
         self.members: deque[tuple[int, int]] = deque([(0, start)])
-        self.inflater: Any = _inflate_lib.decompressobj(31) if gz else None
+        self.inflater: Any = inflater() if gz else None
         self.fed = 0     # compressed bytes given to the current member's inflater
         self.records = 0           # records read whole
         self.record_start = start  # file offset of the record being read (where damage is reported)
         self.policy: Any = None    # which digests a record may lack (warc/conventions.DigestPolicy), set by check
+        self.error: Broken | None = None   # met reading ahead: raised when the data before it is used up
+        self.error_at = start
 
     def position(self) -> int:
         return self.total - (len(self.buf) - self.off)
@@ -54,7 +61,39 @@ class Stored:
             self.members.popleft()
         return self.members[0][1]
 
+    def at_member_start(self) -> bool:
+        """Return True when the buffer is used up at the end of a gzip member."""
+        return self.gz and self.fed == 0 and self.off >= len(self.buf) and self.error is None
+
+    def member(self, limit: int) -> bool:
+        """At a member start, inflate that member into the buffer; return True when it is
+        there whole (under `limit` bytes). What cannot be read is raised by the next read
+        that needs it, as if read there: the buffer holds what came before it."""
+        while len(self.members) > 1:   # no position before this member's start is asked for again
+            self.members.popleft()
+        parts, size = [self.buf[self.off:]], 0
+        try:
+            while size <= limit:
+                out = self._inflate()
+                if out is None:
+                    break
+                parts.append(out)
+                size += len(out)
+                self.total += len(out)
+                if self.fed == 0:   # the member ended
+                    break
+        except Broken as exc:
+            self._defer(exc)
+        self.buf, self.off = b"".join(parts), 0
+        return self.error is None and self.fed == 0 and size <= limit
+
+    def _defer(self, exc: Broken) -> None:
+        self.error, self.error_at = exc, self.record_start
+
     def _more(self) -> bool:
+        if self.error is not None:
+            self.record_start = self.error_at   # the member it was met in
+            raise self.error
         out = self._inflate() if self.gz else self._read_plain()
         if out is None:
             return False
@@ -95,7 +134,7 @@ class Stored:
             self.tail_pos += used
             if self.inflater.eof:
                 self.members.append((self.total + len(out), self.tail_at))
-                self.inflater = _inflate_lib.decompressobj(31)
+                self.inflater = inflater()
                 self.fed = 0
             if out:
                 return out
@@ -118,10 +157,11 @@ class Stored:
 
     def whole(self, n: int) -> bool:
         """Return whether the next `n` bytes are in the buffer, reading on to get them (False
-        at the end of the data, or where it is damaged: the slow path then reports that)."""
+        at the end of the data, or where it is damaged: the streamed read then reports that
+        where it meets it)."""
         have = len(self.buf) - self.off
-        if have >= n:
-            return True
+        if have >= n or self.error is not None:
+            return have >= n
         parts = [self.buf[self.off:]]
         try:
             while have < n:
@@ -131,8 +171,8 @@ class Stored:
                 parts.append(out)
                 have += len(out)
                 self.total += len(out)
-        except Broken:
-            pass
+        except Broken as exc:   # raised when the bytes before it are used up, as a plain read would
+            self._defer(exc)
         finally:   # joined once, not once per piece: what was read stays in the buffer
             self.buf, self.off = b"".join(parts), 0
         return have >= n

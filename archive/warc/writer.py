@@ -18,11 +18,10 @@ import shutil
 import socket
 import threading
 import uuid
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from warcio.timeutils import datetime_to_iso_date
 
@@ -31,13 +30,8 @@ from archive.formats.wire import BLOCK
 from archive.models import Exchange, Original, Record
 from archive.version import __version__
 
+from .members import MemberSink, WarcFile
 from .tlsfields import warc_fields as tls_fields
-
-_isal: Any
-try:
-    from isal import isal_zlib as _isal
-except ImportError:  # pragma: no cover - isal is a dependency where wheels exist
-    _isal = None
 
 logger = logging.getLogger(__name__)
 
@@ -70,52 +64,6 @@ def warc_date(moment: datetime) -> str:
     return str(datetime_to_iso_date(moment.replace(tzinfo=None), use_micros=True))
 
 
-class _HashingFile:
-    """An append-only file that hashes what is written, so its checksum needs no second read."""
-
-    def __init__(self, path: Path):
-        self.file = open(path, "xb")
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.sha.update(data)
-        self.size += len(data)
-
-    def flush(self) -> None:
-        # after every record: a killed process leaves every whole record on disk
-        self.file.flush()
-
-    def tell(self) -> int:
-        return self.size
-
-
-def _compressor(level: int) -> Any:
-    """Return a gzip compressor: ISA-L's where installed (about 9x zlib's speed at level 3,
-    with output about a tenth larger than zlib's level 6), zlib's otherwise; both write gzip."""
-    if _isal is not None:
-        return _isal.compressobj(min(level, 3), zlib.DEFLATED, zlib.MAX_WBITS + 16)
-    return zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
-
-
-class _MemberSink:
-    """Where one record is written: gzip-compressed, one member per flush()."""
-
-    def __init__(self, out: _HashingFile, level: int):
-        self.out = out
-        self.level = level
-        self.comp = _compressor(level)
-
-    def write(self, data: bytes) -> None:
-        self.out.write(self.comp.compress(data))
-
-    def flush(self) -> None:
-        """End the gzip member: one per record."""
-        self.out.write(self.comp.flush())
-        self.comp = _compressor(self.level)
-
-
 class WarcWriter:
     """Appends request/response pairs to rotating `.warc.gz` files in `directory`; thread-safe."""
 
@@ -135,8 +83,8 @@ class WarcWriter:
         self.lock = threading.Lock()
         self.files: list[Path] = list(existing)   # a resumed capture's files: new ones follow
         self.checksums: dict[Path, tuple[str, int]] = {}   # path -> ("sha256:...", size)
-        self._file: _HashingFile | None = None
-        self._sink: _MemberSink | None = None
+        self._file: WarcFile | None = None
+        self._sink: MemberSink | None = None
         self.warcinfo_id = ""
         self.closed = False
         self.metadata_records = 0   # TLS metadata records written beside responses
@@ -150,11 +98,11 @@ class WarcWriter:
         name = f"{self.prefix}-{stamp}-{len(self.files):05d}-{self.crawl_host}.warc.gz"
         path = self.directory / name
         try:
-            self._file = _HashingFile(path)
+            self._file = WarcFile(path)
         except OSError as exc:
             raise _storage_error(path, exc) from None
         self.files.append(path)
-        self._sink = _MemberSink(self._file, self.level)
+        self._sink = MemberSink(self._file, self.level)
         self._write_warcinfo(name, moment)
 
     def _write_warcinfo(self, filename: str, moment: datetime) -> None:
@@ -305,7 +253,7 @@ class WarcWriter:
         for headers, ctype, stream, size in records:
             buffer = io.BytesIO()
             with stream:
-                _write(_MemberSink(buffer, self.level), headers, ctype, stream, size)   # type: ignore[arg-type]
+                _write(MemberSink(buffer, self.level), headers, ctype, stream, size)   # type: ignore[arg-type]
             out.append(buffer.getvalue())
         return tuple(out)
 
@@ -366,7 +314,7 @@ def record_head(headers: Headers, content_type: str, length: int) -> bytes:
     return "\r\n".join(lines).encode("utf-8")
 
 
-def _write(sink: _MemberSink, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:
+def _write(sink: MemberSink, headers: Headers, content_type: str, body: BinaryIO, length: int) -> None:
     """Write one record as one gzip member: head, `length` bytes of body, and the closing CRLFs."""
     sink.write(record_head(headers, content_type, length))
     left = length
