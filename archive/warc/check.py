@@ -108,8 +108,9 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
 def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Problem],
                   stop: int | None = None) -> bool:
     """Check records from the stream's position on, counting them in `stored.records`; return
-    True. With `stop`, end before the record starting at that file offset and return
-    whether one did (False: the walk stepped over it, or the data ended first)."""
+    True. With `stop` (a gzip member's file offset), end before the record starting at that
+    member's first byte and return whether one did (False: the walk stepped over it, a record
+    started inside that member, or the data ended first)."""
     previous = reported = None
     while True:
         if stored.at_member_start() and (stop is None or stored.tail_at < stop):
@@ -126,7 +127,9 @@ def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Prob
         offset = stored.file_offset(position)
         stored.record_start = offset if stored.gz else stored.members[0][1] + position
         if stop is not None and stored.record_start >= stop:
-            return stored.record_start == stop
+            # landed only if the record starts the member: one starting inside it (after a
+            # record whose block ran on into the member) is not where a reader from `stop` starts
+            return stored.record_start == stop and stored.members[0][0] == position
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
         if stored.gz and offset == previous and offset != reported:

@@ -1,0 +1,44 @@
+"""Attacks on verify's two-process check (warc/parallel.py) and its fast lanes: hostile files
+built so that a split check could report something other than the single pass; each must get
+exactly the single pass's report. Each case runs in a fresh interpreter (forking needs a
+process with no other thread), through test_verify_parallel's `run`, which compares the two."""
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+from test_verify_parallel import members, record, run, sha
+
+from archive.warc.parallel import SHARE
+
+
+def resource_head(block: bytes) -> bytes:
+    head = [b"WARC/1.1", b"WARC-Type: resource", b"WARC-Target-URI: http://ex.org/x",
+            b"WARC-Date: 2026-01-02T03:04:05Z", b"Content-Type: text/plain",
+            b"WARC-Block-Digest: " + sha(block).encode(), b"Content-Length: %d" % len(block)]
+    return b"\r\n".join(head) + b"\r\n\r\n"
+
+
+def test_a_record_starting_inside_the_cut_member_is_not_a_landing(tmp_path: Path) -> None:
+    # Record R's block runs on from member A into member B, whose data starts with the rest of
+    # that block: "WARC/..." (a decoy record whose Content-Length covers the rest of B). The
+    # next real record, damaged, starts inside B. One pass reads R then the damaged record (at
+    # B's offset); a child starting at B would read the decoy, which swallows the damage.
+    damaged = record(5000, b"changed", payload_digest=sha(b"original"))
+    tail = b"s" * 100
+    decoy = resource_head(tail + b"\r\n\r\n" + damaged[:-4]) + tail
+    spill = random.Random(1).randbytes(3000).hex().encode()   # incompressible: A is long
+    a = gzip.compress(resource_head(spill + decoy) + spill)
+    b = gzip.compress(decoy + b"\r\n\r\n" + damaged)
+    parts = members()
+    for k in range(len(parts)):   # A before the point the cut is sought from, B after it
+        data = b"".join(parts[:k] + [a, b] + parts[k:])
+        a_at = sum(map(len, parts[:k]))
+        if a_at < int(len(data) * SHARE) <= a_at + len(a):
+            break
+    else:
+        raise AssertionError("no place for the pair")
+    result = run(tmp_path, data)
+    assert result["split"] == [False]
+    assert [p for p in result["two"][3] if "payload digest mismatch" in p]   # type: ignore[union-attr]
