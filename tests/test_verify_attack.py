@@ -42,3 +42,20 @@ def test_a_record_starting_inside_the_cut_member_is_not_a_landing(tmp_path: Path
     result = run(tmp_path, data)
     assert result["split"] == [False]
     assert [p for p in result["two"][3] if "payload digest mismatch" in p]   # type: ignore[union-attr]
+
+
+def test_a_record_after_an_empty_member_is_placed_at_its_own_member(tmp_path: Path) -> None:
+    # an empty gzip member before a record's member: the record is at its own member's offset
+    # (where a reader seeks to it), on the one-member fast lane as on the line-by-line read
+    from archive.warc.check import check_warc   # noqa: PLC0415
+    parts = members(6, digests=False)
+    data = b"".join(parts[:3]) + gzip.compress(b"") + b"".join(parts[3:])
+    starts = [sum(map(len, parts[:i])) + (20 if i >= 3 else 0) for i in range(6)]
+    heads: list[tuple[int, dict[str, str]]] = []
+    path = tmp_path / "f.warc.gz"
+    path.write_bytes(data)
+    with path.open("rb") as f:
+        _, _, records, problems = check_warc(f, "f.warc.gz", True, heads)
+    assert records == 6
+    assert [offset for offset, _ in heads] == starts
+    assert [p.offset for p in problems] == starts   # "record has no WARC-Block-Digest" each

@@ -113,9 +113,10 @@ def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Prob
     started inside that member, or the data ended first)."""
     previous = reported = None
     while True:
-        if stored.at_member_start() and (stop is None or stored.tail_at < stop):
-            offset = stored.tail_at
-            if stored.member(FAST_MEMBER) and _member_record(stored, rel, offset, hasher, problems):
+        if stored.at_member_start() and (stop is None or stored.tail_at < stop) and stored.member(FAST_MEMBER):
+            # the member whose data is in the buffer: past any empty member met on the way
+            offset = stored.file_offset(stored.position())
+            if (stop is None or offset < stop) and _member_record(stored, rel, offset, hasher, problems):
                 previous = offset
                 continue
         line = stored.readline()
