@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from test_verify_parallel import members, record, run, sha
@@ -59,3 +61,22 @@ def test_a_record_after_an_empty_member_is_placed_at_its_own_member(tmp_path: Pa
     assert records == 6
     assert [offset for offset, _ in heads] == starts
     assert [p.offset for p in problems] == starts   # "record has no WARC-Block-Digest" each
+
+
+NO_AFFINITY = r'''
+import os, sys
+del os.sched_getaffinity   # as on macOS: no such call
+import archive.warc.parallel as parallel
+parallel.SPLIT_MIN = 1 << 16
+with open(sys.argv[1], "rb") as f:
+    digest, size, records, problems = parallel.check_warc_parallel(f, "f.warc.gz", True)
+print(records, len(problems))
+'''
+
+
+def test_a_system_without_cpu_affinity_still_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "f.warc.gz"
+    path.write_bytes(b"".join(members()))
+    done = subprocess.run([sys.executable, "-c", NO_AFFINITY, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["400", "0"]

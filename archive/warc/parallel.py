@@ -64,7 +64,15 @@ def _may_fork(f: BinaryIO) -> bool:
     except (AttributeError, OSError, ValueError):   # a zip member: no file of its own
         return False
     return (size >= SPLIT_MIN and hasattr(os, "fork") and threading.active_count() == 1
-            and len(os.sched_getaffinity(0)) >= 2)
+            and _cores() >= 2)
+
+
+def _cores() -> int:
+    """Return how many cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # no affinity call (macOS): every core
+        return os.cpu_count() or 1
 
 
 def _cut(f: BinaryIO) -> int | None:
