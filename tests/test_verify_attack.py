@@ -5,13 +5,18 @@ process with no other thread), through test_verify_parallel's `run`, which compa
 from __future__ import annotations
 
 import gzip
+import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_verify_parallel import members, record, run, sha
+from waiting import children, default_sigint, wait_for
 
+from archive.warc.check import check_warc
 from archive.warc.parallel import SHARE
 
 
@@ -49,7 +54,6 @@ def test_a_record_starting_inside_the_cut_member_is_not_a_landing(tmp_path: Path
 def test_a_record_after_an_empty_member_is_placed_at_its_own_member(tmp_path: Path) -> None:
     # an empty gzip member before a record's member: the record is at its own member's offset
     # (where a reader seeks to it), on the one-member fast lane as on the line-by-line read
-    from archive.warc.check import check_warc   # noqa: PLC0415
     parts = members(6, digests=False)
     data = b"".join(parts[:3]) + gzip.compress(b"") + b"".join(parts[3:])
     starts = [sum(map(len, parts[:i])) + (20 if i >= 3 else 0) for i in range(6)]
@@ -80,3 +84,61 @@ def test_a_system_without_cpu_affinity_still_verifies(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", NO_AFFINITY, str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["400", "0"]
+
+
+HELD = r'''
+import sys
+from pathlib import Path
+import archive.warc.parallel as parallel
+parallel.SPLIT_MIN = 1 << 16
+marks = Path(sys.argv[2])
+
+def held(real, mark):
+    def run(*args, **kw):
+        (marks / mark).write_text("")
+        sys.stdin.buffer.read(1)   # held here until a signal ends it: the test writes nothing
+        return real(*args, **kw)
+    return run
+
+parallel._check_before = held(parallel._check_before, "parent")
+parallel.check_records = held(parallel.check_records, "child")   # what the forked child runs
+with open(sys.argv[1], "rb") as f:
+    parallel.check_warc_parallel(f, "f.warc.gz", True)
+'''
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigint-parent", "sigterm-parent", "sigkill-parent"])
+def test_no_process_is_left_when_a_split_check_is_stopped(tmp_path: Path, how: str) -> None:
+    # both processes held mid-check; whichever way the checking process is stopped, the
+    # process it forked ends too (never an orphan checking on, or a zombie)
+    path = tmp_path / "f.warc.gz"
+    path.write_bytes(b"".join(members()))
+    proc = subprocess.Popen([sys.executable, "-c", HELD, str(path), str(tmp_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=default_sigint)
+    try:
+        wait_for(lambda: (tmp_path / "parent").exists() and (tmp_path / "child").exists(), 60, "both processes")
+        child = children(proc.pid)
+        assert len(child) == 1
+        if how == "ctrl-c":   # a terminal's Ctrl-C: SIGINT to the whole foreground group
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, {"sigint-parent": signal.SIGINT, "sigterm-parent": signal.SIGTERM,
+                               "sigkill-parent": signal.SIGKILL}[how])
+        proc.wait(timeout=60)
+        wait_for(lambda: not group_alive(proc.pid), 30, "the forked checker to end")
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert proc.stderr is not None and proc.stdin is not None
+        proc.stderr.close()
+        proc.stdin.close()
