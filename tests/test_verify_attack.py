@@ -142,3 +142,29 @@ def test_no_process_is_left_when_a_split_check_is_stopped(tmp_path: Path, how: s
         assert proc.stderr is not None and proc.stdin is not None
         proc.stderr.close()
         proc.stdin.close()
+
+
+EMPTY_MEMBERS = r'''
+import sys
+from archive.warc.check import check_warc
+with open(sys.argv[1], "rb") as f:
+    _, size, records, problems = check_warc(f, "f.warc.gz", True, [])
+# this process's own peak (ru_maxrss would carry the forking test process's over exec)
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(records, len(problems), int(peak.split()[1]) << 10)
+'''
+
+
+def test_many_empty_members_are_read_in_bounded_memory(tmp_path: Path) -> None:
+    # 400,000 empty gzip members (20 bytes each) between records: the member start list
+    # must not keep one entry per member met while no byte comes out
+    rss = []
+    for count in (0, 400_000):
+        path = tmp_path / f"e{count}.warc.gz"
+        path.write_bytes(b"".join(members(3)) + gzip.compress(b"", mtime=0) * count + b"".join(members(3)))
+        done = subprocess.run([sys.executable, "-c", EMPTY_MEMBERS, str(path)], capture_output=True,
+                              text=True, timeout=120, check=True)
+        records, problems, peak = map(int, done.stdout.split())
+        assert (records, problems) == (6, 0)
+        rss.append(peak)
+    assert rss[1] - rss[0] < 8 << 20, f"{(rss[1] - rss[0]) >> 20} MB more"
