@@ -20,6 +20,8 @@ from test_verify_parallel import members, record, run, sha
 from waiting import children, default_sigint, wait_for
 
 from archive.formats.surtkey import surt_fast
+from archive.read.coverage import MAX_KEY_TEXT, IndexKeys
+from archive.snapshot.reader import FolderPackage
 from archive.warc.check import check_warc
 from archive.warc.parallel import SHARE
 
@@ -201,3 +203,17 @@ def test_a_fast_surt_key_is_the_librarys(url: str) -> None:
         except Exception:   # the library fails on it: the fast path must not key it either
             expected = None
         assert key == expected, url
+
+
+def test_keys_worked_out_ahead_are_bounded_by_their_text(tmp_path: Path) -> None:
+    # an index of few lines with URLs near the 1 MB line limit: each process of a split check
+    # holds (and the child sends) at most MAX_KEY_TEXT characters of URLs and keys, not the index
+    (tmp_path / "indexes").mkdir()
+    lines = [f'org,ex)/ 20260102030405 {{"url": "http://ex.org/{i}{"a" * 900_000}", "offset": "0", '
+             f'"length": "1", "filename": "a.warc.gz"}}\n' for i in range(80)]
+    (tmp_path / "indexes" / "index.cdxj").write_text("".join(lines))
+    package = FolderPackage(tmp_path)
+    for part in (0, 1):
+        keys = IndexKeys(package).run(part)
+        assert 0 < len(keys) < 40
+        assert sum(len(url) + len(key) for url, key in keys.items()) < MAX_KEY_TEXT + 2 * 1_000_000
