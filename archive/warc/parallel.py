@@ -184,7 +184,7 @@ def _end_with(parent: int) -> None:
     try:
         import ctypes   # only a forked child needs it
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):   # not Linux
+    except (ImportError, OSError, AttributeError):   # not Linux, or no ctypes
         pass
     if os.getppid() != parent:
         os._exit(1)
