@@ -182,13 +182,15 @@ def _surt(url: str) -> str:
 
 _KEYS: dict[str, str] = {}   # SURT keys worked out ahead (IndexKeys), taken once each
 MAX_KEYS = 100_000           # keys held ahead at most
+MAX_KEY_TEXT = 16 << 20      # characters of URLs and keys held ahead at most (index lines reach 1 MB)
 
 
 class IndexKeys:
     """The SURT keys of a package's index lines, worked out ahead of `check_index` by both
     processes of a split WARC check (warc.parallel.SideWork): part 0 takes the even lines of
-    the first MAX_KEYS, part 1 the odd ones. The keys are most of the index check's work and
-    need no record. Only the first split of a package does it; what cannot be read is left
+    the first MAX_KEYS, part 1 the odd ones, each up to MAX_KEY_TEXT characters of URLs and
+    keys (what each holds, and the child sends, stays bounded whatever the index's lines).
+    The keys are most of the index check's work and need no record. Only the first split of a package does it; what cannot be read is left
     to `check_index`, which reports it."""
 
     def __init__(self, package: Package) -> None:
@@ -199,15 +201,16 @@ class IndexKeys:
         if self.done:
             return keys
         try:
-            number = 0
+            number = size = 0
             for name in self.package.index_names():
                 for raw in self.package.lines(name):
                     number += 1
-                    if number > MAX_KEYS:
+                    if number > MAX_KEYS or size > MAX_KEY_TEXT:
                         return keys
                     entry = parse_cdxj(raw.decode("utf-8", "replace")) if number % 2 == part else None
                     if entry is not None:
-                        keys[entry.url] = _surt(entry.url)
+                        key = keys[entry.url] = _surt(entry.url)
+                        size += len(entry.url) + len(key)
         except Exception:   # whatever the file holds, check_index reads it again and says it
             pass
         return keys

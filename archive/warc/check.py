@@ -108,13 +108,15 @@ def _find(f: BinaryIO, magic: bytes, start: int) -> int | None:
 def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Problem],
                   stop: int | None = None) -> bool:
     """Check records from the stream's position on, counting them in `stored.records`; return
-    True. With `stop`, end before the record starting at that file offset and return
-    whether one did (False: the walk stepped over it, or the data ended first)."""
+    True. With `stop` (a gzip member's file offset), end before the record starting at that
+    member's first byte and return whether one did (False: the walk stepped over it, a record
+    started inside that member, or the data ended first)."""
     previous = reported = None
     while True:
-        if stored.at_member_start() and (stop is None or stored.tail_at < stop):
-            offset = stored.tail_at
-            if stored.member(FAST_MEMBER) and _member_record(stored, rel, offset, hasher, problems):
+        if stored.at_member_start() and (stop is None or stored.tail_at < stop) and stored.member(FAST_MEMBER):
+            # the member whose data is in the buffer: past any empty member met on the way
+            offset = stored.file_offset(stored.position())
+            if (stop is None or offset < stop) and _member_record(stored, rel, offset, hasher, problems):
                 previous = offset
                 continue
         line = stored.readline()
@@ -126,7 +128,9 @@ def check_records(stored: Stored, rel: str, hasher: Hashers, problems: list[Prob
         offset = stored.file_offset(position)
         stored.record_start = offset if stored.gz else stored.members[0][1] + position
         if stop is not None and stored.record_start >= stop:
-            return stored.record_start == stop
+            # landed only if the record starts the member: one starting inside it (after a
+            # record whose block ran on into the member) is not where a reader from `stop` starts
+            return stored.record_start == stop and stored.members[0][0] == position
         if not line.startswith(b"WARC/"):
             raise Broken(f"no WARC record starts here ({line[:30]!r})")
         if stored.gz and offset == previous and offset != reported:

@@ -52,7 +52,8 @@ def stored_blocks(data: bytes) -> bytes:
     """Return `data` as non-final deflate blocks of type "stored" (RFC 1951, section 3.2.4:
     a zero header byte at a byte boundary, LEN and NLEN little-endian, then the bytes as they
     are), 65,535 bytes a block at most."""
-    view, parts = memoryview(data), []
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     for start in range(0, len(data), STORED_MAX):
         size = min(STORED_MAX, len(data) - start)
         parts += [b"\x00" + size.to_bytes(2, "little") + (size ^ 0xFFFF).to_bytes(2, "little"),

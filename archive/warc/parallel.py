@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 from typing import Any, BinaryIO, Protocol
 
@@ -26,6 +27,7 @@ SPLIT_MIN = 8 << 20     # bytes of a file worth a second process
 SHARE = 0.5             # where in the file the cut is looked for (this process also hashes the file)
 CUT_SCAN = 1 << 20      # bytes searched for a member start from there
 MAX_REPLY = 1 << 30     # bytes of the child's pickled result read at most
+PR_SET_PDEATHSIG = 1    # prctl(2) option: the signal a process gets when its parent ends (Linux)
 
 Heads = list[tuple[int, dict[str, str]]]
 Result = tuple[str, int, int, list[Problem]]
@@ -64,7 +66,15 @@ def _may_fork(f: BinaryIO) -> bool:
     except (AttributeError, OSError, ValueError):   # a zip member: no file of its own
         return False
     return (size >= SPLIT_MIN and hasattr(os, "fork") and threading.active_count() == 1
-            and len(os.sched_getaffinity(0)) >= 2)
+            and _cores() >= 2)
+
+
+def _cores() -> int:
+    """Return how many cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # no affinity call (macOS): every core
+        return os.cpu_count() or 1
 
 
 def _cut(f: BinaryIO) -> int | None:
@@ -129,10 +139,12 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
     """Check the file as two halves; return the joined result, or None to check it again
     in one pass."""
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:   # the child: never returns
         status = 1
         try:
+            _end_with(parent)
             os.close(read_end)
             answer = pickle.dumps(_child(f.fileno(), rel, cut, policy.foreign, side))
             with os.fdopen(write_end, "wb") as out:
@@ -162,6 +174,20 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
     policy.conventions.update(own.conventions)
     policy.conventions.update(conventions)
     return sha, size, records + child_records, []
+
+
+def _end_with(parent: int) -> None:
+    """In the child: be ended when `parent` ends however it ends (SIGTERM, SIGKILL: it has no
+    chance to end the child itself), by the kernel's parent-death signal (Linux prctl(2),
+    PR_SET_PDEATHSIG); elsewhere the child ends at its pipe's first write. If the parent is
+    already gone, end now."""
+    try:
+        import ctypes   # only a forked child needs it
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (ImportError, OSError, AttributeError):   # not Linux, or no ctypes
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _check_before(f: BinaryIO, rel: str, cut: int, want_heads: bool, foreign: bool

@@ -133,7 +133,10 @@ class Stored:
             self.fed += used
             self.tail_pos += used
             if self.inflater.eof:
-                self.members.append((self.total + len(out), self.tail_at))
+                start = self.total + len(out)
+                if self.members[-1][0] == start and len(self.members) > 1:
+                    self.members.pop()   # a member that held no data: no position is in it
+                self.members.append((start, self.tail_at))
                 self.inflater = inflater()
                 self.fed = 0
             if out:
