@@ -4,11 +4,14 @@ checks those before it and hashes the whole file; the two results are joined.
 
 The cut is taken from the file itself (a gzip member near the middle whose first bytes
 inflate to "WARC/"), and trusted only once this process's own walk, record by record, lands
-on it exactly. Whatever is not the plain case (no cut found, a walk that steps over it, a
-problem or an unreadable record on either side, a child that fails) makes the whole file be
-checked again in one pass (`check.check_warc`), so a damaged file gets exactly the report a
-single pass gives. Forking needs a process with no other thread (the command line), a real
-file (a snapshot folder, not a zip member) and a second core; elsewhere it is one pass.
+on it exactly: a record starting at that member's first byte (not one starting inside it
+after a record whose block ran on into it, where "WARC/" is block data). Whatever is not the
+plain case (no cut found, a walk that steps over it, a problem or an unreadable record on
+either side, a child that fails) makes the whole file be checked again in one pass
+(`check.check_warc`), so a damaged file gets exactly the report a single pass gives. Forking
+needs a process with no other thread (the command line), a real file (a snapshot folder, not
+a zip member) and a second core; elsewhere it is one pass. The child ends with this process
+however this one ends (Ctrl-C, SIGTERM, SIGKILL), and is always waited for.
 """
 from __future__ import annotations
 
