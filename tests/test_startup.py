@@ -86,7 +86,7 @@ def test_a_surt_key_defers_tldextract_until_a_site_is_asked_for(tmp_path):
 def test_the_stand_in_answers_like_the_module_it_stands_for(tmp_path):
     script = ("import importlib.util, sys\n"
               "from archive.formats.urls import surt_key\n"
-              "surt_key('http://a.example.org/')\n"
+              "surt_key('http://a.example.org/%41')   # not a plain URL: the library keys it\n"
               "assert importlib.util.find_spec('tldextract').name == 'tldextract'\n"
               "assert not hasattr(sys.modules['tldextract'], '__file__') and 'requests' not in sys.modules\n"
               "import tldextract.suffix_list\n"   # a submodule: the real package loads first
