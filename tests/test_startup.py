@@ -45,6 +45,12 @@ def one_snapshot(demo_snapshot, tmp_path):  # type: ignore[no-untyped-def]
     return root, root / demo_snapshot.path.name
 
 
+
+def run_python(script: str) -> None:
+    """Run `script` in a fresh interpreter; fail with its stderr unless it exits 0."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
 def test_list_and_the_timemap_load_no_heavy_library(one_snapshot, demo_capture, tmp_path):
     root, _ = one_snapshot
     _, demo = demo_capture
@@ -79,8 +85,7 @@ def test_a_surt_key_defers_tldextract_until_a_site_is_asked_for(tmp_path):
               "assert sys.modules['surt.handyurl'].tldextract.TLDExtract is tldextract.TLDExtract\n"
               "assert type(sys.modules['tldextract']).__name__ == 'module'\n"
               "assert surt_key('http://news.bbc.co.uk/x') == 'uk,co,bbc,news)/x'\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    run_python(script)
 
 
 def test_the_stand_in_answers_like_the_module_it_stands_for(tmp_path):
@@ -93,8 +98,7 @@ def test_the_stand_in_answers_like_the_module_it_stands_for(tmp_path):
               "import tldextract\n"
               "assert type(tldextract).__name__ == 'module' and tldextract.suffix_list.get_suffix_lists\n"
               "assert sys.modules['surt.handyurl'].tldextract.TLDExtract is tldextract.TLDExtract\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    run_python(script)
 
 
 def test_site_of_first_then_surt_key(tmp_path):
@@ -103,8 +107,7 @@ def test_site_of_first_then_surt_key(tmp_path):
               "assert site_of('http://a.example.org/') == 'example.org'\n"
               "assert surt_key('http://a.example.org/') == 'org,example,a)/'\n"
               "assert type(sys.modules['tldextract']).__name__ == 'module'\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    run_python(script)
 
 
 def test_the_library_api_loads_capture_and_verify_on_first_use(tmp_path):
@@ -123,8 +126,7 @@ def test_the_library_api_loads_capture_and_verify_on_first_use(tmp_path):
               "    pass\n"
               "else:\n"
               "    raise SystemExit('no AttributeError')\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    run_python(script)
 
 
 # The output path's fast ways give the same text as the slow ones, whatever the data.

@@ -17,13 +17,10 @@ import pytest
 
 from archive.warc.parallel import SHARE
 
-SCRIPT = r'''
+# records in `split` whether each two-process check was joined (True) or done again in one pass
+SPY = r'''
 import json, sys
 import archive.warc.parallel as parallel
-from archive.warc.check import check_warc
-from archive.warc.conventions import DigestPolicy
-
-parallel.SPLIT_MIN = 1 << 16
 split = []
 real = parallel._check_split
 def spy(*args):
@@ -31,6 +28,12 @@ def spy(*args):
     split.append(joined is not None)
     return joined
 parallel._check_split = spy
+'''
+SCRIPT = SPY + r'''
+from archive.warc.check import check_warc
+from archive.warc.conventions import DigestPolicy
+
+parallel.SPLIT_MIN = 1 << 16
 foreign = sys.argv[2] == "foreign"
 out = {}
 for name, check in (("two", parallel.check_warc_parallel), ("one", check_warc)):
@@ -125,17 +128,8 @@ def test_digest_counts_of_foreign_records_are_joined(tmp_path: Path) -> None:
     assert result["two"][5]["undigested_records"] == 400   # type: ignore[index]
 
 
-VERIFY = r'''
-import json, sys
-import archive.warc.parallel as parallel
+VERIFY = SPY + r'''
 parallel.SPLIT_MIN = int(sys.argv[2])
-split = []
-real = parallel._check_split
-def spy(*args):
-    joined = real(*args)
-    split.append(joined is not None)
-    return joined
-parallel._check_split = spy
 from archive import verify
 print(json.dumps({"report": verify(sys.argv[1]).to_json(), "split": split}))
 '''
