@@ -18,21 +18,22 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+import rbloom
+
 from archive.errors import StorageError
 from archive.formats.urls import host_of
 from archive.models import Kind, Link
 
 MEMORY = 20_000        # links queued in memory, and URLs in the seen-set's memory, before a spill
 REFILL = 512           # links read back from disk at once into a host's head
-BLOOM_BITS = 16        # bits of the Bloom filter per URL on disk (3 probes: under 0.5 % false "maybe")
+FALSE_MAYBE = 0.005    # share of never-seen URLs the Bloom filter answers "maybe" (then a query says no)
 _KINDS = {k.value: k for k in Kind}
 
 
 class _Bloom:
-    """A Bloom filter of strings: `add`, and `in` answers False (never added) or True (maybe).
-
-    Its bits are placed by Python's `hash`, so it means something in this process only.
-    Sized for `capacity` strings at BLOOM_BITS bits each (a power of two, at least 1 KiB).
+    """The seen URLs on disk, summed up: `in` answers False (never added) or True (maybe).
+    rbloom's Bloom filter, sized for `capacity` URLs at FALSE_MAYBE false "maybe" answers; it
+    places bits by Python's `hash`, so it means something in this process only.
 
     >>> b = _Bloom(100)
     >>> b.add("http://ex.org/a")
@@ -40,33 +41,19 @@ class _Bloom:
     (True, False)
     """
 
-    __slots__ = ("bits", "mask", "capacity", "count")
+    __slots__ = ("filter", "capacity", "count")
 
     def __init__(self, capacity: int) -> None:
-        size = 1 << max(13, (max(1, capacity) * BLOOM_BITS - 1).bit_length())
-        self.bits = bytearray(size >> 3)
-        self.mask = size - 1
+        self.filter = rbloom.Bloom(max(1, capacity), FALSE_MAYBE)
         self.capacity = capacity
         self.count = 0
 
     def add(self, text: str) -> None:
-        h = hash(text)
-        mask, bits = self.mask, self.bits
-        at, step = h & mask, (h >> 32) | 1   # double hashing (Kirsch and Mitzenmacher)
-        for _ in range(3):
-            bits[at >> 3] |= 1 << (at & 7)
-            at = (at + step) & mask
+        self.filter.add(text)
         self.count += 1
 
     def __contains__(self, text: object) -> bool:
-        h = hash(text)
-        mask, bits = self.mask, self.bits
-        at, step = h & mask, (h >> 32) | 1
-        for _ in range(3):
-            if not bits[at >> 3] & (1 << (at & 7)):
-                return False
-            at = (at + step) & mask
-        return True
+        return text in self.filter
 
 
 class _Host:
