@@ -120,3 +120,64 @@ def test_the_wrapper_is_longer_than_pywb_says(replayed):
     sid, site, _, proxy = replayed
     first, body, _ = two_on_one_connection(proxy, path(sid, site, "js_", "/empty.js"), path(sid, site, "im_", "/i.png"))
     assert len(body) > 0 and first.getheader("Content-Length") == str(len(body))
+
+
+class _Restarting:
+    """A stand-in for pywb restarting: it accepts and at once closes its first `cut` connections,
+    then answers every request with 200 "ok"; `seen` counts the connections."""
+
+    def __init__(self, cut: int):
+        self.cut, self.seen = cut, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)   # so that close() is seen: a closed socket does not wake accept()
+        while self.sock.fileno() >= 0:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                self.seen += 1
+                if self.seen > self.cut:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(10)
+
+
+def test_a_get_cut_off_while_pywb_restarts_is_asked_again_until_it_answers() -> None:
+    backend = _Restarting(cut=6)
+    app = Starlette(routes=[Route("/{path:path}", ReplayProxy("127.0.0.1", backend.port).handle,
+                                  methods=["GET", "POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 30, "the proxy to listen")
+        conn = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=60)
+        conn.request("GET", "/x")
+        answer = conn.getresponse()
+        assert (answer.status, answer.read()) == (200, b"ok")
+        conn.close()
+        assert backend.seen == 7   # six cut off, then the answer
+        backend.seen, backend.cut = 0, 1
+        conn = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=60)
+        conn.request("POST", "/x", body=b"data")
+        answer = conn.getresponse()
+        answer.read()
+        conn.close()
+        assert answer.status == 502   # not idempotent: asked once
+        assert backend.seen == 1
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        backend.close()

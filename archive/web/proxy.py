@@ -62,8 +62,11 @@ class ReplayProxy:
             head.append(b"Content-Length: " + str(len(body)).encode("ascii"))
         if any(b"\r" in line or b"\n" in line for line in head):
             return PlainTextResponse("bad request", status_code=400)
-        tries = 2 if request.method in ("GET", "HEAD") else 1   # pywb restarting may cut one off
-        for attempt in range(tries):
+        # pywb restarting with new snapshots may cut a request off: GET and HEAD are asked again
+        # until it answers or RESTART seconds have passed; anything else is asked once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESTART if request.method in ("GET", "HEAD") else 0.0
+        while True:
             try:
                 reader, writer = await self._connect()
             except (OSError, asyncio.TimeoutError):
@@ -76,9 +79,10 @@ class ReplayProxy:
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                     WireError) as exc:
                 writer.close()
-                if attempt + 1 == tries:
+                if loop.time() >= deadline:
                     logger.warning("replay proxy: bad answer from pywb for %r: %s", target[:200], exc)
                     return PlainTextResponse("replay (pywb) gave no valid answer", status_code=502)
+                await asyncio.sleep(0.2)
         blocks = _dechunk(reader) if is_chunked(headers) else _to_end(reader)
         kept = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in HOP]
         if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
