@@ -13,22 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socketserver
 import subprocess
 import sys
 import tempfile
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import httpsite  # noqa: E402  (bench/httpsite.py, beside this file)
+from httpsite import QuietHandler  # noqa: E402
+
 PER_PAGE = 199          # images per page: 200 URLs a page with the page itself
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(56))   # with its path appended: every body differs
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class Handler(QuietHandler):
     server: "Server"
 
     def do_GET(self) -> None:  # noqa: N802
@@ -44,20 +44,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(IMAGE + path.encode(), "image/png")
         self.send(b"not found", "text/plain", 404)
 
-    def send(self, data: bytes, ctype: str, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server(socketserver.ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+class Server(httpsite.Server):
     pages = 0
 
 

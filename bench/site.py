@@ -14,10 +14,10 @@ import functools
 import hashlib
 import os
 import random
-import socketserver
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from httpsite import QuietHandler, Server
 
 KB = 1024
 SIZES = {"css": 3 * KB, "js": 12 * KB, "a.png": 25 * KB, "b.png": 48 * KB}
@@ -36,9 +36,7 @@ def body(name: str, size: int) -> bytes:
     return raw[: size // 2].translate(_LETTERS) + raw[size // 2:]
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class Handler(QuietHandler):
     server: "Server"
 
     def do_GET(self) -> None:  # noqa: N802
@@ -63,33 +61,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(body(path, SIZES[key]), ctype)
         self.send(b"not found", "text/plain", 404)
 
-    def send(self, data: bytes, ctype: str, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def send_big(self) -> None:
         size = self.server.big
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        sent = 0
-        while sent < size:
-            block = _TEXT_BLOCK if sent < size // 2 else _RANDOM_BLOCK
-            part = block[: min(len(block), size - sent)]
-            self.wfile.write(part)
-            sent += len(part)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server(socketserver.ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+        self.send_stream(size, lambda sent: _TEXT_BLOCK if sent < size // 2 else _RANDOM_BLOCK)
 
 
 def main() -> None:

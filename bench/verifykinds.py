@@ -15,16 +15,17 @@ import argparse
 import json
 import os
 import random
-import socketserver
 import statistics
 import subprocess
 import sys
 import tempfile
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from httpsite import QuietHandler, Server  # noqa: E402  (bench/httpsite.py, beside this file)
+
 BIN = Path(sys.executable).parent
 KINDS = ("random", "small", "text")
 _RANDOM = random.Random(17).randbytes(8 << 20)   # repeated: still incompressible for deflate's 32 KB window
@@ -33,11 +34,7 @@ _TEXT = (" ".join(f"line {i} of compressible text, the large body of the verify 
 SMALL_PAGE = 4 << 10    # bytes of each small page (half text, half random)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: "Server"
-
+class Handler(QuietHandler):
     def do_GET(self) -> None:  # noqa: N802
         path, _, query = self.path.partition("?")
         n = int(query or 0)
@@ -53,31 +50,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(page.encode(), "text/html")
         self.send(b"not found", "text/plain", 404)
 
-    def send(self, data: bytes, ctype: str, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def send_big(self, block: bytes, size: int) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        sent = 0
-        while sent < size:
-            part = block[: min(len(block), size - sent)]
-            self.wfile.write(part)
-            sent += len(part)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server(socketserver.ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+        self.send_stream(size, lambda sent: block)
 
 
 def serve() -> None:
