@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from waiting import children, wait_for
+from waiting import children, kill_groups, wait_for
 
 from archive.web.replay import ReplayUnavailable, find_wayback
 
@@ -63,12 +63,7 @@ def serving(collection: Path, port: int, wayback: Path, log: Path) -> Iterator[s
     try:
         yield proc
     finally:
-        groups += children(proc.pid)
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_groups(groups + children(proc.pid))
         proc.wait()
 
 

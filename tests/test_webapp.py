@@ -15,7 +15,6 @@ import json
 import re
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -29,7 +28,7 @@ from typing import Any
 import bibtexparser
 import pytest
 from ports import free_port
-from waiting import children, wait_for
+from waiting import children, kill_groups, wait_for
 from webapp_site import HOSTILE_TITLE, WORD, WebappSite
 
 from archive import capture
@@ -91,12 +90,7 @@ def serving(root: Path, wayback: Path, *extra: str, port: int | None = None) -> 
         groups += children(proc.pid)   # pywb, in a process group of its own
         yield f"http://127.0.0.1:{port}"
     finally:
-        groups += children(proc.pid)
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_groups(groups + children(proc.pid))
         proc.wait()
     assert "Traceback" not in log.read_text(), log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()

@@ -7,6 +7,7 @@ needs it to stay there holds the server's answers with a `Gate` until it lets th
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -111,3 +112,13 @@ def children(pid: int) -> list[int]:
             if ppid == pid:
                 found.append(int(entry.name))
     return found
+
+
+def kill_groups(groups: list[int]) -> None:
+    """SIGKILL each process group in `groups` (one started with start_new_session, and those its
+    children made of their own); a group already gone is skipped."""
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
