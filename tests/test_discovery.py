@@ -10,13 +10,16 @@ import json
 import shutil
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from discovery_site import KITCHEN_FILES, install
 from warcio.archiveiterator import ArchiveIterator
 
 from archive import capture
 from archive.formats.urls import InvalidURL, canonicalize, surt_key
 from archive.models import CaptureOptions, Kind
-from archive.write.css import css_references
+from archive.write.css import _walk as css_walk
+from archive.write.css import css_references, may_refer
 from archive.write.extract import Extracted, css_links, html_links
 from archive.write.htmlrefs import REFERENCES
 
@@ -157,6 +160,36 @@ sor.cur"), auto }
 def test_hostile_css_is_linear_and_never_overflows():
     assert list(css_references("(" * 50_000 + "url(deep.png)")) == [("deep.png", "url")]
     assert list(css_references("url(" * 20_000)) == []
+
+
+# every piece that starts, ends, hides or spells a reference, in several cases and escapes
+CSS_PIECES = ["url(", "URL(", "uRl", "src(", "SRC(", "image-set(", "-webkit-Image-Set(", "@import",
+              "@IMPORT", "@namespace", "u\\72l(", "\\", "(", ")", '"', "'", "/*", "*/", " ", "\n",
+              "a.png", ";", "{", "}", ",", "1x", "\u0130", "\u212a", "\x00", "ur", "l(", "@", "im"]
+
+
+@given(st.lists(st.sampled_from(CSS_PIECES), max_size=30).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_css_shortcut_yields_what_the_whole_walk_yields(text: str) -> None:
+    """may_refer's False is never wrong: a text it lets skip yields nothing when tokenized."""
+    assert list(css_references(text)) == list(css_walk(text))
+    if list(css_walk(text)):
+        assert may_refer(text)
+
+
+def test_css_without_a_reference_is_not_tokenized(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tinycss2
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tokenized")
+    plain = "p { color: red; margin: 0 auto } /* urls: none */ .a::before { content: 'x' }"
+    assert not may_refer(plain)
+    monkeypatch.setattr(tinycss2, "parse_component_value_list", refuse)
+    assert list(css_references(plain)) == []
+    with pytest.raises(AssertionError):   # one backslash, or one needle, and it is tokenized
+        list(css_references(plain + " .b { content: '\\2e' }"))
+    with pytest.raises(AssertionError):
+        list(css_references(plain + " .c { background: URL(c.png) }"))
 
 
 # -- end to end: small sites on 127.0.0.1 --------------------------------------------------------
