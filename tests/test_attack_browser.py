@@ -199,3 +199,16 @@ def test_a_page_past_its_time_is_closed_whatever_http_proxy_says(tmp_path, monke
             except concurrent.futures.TimeoutError:
                 os.killpg(running.pid, 9)   # let the pool's thread go, then fail
                 pytest.fail("the page was not closed: the DevTools request went to http_proxy")
+
+
+def test_browser_capture_works_behind_an_http_proxy_that_knows_no_loopback(tmp_path, monkeypatch):
+    """A user's http_proxy (without no_proxy) must not come between playwright and Chromium's
+    DevTools port on loopback: playwright asks an http:// endpoint's /json/version through it."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing answers there
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    page = b"<!doctype html><title>Proxied</title><p>Ospreys over the estuary</p>"
+    with serve({"/": page}) as base:
+        snap = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=20, depth=0)
+    assert snap.counts.get("browser_pages") == 1 and not snap.counts.get("browser_failed"), snap.counts

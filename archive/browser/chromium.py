@@ -74,21 +74,25 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 @dataclass(frozen=True)
 class Running:
     """A started Chromium: `pid` (also its process group id), `cdp_url`
-    (http://127.0.0.1:PORT), `profile_dir`, `exe` (the real executable, for matching)."""
+    (http://127.0.0.1:PORT), `ws_url` (its browser target, ws://127.0.0.1:PORT/devtools/browser/ID),
+    `profile_dir`, `exe` (the real executable, for matching)."""
 
     pid: int
     cdp_url: str
+    ws_url: str
     profile_dir: Path
     exe: str
 
     @contextlib.contextmanager
     def connect(self, timeout: float = 30.0) -> Iterator[Any]:
         """A playwright sync `Browser` connected over CDP, for use in the calling thread only
-        (each thread connects on its own). Closing it disconnects; Chromium keeps running."""
+        (each thread connects on its own). Closing it disconnects; Chromium keeps running.
+        Connected at the WebSocket URL: given the http:// one, playwright would first ask
+        /json/version through the environment's http_proxy, which knows no loopback of ours."""
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            browser = p.chromium.connect_over_cdp(self.cdp_url, timeout=timeout * 1000)
+            browser = p.chromium.connect_over_cdp(self.ws_url, timeout=timeout * 1000)
             try:
                 yield browser
             finally:
@@ -154,12 +158,16 @@ def kill_leftover(pid_file: Path) -> int:
     return len(members)
 
 
-def _wait_port(proc: subprocess.Popen, profile: Path, timeout: float) -> int:
+def _wait_port(proc: subprocess.Popen, profile: Path, timeout: float) -> tuple[int, str]:
+    """Return (DevTools port, browser target path "/devtools/browser/ID") from the profile's
+    DevToolsActivePort file, once Chromium has written both lines."""
     marker = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            return int(marker.read_text().splitlines()[0])
+            port, path = marker.read_text().splitlines()[:2]
+            if path.startswith("/devtools/browser/") and path[18:].replace("-", "").isalnum():
+                return int(port), path
         if proc.poll() is not None:
             raise BrowserError(f"Chromium exited with status {proc.returncode} before opening its DevTools port")
         if time.monotonic() > deadline:
@@ -193,14 +201,15 @@ def chromium(profile_dir: Path | None = None, proxy: str | None = None, extra_ar
                             preexec_fn=_die_with_parent, close_fds=True)
     exe = executable
     try:
-        port = _wait_port(proc, profile, start_timeout)
+        port, path = _wait_port(proc, profile, start_timeout)
         with contextlib.suppress(OSError):
             exe = os.path.realpath(f"/proc/{proc.pid}/exe")
         if pid_file is not None:
             pid_file.parent.mkdir(parents=True, exist_ok=True)
             pid_file.write_text(json.dumps({"pgid": proc.pid, "exe": exe}))
         logger.info("Chromium %d listening on 127.0.0.1:%d (profile %s)", proc.pid, port, profile)
-        yield Running(pid=proc.pid, cdp_url=f"http://127.0.0.1:{port}", profile_dir=profile, exe=exe)
+        yield Running(pid=proc.pid, cdp_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}{path}",
+                      profile_dir=profile, exe=exe)
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
