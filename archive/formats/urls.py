@@ -21,13 +21,15 @@ import sys
 import threading
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
-
-import ada_url
 
 from archive.errors import UsageError
 
 from .surtkey import surt_fast
+
+if TYPE_CHECKING:
+    from ada_url import URL
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -72,7 +74,9 @@ def canonicalize(url: str, base: str | None = None) -> str:
     if any("\udc80" <= ch <= "\udcff" for ch in raw):   # bytes argv could not decode
         raise InvalidURL(url.encode("utf-8", "replace").decode(), "undecodable bytes")
     try:
-        parsed = ada_url.URL(raw, base=base) if base is not None else ada_url.URL(raw)
+        from ada_url import URL   # loaded by what parses a URL, not by every reader of SURT keys
+
+        parsed = URL(raw, base=base) if base is not None else URL(raw)
     except ValueError:
         relative = base is None and not _SCHEME.match(raw)
         raise InvalidURL(url, "not an absolute URL" if relative else "not a valid URL (WHATWG URL Standard)") from None
@@ -127,7 +131,7 @@ def encode_query(reference: str, encoding: str | None) -> str:
     return f"{path}?{''.join(out)}{hash_}{fragment}"
 
 
-def _userinfo(raw: str, base: str | None, parsed: ada_url.URL) -> str:
+def _userinfo(raw: str, base: str | None, parsed: URL) -> str:
     """Return user-info as written (requests sends it as Basic credentials, never in the
     request line), as canonical URLs have always kept it; the parser's encoding if unsplittable."""
     try:

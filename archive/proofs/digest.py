@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ def load_digest(folder: Path) -> dict[str, Any]:
 def write_digest(folder: Path, doc: dict[str, Any]) -> None:
     """Replace datapackage-digest.json in its canonical form, atomically."""
     target = folder / DIGEST_FILE
-    tmp = folder / f".{DIGEST_FILE}.{uuid.uuid4().hex[:12]}.part"
+    tmp = folder / f".{DIGEST_FILE}.{os.urandom(6).hex()}.part"
     try:
         tmp.write_bytes(canonical_json(doc))
         os.replace(tmp, target)

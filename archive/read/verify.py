@@ -27,9 +27,8 @@ from archive.snapshot.store import Collection
 from archive.warc.parallel import SideWork, check_warc_parallel
 from archive.warc.arc import check_arc, is_arc
 from archive.warc.check import GZIP_MAGIC
-from archive.warc.conventions import DigestPolicy
+from archive.warc.conventions import DIGEST_CONVENTION, DigestPolicy
 from archive.warc.digests import Problem
-from archive.warc.writer import DIGEST_CONVENTION
 
 from .coverage import IndexKeys, Records, check_index, check_layout, check_pages
 

@@ -16,8 +16,6 @@ import hashlib
 import zlib
 from typing import Any, BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-
 from .check import head_fields
 from .digests import Problem
 
@@ -104,6 +102,8 @@ def _walk(stream: BinaryIO) -> tuple[int, str | None]:
 
 
 def _heads(f: BinaryIO, rel: str, heads: list[tuple[int, dict[str, str]]]) -> list[Problem]:
+    from warcio.archiveiterator import ArchiveIterator   # loaded by what reads an ARC file (verify of a WARC never does)
+
     iterator: Any = ArchiveIterator(f, arc2warc=True, no_record_parse=True)
     offset = 0
     try:

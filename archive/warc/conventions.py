@@ -14,7 +14,7 @@ snapshot id). Conventions of other tools accepted by name, and only for foreign 
   its producer, and is counted as such.
 
 (The chunked payload digests of wget and warcio are accepted by `warc.check` for every file:
-see `warc.writer.DIGEST_CONVENTION`.)
+see `DIGEST_CONVENTION`, what our writer's warcinfo records say of their digests.)
 """
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ WGET_REVISIT_BLOCK = "wget-revisit-empty-sha1-block-digest"
 EMPTY_SHA1 = ("sha1:" + hashlib.sha1(b"").hexdigest(),
               "sha1:" + b32encode(hashlib.sha1(b"").digest()).decode())
 COVERED = "their bytes are covered from import on by the package checksums"
+DIGEST_CONVENTION = (
+    "sha256, lowercase hex. WARC-Block-Digest covers the record block as stored. "
+    "WARC-Payload-Digest covers the entity body with any transfer-coding removed and "
+    "content-coding kept (WARC 1.1 section 6.3.2). Bodies are stored as sent, chunk framing "
+    "included; warcio hashes chunked payloads with their framing (warcio issue 74), so "
+    "'warcio check' reports their payload digests as failed while 'archive verify' checks "
+    "the spec's digest."
+)
 
 
 @dataclass

@@ -16,7 +16,6 @@ however this one ends (Ctrl-C, SIGTERM, SIGKILL), and is always waited for.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import threading
 from typing import Any, BinaryIO, Protocol
@@ -141,6 +140,8 @@ def _check_split(f: BinaryIO, rel: str, cut: int, heads: Heads | None, policy: D
                  side: SideWork | None) -> Result | None:
     """Check the file as two halves; return the joined result, or None to check it again
     in one pass."""
+    import pickle   # only a split check sends a result (start-up of every verify: issue 17)
+
     read_end, write_end = os.pipe()
     parent = os.getpid()
     pid = os.fork()
@@ -219,6 +220,8 @@ def _check_before(f: BinaryIO, rel: str, cut: int, want_heads: bool, foreign: bo
 
 
 def _read_reply(fd: int) -> Any:
+    import pickle
+
     parts, size = [], 0
     while chunk := os.read(fd, READ):
         parts.append(chunk)

@@ -30,6 +30,7 @@ from archive.formats.wire import BLOCK
 from archive.models import Exchange, Original, Record
 from archive.version import __version__
 
+from .conventions import DIGEST_CONVENTION
 from .members import MemberSink, WarcFile
 from .tlsfields import warc_fields as tls_fields
 
@@ -37,14 +38,6 @@ logger = logging.getLogger(__name__)
 
 WARC_VERSION = "WARC/1.1"
 EMPTY_SHA256 = "sha256:" + hashlib.sha256(b"").hexdigest()
-DIGEST_CONVENTION = (
-    "sha256, lowercase hex. WARC-Block-Digest covers the record block as stored. "
-    "WARC-Payload-Digest covers the entity body with any transfer-coding removed and "
-    "content-coding kept (WARC 1.1 section 6.3.2). Bodies are stored as sent, chunk framing "
-    "included; warcio hashes chunked payloads with their framing (warcio issue 74), so "
-    "'warcio check' reports their payload digests as failed while 'archive verify' checks "
-    "the spec's digest."
-)
 NewId = Callable[[], str]
 Headers = list[tuple[str, str]]
 REQUEST_TYPE = "application/http;msgtype=request"
