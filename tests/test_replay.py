@@ -70,6 +70,25 @@ def test_memento_headers(replayed):
     assert 'rel="original"' in resp.headers["Link"] and seed in resp.headers["Link"]
 
 
+def test_replay_answers_behind_an_http_proxy_that_knows_no_loopback(tmp_path, wayback, monkeypatch):
+    """pywb asks its own warcserver over HTTP on loopback: a user's http_proxy (no no_proxy) must
+    not get those requests (each replay was a 500 "Pywb Error ... port=9")."""
+    root = tmp_path / "snapshots"
+    with DemoSite() as site:
+        snap = capture([site.main_url + "/"], root, depth=0)
+        seed = site.main_url + "/"
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing answers there
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # this test's own client: no proxy
+    ts = snap.created.replace("-", "").replace(":", "").replace("T", "")[:14]
+    with Replay(root, port=free_port(), wayback=wayback) as replay:
+        with direct.open(replay_url(replay.url, snap.id, ts, seed), timeout=60) as resp:
+            assert resp.status == 200 and resp.headers["Memento-Datetime"]
+            assert b"What the tide pools told us in October" in resp.read()
+
+
 def test_replay_in_chromium_loads_everything_from_the_archive(replayed):
     sync_api = pytest.importorskip("playwright.sync_api")
     snap, seed, replay = replayed
