@@ -210,7 +210,7 @@ def test_a_snapshot_published_before_its_worker_died_is_found(redis_server, tmp_
 
 
 def test_worker_and_status_say_clearly_when_the_broker_is_away(capsys, tmp_path):
-    from redis_server import free_port
+    from ports import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["worker", "--broker", url, "-C", str(tmp_path)]) == 2

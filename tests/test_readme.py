@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ports import free_port
 from tsa import TSA
 from waiting import wait_for
 
@@ -71,12 +71,6 @@ def blocks(text: str) -> list[Block]:
 def command_of(line: str) -> str:
     """A line of a shell block without its comment (two spaces or more, then #)."""
     return re.split(r"\s{2,}#|^\s*#", line, maxsplit=1)[0].strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Session:

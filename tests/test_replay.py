@@ -5,7 +5,6 @@ import email.utils
 import json
 import re
 import shutil
-import socket
 import time
 import urllib.request
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from ports import free_port
 
 from archive import capture
 from archive.demo import DemoSite
@@ -24,12 +24,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 ARCHIVED = re.compile(r"^/(?P<coll>[^/]+)/(?P<ts>\d{14})(?P<mod>[a-z]{2}_)?/(?P<url>.+)$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
