@@ -38,3 +38,19 @@ def test_a_half_written_devtools_active_port_is_not_read_as_a_browser_target(tmp
 def test_a_whole_devtools_active_port_is_read(tmp_path: Path, alive):
     (tmp_path / "DevToolsActivePort").write_text(f"34339\n/devtools/browser/{GUID}")
     assert _wait_port(alive, tmp_path, timeout=5) == (34339, f"/devtools/browser/{GUID}")
+
+
+# -- the CSS shortcut: texts that come near a reference without a needle in them ---------------
+NEAR_MISSES = ["ur\rl(a)", "ur\r\nl(a)", "ur\fl(a)", "url\x00(a)", "ur\x00l(a)", "ur/**/l(a)", "url (a)",
+               "@im\rport 'a'", "@ import 'a'", "@\u0130mport 'a'", "\u0130mage-set('a')", "\uff55rl(a)",
+               "u\u0280l(a)", "sr\u212a(a)", "image-set ('a')", "image\u2010set('a')", "-webkit-image-set\n('a')",
+               "@import/**/'a'", "\ud800url(a)"]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_the_css_shortcut_agrees_with_the_whole_walk_near_a_reference(text: str):
+    from archive.write.css import _walk, css_references, may_refer
+
+    walked = list(_walk(text))
+    assert list(css_references(text)) == walked
+    assert may_refer(text) or not walked
