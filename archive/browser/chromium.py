@@ -24,6 +24,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -62,6 +63,7 @@ HEADLESS_ARGS = ("--headless", "--no-first-run", "--no-default-browser-check",
                  "--webrtc-ip-handling-policy=disable_non_proxied_udp")
 PR_SET_PDEATHSIG = 1
 POLL = 0.02
+_BROWSER_TARGET = re.compile(r"/devtools/browser/[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -159,14 +161,15 @@ def kill_leftover(pid_file: Path) -> int:
 
 
 def _wait_port(proc: subprocess.Popen, profile: Path, timeout: float) -> tuple[int, str]:
-    """Return (DevTools port, browser target path "/devtools/browser/ID") from the profile's
-    DevToolsActivePort file, once Chromium has written both lines."""
+    """Return (DevTools port, browser target path "/devtools/browser/GUID") from the profile's
+    DevToolsActivePort file, once Chromium has written both lines (the second has no newline
+    after it, so only a whole GUID, 8-4-4-4-12 hex digits, tells it is complete)."""
     marker = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError, ValueError, IndexError):
             port, path = marker.read_text().splitlines()[:2]
-            if path.startswith("/devtools/browser/") and path[18:].replace("-", "").isalnum():
+            if _BROWSER_TARGET.fullmatch(path):   # the whole GUID: a read mid-write ends short of it
                 return int(port), path
         if proc.poll() is not None:
             raise BrowserError(f"Chromium exited with status {proc.returncode} before opening its DevTools port")
