@@ -1,5 +1,5 @@
-"""Review 18: attacks on the CSS shortcut, the DevTools WebSocket endpoint, pywb without proxy
-variables and the lazy imports of verify's start-up."""
+"""Attacks on two shortcuts: the DevTools WebSocket endpoint read from a file Chromium may be
+writing still, and CSS text skipped by the tokenizer when it holds no needle of a reference."""
 from __future__ import annotations
 
 import os
