@@ -466,3 +466,73 @@ def test_a_package_without_created_is_not_signed(snap, key):
     write_package(snap, data)
     with pytest.raises(ProofError, match="no created time"):
         sign(snap, key=key)
+
+
+class _ForwardProxy:
+    """A plain-HTTP forward proxy on 127.0.0.1 that sends every request for `host` to
+    127.0.0.1 on the same port (what a corporate proxy does for an outside TSA), and notes
+    each request line it was given."""
+
+    def __init__(self, host: str) -> None:
+        import http.server
+        import threading
+        import urllib.request
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                seen.append(f"{self.command} {self.path}")
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, ctype, answer = 502, "text/plain", b"unknown host"
+                if target.hostname == host:
+                    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                    request = urllib.request.Request(f"http://127.0.0.1:{target.port}{target.path}", data=body,
+                                                     headers={"Content-Type": self.headers["Content-Type"]})
+                    with direct.open(request, timeout=30) as upstream:
+                        status, ctype, answer = upstream.status, upstream.headers["Content-Type"], upstream.read()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _proxy_environment(monkeypatch, proxy: str) -> None:  # type: ignore[no-untyped-def]
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_an_outside_tsa_is_asked_through_the_environments_proxy(snap, tsa, monkeypatch):
+    """Behind a corporate proxy a TSA elsewhere is reachable only through it: the query goes
+    there (http_proxy), and the token is checked as any other."""
+    proxy = _ForwardProxy("tsa.test")
+    try:
+        _proxy_environment(monkeypatch, proxy.url)
+        port = tsa.url.split(":")[2].split("/")[0]
+        stamped = timestamp(snap, tsa=f"http://tsa.test:{port}/tsa")
+    finally:
+        proxy.close()
+    assert proxy.seen == [f"POST http://tsa.test:{port}/tsa"]
+    assert stamped[0].tsa == f"http://tsa.test:{port}/tsa"
+    assert verify(snap, tsa_certs=[tsa.ca_path]).ok
+
+
+def test_a_tsa_on_loopback_is_asked_directly_whatever_http_proxy_says(snap, tsa, monkeypatch):
+    _proxy_environment(monkeypatch, "http://127.0.0.1:9")   # nothing answers there
+    assert timestamp(snap, tsa=tsa.url)[0].tsa == tsa.url

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,10 +127,30 @@ class _Reply(core.Sequence):   # type: ignore[misc]
     _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
 
 
+def _proxied(url: str) -> bool:
+    """Whether a query to `url` may go through the environment's proxy (http_proxy,
+    https_proxy, no_proxy, as urllib reads them): a TSA elsewhere is often reachable only
+    through one; a TSA on loopback never is (a proxy knows nothing of this machine's). The
+    token is checked whatever carried it (signature, nonce, digest), so a proxy can withhold
+    it but not forge it."""
+    try:
+        host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:   # no URL to speak of: asked as it is, and refused in one line
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True   # a name: where it leads is the resolver's, as for any client
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return not (mapped or address).is_loopback
+
+
 def _post(url: str, query: bytes, timeout: float) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise ProofError(url, "a TSA is asked over http:// or https://")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # no proxies from the environment
+    opener = urllib.request.build_opener(*([] if _proxied(url) else [urllib.request.ProxyHandler({})]))
     try:
         request = urllib.request.Request(url, data=query, method="POST",
                                          headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
