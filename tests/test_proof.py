@@ -469,32 +469,42 @@ def test_a_package_without_created_is_not_signed(snap, key):
 
 
 class _ForwardProxy:
-    """A plain-HTTP forward proxy on 127.0.0.1 that sends every request for `host` to
-    127.0.0.1 on the same port (what a corporate proxy does for an outside TSA), and notes
-    each request line it was given."""
+    """A plain-HTTP forward proxy on 127.0.0.1 that sends each request for `host` or 127.0.0.1
+    to 127.0.0.1 on the same port (what a corporate proxy does for an outside TSA and site), and
+    notes each request line it was given."""
 
     def __init__(self, host: str) -> None:
         import http.server
         import threading
+        import urllib.error
         import urllib.request
         from urllib.parse import urlsplit
 
         seen = self.seen = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward(None)
+
             def do_POST(self) -> None:  # noqa: N802
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+            def _forward(self, body: bytes | None) -> None:
                 seen.append(f"{self.command} {self.path}")
                 target = urlsplit(self.path)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, ctype, answer = 502, "text/plain", b"unknown host"
-                if target.hostname == host:
+                if target.hostname in (host, "127.0.0.1"):
                     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                    headers = {"Content-Type": self.headers["Content-Type"]} if body is not None else {}
                     request = urllib.request.Request(f"http://127.0.0.1:{target.port}{target.path}", data=body,
-                                                     headers={"Content-Type": self.headers["Content-Type"]})
-                    with direct.open(request, timeout=30) as upstream:
-                        status, ctype, answer = upstream.status, upstream.headers["Content-Type"], upstream.read()
+                                                     headers=headers)
+                    try:
+                        with direct.open(request, timeout=30) as upstream:
+                            status, ctype, answer = upstream.status, upstream.headers["Content-Type"], upstream.read()
+                    except urllib.error.HTTPError as exc:
+                        status, ctype, answer = exc.code, "text/plain", exc.read()
                 self.send_response(status)
-                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Type", ctype or "application/octet-stream")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -536,3 +546,19 @@ def test_an_outside_tsa_is_asked_through_the_environments_proxy(snap, tsa, monke
 def test_a_tsa_on_loopback_is_asked_directly_whatever_http_proxy_says(snap, tsa, monkeypatch):
     _proxy_environment(monkeypatch, "http://127.0.0.1:9")   # nothing answers there
     assert timestamp(snap, tsa=tsa.url)[0].tsa == tsa.url
+
+
+def test_capture_asks_an_outside_tsa_through_its_own_proxy(site, collection, tsa, monkeypatch, capsys):
+    """capture --proxy sends every request through it: the site's and the TSA's alike."""
+    _proxy_environment(monkeypatch, "http://127.0.0.1:9")   # the environment's leads nowhere
+    proxy = _ForwardProxy("tsa.test")
+    port = tsa.url.split(":")[2].split("/")[0]
+    try:
+        code = main(["capture", "-C", str(collection), "--depth", "0", "--proxy", proxy.url,
+                     "--tsa", f"http://tsa.test:{port}/tsa", "--json", site.main_url + "/about.html"])
+    finally:
+        proxy.close()
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and [p["kind"] for p in out["proofs"]] == ["timestamp"]
+    assert f"POST http://tsa.test:{port}/tsa" in proxy.seen and f"GET {site.main_url}/about.html" in proxy.seen
+    assert verify(Path(out["path"]), tsa_certs=[tsa.ca_path]).ok

@@ -226,7 +226,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     proofs, failed = None, None
     if args.sign or args.tsa:   # signature and timestamps (proof.py) go in before verification
         from .proof import prove
-        proofs, failed = prove(snap, args.sign, args.key, args.tsa)
+        proofs, failed = prove(snap, args.sign, args.key, args.tsa, args.proxy)
     report = verify(snap.path, args.collection, record=True) if args.verify else None
     if args.qa:
         from .qa import after_capture

@@ -95,10 +95,11 @@ def check_proof_options(sign: bool, key: Path | None, tsa: list[str]) -> None:
             raise ProofError(url, "a TSA is asked over http:// or https://")
 
 
-def prove(snap: Snapshot, sign: bool, key: Path | None,
-          tsa: list[str]) -> tuple[list[dict[str, Any]], ProofError | None]:
-    """Sign and/or timestamp a fresh capture (capture --sign/--tsa); return what was added and
-    the proof that could not be made (the snapshot stays, without it)."""
+def prove(snap: Snapshot, sign: bool, key: Path | None, tsa: list[str],
+          proxy: str | None = None) -> tuple[list[dict[str, Any]], ProofError | None]:
+    """Sign and/or timestamp a fresh capture (capture --sign/--tsa, a TSA off loopback asked
+    through capture's --proxy); return what was added and the proof that could not be made
+    (the snapshot stays, without it)."""
     added: list[dict[str, Any]] = []
     try:
         if sign:
@@ -108,7 +109,7 @@ def prove(snap: Snapshot, sign: bool, key: Path | None,
                           "summary": f"signed with key {signed.fingerprint}"})
         if tsa:
             from archive.proofs.timestamping import timestamp
-            for s in timestamp(snap.path, tsa=tsa):
+            for s in timestamp(snap.path, tsa=tsa, proxy=proxy):
                 added.append({"kind": "timestamp", "time": s.time, "tsa": s.tsa, "signer": s.signer,
                               "summary": f"timestamped {s.time} by {s.signer} ({s.tsa})"})
     except ProofError as exc:

@@ -69,9 +69,10 @@ class TokenCheck:
 
 
 def timestamp(snapshot: Path | str, collection: Path | str | None = None, *,
-              tsa: str | Sequence[str], timeout: float = 30.0) -> list[Stamped]:
+              tsa: str | Sequence[str], timeout: float = 30.0, proxy: str | None = None) -> list[Stamped]:
     """Ask each time-stamping authority in `tsa` for a token over the snapshot id, check it,
-    and add it to the snapshot's datapackage-digest.json; return what was added.
+    and add it to the snapshot's datapackage-digest.json; return what was added. A TSA off
+    loopback is asked through `proxy` when given (capture --proxy), else the environment's.
 
     Raises ProofError when a TSA cannot be reached or answers with no valid token (nothing
     is added then), SnapshotNotFound, NotASnapshot, StorageError.
@@ -79,7 +80,7 @@ def timestamp(snapshot: Path | str, collection: Path | str | None = None, *,
     urls = [tsa] if isinstance(tsa, str) else list(tsa)
     folder = snapshot_folder(snapshot, collection)
     snapshot_id, _created = package_facts(folder)
-    entries = [(url, request_token(url, bytes.fromhex(snapshot_id), timeout)) for url in urls]
+    entries = [(url, request_token(url, bytes.fromhex(snapshot_id), timeout, proxy)) for url in urls]
     doc = load_digest(folder)
     stored = doc.get(TIMESTAMPS)
     stored = stored if isinstance(stored, list) else []
@@ -93,7 +94,7 @@ def timestamp(snapshot: Path | str, collection: Path | str | None = None, *,
     return added
 
 
-def request_token(url: str, digest: bytes, timeout: float = 30.0) -> bytes:
+def request_token(url: str, digest: bytes, timeout: float = 30.0, proxy: str | None = None) -> bytes:
     """Ask the TSA at `url` for a token over the SHA-256 `digest`; return the token's DER.
 
     Raises ProofError for no answer, a refusal, or a token that is not over `digest`.
@@ -101,7 +102,7 @@ def request_token(url: str, digest: bytes, timeout: float = 30.0) -> bytes:
     nonce = secrets.randbits(63)
     query = tsp.TimeStampReq({"version": 1, "nonce": nonce, "cert_req": True, "message_imprint": {
         "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": digest}}).dump()
-    reply = _post(url, query, timeout)
+    reply = _post(url, query, timeout, proxy)
     try:
         resp = _Reply.load(reply, strict=True)
         status = resp["status"]["status"].native
@@ -147,10 +148,14 @@ def _proxied(url: str) -> bool:
     return not (mapped or address).is_loopback
 
 
-def _post(url: str, query: bytes, timeout: float) -> bytes:
+def _post(url: str, query: bytes, timeout: float, proxy: str | None = None) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise ProofError(url, "a TSA is asked over http:// or https://")
-    opener = urllib.request.build_opener(*([] if _proxied(url) else [urllib.request.ProxyHandler({})]))
+    if not _proxied(url):
+        handler = urllib.request.ProxyHandler({})
+    else:   # the one given, or the environment's (urllib's default)
+        handler = urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else None)
+    opener = urllib.request.build_opener(handler)
     try:
         request = urllib.request.Request(url, data=query, method="POST",
                                          headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
