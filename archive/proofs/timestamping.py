@@ -129,8 +129,8 @@ class _Reply(core.Sequence):   # type: ignore[misc]
 
 
 def _proxied(url: str) -> bool:
-    """Whether a query to `url` may go through the environment's proxy (http_proxy,
-    https_proxy, no_proxy, as urllib reads them): a TSA elsewhere is often reachable only
+    """Whether a query to `url` may go through a proxy (capture's --proxy, or the environment's
+    http_proxy, https_proxy and no_proxy, as urllib reads them): a TSA elsewhere is often reachable only
     through one; a TSA on loopback never is (a proxy knows nothing of this machine's). The
     token is checked whatever carried it (signature, nonce, digest), so a proxy can withhold
     it but not forge it."""
