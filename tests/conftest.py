@@ -1,6 +1,7 @@
-"""Shared fixtures: the demo site on loopback, a collection folder, a guard against DNS."""
+"""Shared fixtures: the demo site on loopback, a collection folder, guards against DNS and proxies."""
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from archive.models import CaptureOptions, Snapshot
 
 _real_getaddrinfo = socket.getaddrinfo
 LOOPBACK_NAMES = {"localhost"}
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy")   # any case
 
 
 def _loopback_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -33,6 +35,17 @@ def no_dns():  # type: ignore[no-untyped-def]
     socket.getaddrinfo = _loopback_only
     yield
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_proxies():  # type: ignore[no-untyped-def]
+    """Tests talk to loopback only: a developer's http_proxy (set for pip, say) must not carry
+    the tests' own clients (urllib, wget) there. Tests that are about proxies set their own."""
+    saved = {k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES}
+    for name in saved:
+        del os.environ[name]
+    yield
+    os.environ.update(saved)
 
 
 @pytest.fixture
