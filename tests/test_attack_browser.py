@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from ports import proxy_environment
 
 import archive
 from archive.write import browsing
@@ -152,6 +153,7 @@ def test_qa_of_a_replayed_page_reaches_no_address_by_webrtc(tmp_path):
     """playwright's routing sees HTTP only: a replayed page's RTCPeerConnection would reach
     any address (STUN over UDP, TURN over TCP) from `archive qa`."""
     import socket
+
     from archive.web.qa import qa
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tcp = socket.socket()
@@ -185,6 +187,7 @@ pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o))
 
 def test_a_page_past_its_time_is_closed_whatever_http_proxy_says(tmp_path, monkeypatch):
     import concurrent.futures
+
     from archive.browser import PagePool, PageTimeout, chromium
     with chromium(tmp_path / "profile") as running:
         with PagePool(running, size=1, job_timeout=2) as pool:
@@ -204,10 +207,7 @@ def test_a_page_past_its_time_is_closed_whatever_http_proxy_says(tmp_path, monke
 def test_browser_capture_works_behind_an_http_proxy_that_knows_no_loopback(tmp_path, monkeypatch):
     """A user's http_proxy (without no_proxy) must not come between playwright and Chromium's
     DevTools port on loopback: playwright asks an http:// endpoint's /json/version through it."""
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing answers there
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    proxy_environment(monkeypatch)
     page = b"<!doctype html><title>Proxied</title><p>Ospreys over the estuary</p>"
     with serve({"/": page}) as base:
         snap = archive.capture(base + "/", tmp_path / "c", browser=True, browser_timeout=20, depth=0)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from asn1crypto.algos import DSASignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from ports import proxy_environment
 from tsa import TSA, make_ca
 
 from archive import verify
@@ -521,19 +522,12 @@ class _ForwardProxy:
         self.server.server_close()
 
 
-def _proxy_environment(monkeypatch, proxy: str) -> None:  # type: ignore[no-untyped-def]
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.setenv(name, proxy)
-    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_an_outside_tsa_is_asked_through_the_environments_proxy(snap, tsa, monkeypatch):
     """Behind a corporate proxy a TSA elsewhere is reachable only through it: the query goes
     there (http_proxy), and the token is checked as any other."""
     proxy = _ForwardProxy("tsa.test")
     try:
-        _proxy_environment(monkeypatch, proxy.url)
+        proxy_environment(monkeypatch, proxy.url)
         port = tsa.url.split(":")[2].split("/")[0]
         stamped = timestamp(snap, tsa=f"http://tsa.test:{port}/tsa")
     finally:
@@ -544,13 +538,13 @@ def test_an_outside_tsa_is_asked_through_the_environments_proxy(snap, tsa, monke
 
 
 def test_a_tsa_on_loopback_is_asked_directly_whatever_http_proxy_says(snap, tsa, monkeypatch):
-    _proxy_environment(monkeypatch, "http://127.0.0.1:9")   # nothing answers there
+    proxy_environment(monkeypatch)
     assert timestamp(snap, tsa=tsa.url)[0].tsa == tsa.url
 
 
 def test_capture_asks_an_outside_tsa_through_its_own_proxy(site, collection, tsa, monkeypatch, capsys):
     """capture --proxy sends every request through it: the site's and the TSA's alike."""
-    _proxy_environment(monkeypatch, "http://127.0.0.1:9")   # the environment's leads nowhere
+    proxy_environment(monkeypatch)   # the environment's leads nowhere
     proxy = _ForwardProxy("tsa.test")
     port = tsa.url.split(":")[2].split("/")[0]
     try:

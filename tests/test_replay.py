@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from ports import free_port
+from ports import free_port, proxy_environment
 
 from archive import capture
 from archive.demo import DemoSite
@@ -71,10 +71,7 @@ def test_replay_answers_behind_an_http_proxy_that_knows_no_loopback(tmp_path, wa
     with DemoSite() as site:
         snap = capture([site.main_url + "/"], root, depth=0)
         seed = site.main_url + "/"
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing answers there
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    proxy_environment(monkeypatch)
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # this test's own client: no proxy
     ts = snap.created.replace("-", "").replace(":", "").replace("T", "")[:14]
     with Replay(root, port=free_port(), wayback=wayback) as replay:
