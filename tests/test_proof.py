@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import shutil
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -472,16 +473,17 @@ def test_a_package_without_created_is_not_signed(snap, key):
 class _ForwardProxy:
     """A plain-HTTP forward proxy on 127.0.0.1 that sends each request for `host` or 127.0.0.1
     to 127.0.0.1 on the same port (what a corporate proxy does for an outside TSA and site), and
-    notes each request line it was given."""
+    notes each request line it was given and its Proxy-Authorization; with `redirect`, it
+    answers every request with a 302 there instead (a hostile TSA, or one on an http:// path)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, redirect: str | None = None) -> None:
         import http.server
         import threading
         import urllib.error
         import urllib.request
         from urllib.parse import urlsplit
 
-        seen = self.seen = []
+        seen, auth = self.seen, self.auth = [], []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
@@ -492,6 +494,13 @@ class _ForwardProxy:
 
             def _forward(self, body: bytes | None) -> None:
                 seen.append(f"{self.command} {self.path}")
+                auth.append(self.headers.get("Proxy-Authorization"))
+                if redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 target = urlsplit(self.path)
                 status, ctype, answer = 502, "text/plain", b"unknown host"
                 if target.hostname in (host, "127.0.0.1"):
@@ -556,3 +565,77 @@ def test_capture_asks_an_outside_tsa_through_its_own_proxy(site, collection, tsa
     assert code == 0 and [p["kind"] for p in out["proofs"]] == ["timestamp"]
     assert f"POST http://tsa.test:{port}/tsa" in proxy.seen and f"GET {site.main_url}/about.html" in proxy.seen
     assert verify(Path(out["path"]), tsa_certs=[tsa.ca_path]).ok
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8", "user:pw@127.0.0.1:8", "LOCALHOST.", "a.localhost", "[::1]:5",
+                                  "[::ffff:127.0.0.1]", "127.1", "2130706433", "0x7f000001", "0177.0.0.1",
+                                  "127.000.000.001", "0.0.0.0", "0", "[::]", "%31%32%37.0.0.1", "127.9.9.9"])
+def test_a_tsa_on_this_machine_is_never_proxied_however_written(host):
+    """Every spelling urllib and the resolver take for this machine (inet_aton's short and
+    octal forms, percent-escapes): an address is checked against the resolver's own reading."""
+    import ipaddress
+    import urllib.parse
+    import urllib.request
+
+    from conftest import _real_getaddrinfo   # the resolver itself: the session's guard takes no short forms
+
+    from archive.proofs.timestamping import _proxied
+    url = f"http://{host}/tsa"
+    assert not _proxied(url)
+    name = urllib.parse.urlsplit("//" + urllib.request.Request(url).host).hostname   # as urllib decodes it
+    if "localhost" not in name:
+        address = ipaddress.ip_address(_real_getaddrinfo(name, 80, flags=socket.AI_NUMERICHOST)[0][4][0])
+        address = getattr(address, "ipv4_mapped", None) or address
+        assert address.is_loopback or address.is_unspecified
+
+
+@pytest.mark.parametrize("host", ["tsa.test", "8.8.8.8", "128.0.0.1", "10.0.0.1", "[2001:db8::1]",
+                                  "localhost.example", "[::2]"])
+def test_a_tsa_elsewhere_may_be_proxied(host):
+    from archive.proofs.timestamping import _proxied
+    assert _proxied(f"http://{host}:80/tsa")
+
+
+def test_capture_proxy_carries_the_tsa_query_whatever_no_proxy_says(snap, tsa, monkeypatch):
+    """--proxy is the capture's every request (the site's fetch ignores the environment):
+    no_proxy naming the TSA does not send it around the proxy; credentials go as Basic."""
+    proxy = _ForwardProxy("tsa.test")
+    port = tsa.url.split(":")[2].split("/")[0]
+    proxy_environment(monkeypatch)
+    monkeypatch.setenv("no_proxy", "tsa.test")
+    try:
+        timestamp(snap, tsa=f"http://tsa.test:{port}/tsa", proxy=proxy.url.replace("://", "://alice:s3cret@"))
+    finally:
+        proxy.close()
+    assert proxy.seen == [f"POST http://tsa.test:{port}/tsa"]
+    assert proxy.auth == ["Basic " + base64.b64encode(b"alice:s3cret").decode()]
+
+
+def test_a_tsa_redirect_is_refused_and_carries_no_credential(snap, monkeypatch):
+    """urllib follows a redirect of the POST as a GET with the same headers, to wherever it
+    points: a proxy's credentials went to a host no_proxy names (found by review)."""
+    sink = _ForwardProxy("nowhere")
+    proxy = _ForwardProxy("tsa.test", redirect=f"{sink.url.replace('127.0.0.1', 'sink.test')}/landed")
+    monkeypatch.setenv("no_proxy", "sink.test")
+    try:
+        with pytest.raises(ProofError, match="the TSA answered HTTP 302"):
+            timestamp(snap, tsa="http://tsa.test/tsa", proxy=proxy.url.replace("://", "://alice:s3cret@"))
+        proxy_environment(monkeypatch, proxy.url.replace("://", "://alice:s3cret@"))
+        monkeypatch.setenv("no_proxy", "sink.test")
+        with pytest.raises(ProofError, match="the TSA answered HTTP 302"):
+            timestamp(snap, tsa="http://tsa.test/tsa")
+    finally:
+        proxy.close()
+        sink.close()
+    assert len(proxy.seen) == 2 and sink.seen == []
+
+
+@pytest.mark.parametrize("where", ["environment", "option"])
+def test_a_malformed_proxy_is_one_line_without_its_password(snap, where, monkeypatch, capsys):
+    bad = "http:/alice:s3cret@proxy.test:3128" if where == "environment" else "socks5://alice:s3cret@proxy.test:1"
+    if where == "environment":
+        proxy_environment(monkeypatch, bad)
+    with pytest.raises(ProofError) as info:
+        timestamp(snap, tsa="http://tsa.test:1/tsa", proxy=bad if where == "option" else None)
+    assert "s3cret" not in str(info.value)
+    assert ("no answer from the TSA" if where == "environment" else "--proxy is not a proxy URL") in str(info.value)

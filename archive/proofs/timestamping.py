@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import http.client
 import ipaddress
+import re
 import secrets
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -130,42 +132,85 @@ class _Reply(core.Sequence):   # type: ignore[misc]
 
 def _proxied(url: str) -> bool:
     """Whether a query to `url` may go through a proxy (capture's --proxy, or the environment's
-    http_proxy, https_proxy and no_proxy, as urllib reads them): a TSA elsewhere is often reachable only
-    through one; a TSA on loopback never is (a proxy knows nothing of this machine's). The
-    token is checked whatever carried it (signature, nonce, digest), so a proxy can withhold
-    it but not forge it."""
+    http_proxy, https_proxy and no_proxy, as urllib reads them): a TSA elsewhere is often
+    reachable only through one; a TSA on this machine never is (a proxy knows nothing of its
+    loopback). This machine is what the connection would reach: localhost and *.localhost
+    (RFC 6761, 6.3), a loopback or unspecified address in any form the resolver takes
+    (inet_aton(3): 127.1, 2130706433, 0x7f000001; IPv4-mapped IPv6), percent-escapes decoded
+    as urllib decodes them."""
     try:
-        host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+        host = urllib.parse.unquote(urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
     except ValueError:   # no URL to speak of: asked as it is, and refused in one line
         return False
-    if host == "localhost" or host.endswith(".localhost"):
+    if host in ("", "localhost") or host.endswith(".localhost"):
         return False
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
     except ValueError:
-        return True   # a name: where it leads is the resolver's, as for any client
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return not (mapped or address).is_loopback
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return True   # a name: where it leads is the resolver's, as for any client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not (address.is_loopback or address.is_unspecified)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A TSA answers the query itself (RFC 3161, 3.4): a redirect is refused as an answer
+    (urllib would carry the query's headers, a proxy's credentials among them, to wherever it
+    points, past the choice of proxy made for the TSA)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _through(request: urllib.request.Request, proxy: str) -> None:
+    """Send `request` through `proxy` ("[http://][user:password@]host:port", capture's --proxy),
+    whatever the environment's no_proxy says: as the capture's own requests. Its credentials
+    go as Basic (RFC 7617) in Proxy-Authorization, on a CONNECT for an https:// TSA.
+
+    Raises ProofError (naming no credential) for a proxy that is not such a URL."""
+    try:
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+            raise ValueError   # (.port raises it too, for a port that is not one)
+    except ValueError:
+        raise ProofError(request.full_url, "--proxy is not a proxy URL (http://[user:password@]host:port)") from None
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Proxy-Authorization", "Basic " + base64.b64encode(pair.encode()).decode("ascii"))
+    request.set_proxy(parts.netloc.rpartition("@")[2], parts.scheme)
+
+
+def _without_credentials(text: str) -> str:
+    """`text` (an error message) with the password of any user:password@ in it left out: a
+    malformed proxy variable is echoed by urllib's message whole."""
+    return _CREDENTIALS.sub(r"\1:...@", text)
+
+
+_CREDENTIALS = re.compile(r"([^\s/@:'\"]*):[^\s@'\"]*@")
 
 
 def _post(url: str, query: bytes, timeout: float, proxy: str | None = None) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise ProofError(url, "a TSA is asked over http:// or https://")
-    if not _proxied(url):
-        handler = urllib.request.ProxyHandler({})
-    else:   # the one given, or the environment's (urllib's default)
-        handler = urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else None)
-    opener = urllib.request.build_opener(handler)
-    try:
+    outside = _proxied(url)
+    environment: dict[str, str] | None = None if outside and not proxy else {}   # None: the environment's
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(environment), _NoRedirect())
+    try:   # (ProofError, raised by _through, is none of the errors caught here)
         request = urllib.request.Request(url, data=query, method="POST",
                                          headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
+        if outside and proxy:
+            _through(request, proxy)
         with opener.open(request, timeout=timeout) as answer:
             ctype = answer.headers.get("Content-Type", "")
             data: bytes = answer.read(MAX_REPLY + 1)
     except urllib.error.HTTPError as exc:
         raise ProofError(url, f"the TSA answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        raise ProofError(url, f"no answer from the TSA ({getattr(exc, 'reason', exc) or type(exc).__name__})") from None
+        reason = _without_credentials(str(getattr(exc, "reason", exc) or type(exc).__name__))
+        raise ProofError(url, f"no answer from the TSA ({reason})") from None
     if len(data) > MAX_REPLY:
         raise ProofError(url, "the TSA's answer is too large")
     if ctype and REPLY_TYPE not in ctype:
