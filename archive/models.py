@@ -24,6 +24,19 @@ def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def without_password(url: str) -> str:
+    """Return `url` ("[scheme://][user[:password]@]host[:port]", a proxy) with the
+    password of its user-info left out (RFC 3986, 3.2.1: "user:password" is deprecated, and a
+    snapshot is shown to others): "http://alice:pw@proxy:3128" -> "http://alice@proxy:3128"."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, hostport = rest.rpartition("@")   # the last @: a password may hold "/" or "@" unescaped
+    if not at:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}@{hostport}"
+
+
 class Kind(str, enum.Enum):
     """Why a URL is fetched; decides scope rules and whether its links are followed."""
 
@@ -120,7 +133,7 @@ class CaptureOptions:
             # header values and cookies may be secrets: the record keeps only their names
             "headers": [name for name, _ in self.headers],
             "cookies": bool(self.cookies),
-            "proxy": self.proxy,
+            "proxy": without_password(self.proxy) if self.proxy else None,   # given anew to --resume
             "dedup": self.dedup,
             "conditional": self.conditional,
             "ca_bundle": self.ca_bundle,

@@ -160,10 +160,12 @@ def test_a_capture_stops_when_its_lease_is_lost(redis_server):
 
 
 def test_job_identity_follows_seed_and_due_and_survives_the_message():
-    options = CaptureOptions(depth=0, headers=(("Authorization", "x"),), exclude=("a",))
+    options = CaptureOptions(depth=0, headers=(("Authorization", "x"),), exclude=("a",),
+                             proxy="http://alice:s3cret@127.0.0.1:9")
     job = Job("c0ffee", "http://127.0.0.1:1/a", DUE, options)
     again = Job.from_message(json.loads(json.dumps(job.to_message())))
-    assert again == job and again.key == job.key
+    assert again == job and again.key == job.key   # the proxy's password too: recorded options lack it
+    assert job.to_message()["options"]["proxy"] == "http://alice@127.0.0.1:9"
     assert job.capture_id == job.to_due().capture_id   # the embedded run resumes what a worker left
     assert Job("c0ffee", "http://127.0.0.1:1/a", DUE.replace(hour=13)).key != job.key
     assert Job("other", "http://127.0.0.1:1/a", DUE).key != job.key

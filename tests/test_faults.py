@@ -1,6 +1,7 @@
 """Misbehaving servers and hostile input: the capture goes on and the snapshot says what happened."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 
@@ -245,12 +246,13 @@ def test_headers_go_to_seed_hosts_and_cookies_to_their_domain(site, collection, 
 
 def test_proxy_carries_every_request(site, faults, collection):
     import urllib.request
-    seen = []
+    seen, raw = [], []
 
     def proxy(conn, request):
         # a forward proxy for plain http: the request line holds the absolute URL
         line = request.split(b"\r\n", 1)[0].decode()
         seen.append(line)
+        raw.append(request)
         with urllib.request.urlopen(line.split(" ")[1]) as upstream:
             body = upstream.read()
             ctype = upstream.headers.get("Content-Type", "application/octet-stream")
@@ -258,10 +260,17 @@ def test_proxy_carries_every_request(site, faults, collection):
                      .encode() + body)
 
     faults.default = proxy
-    snap = capture([site.main_url + "/contact.html"], collection, depth=0, proxy=faults.url)
+    snap = capture([site.main_url + "/contact.html"], collection, depth=0,
+                   proxy=faults.url.replace("://", "://alice:s3cret@"))
     assert seen and all(line.startswith(f"GET {site.main_url}/") for line in seen)
     assert len(seen) == len(site.paths("main"))
+    assert all(b"\r\nProxy-Authorization: Basic YWxpY2U6czNjcmV0" in r for r in raw)   # alice:s3cret
     assert verify(snap.path).ok
+    # the snapshot is shown to others: its metadata and warcinfo keep the proxy, not its password
+    meta = json.loads((snap.path / "datapackage.json").read_text())["archive"]["options"]
+    assert meta["proxy"] == faults.url.replace("://", "://alice@")
+    warcs = b"".join(gzip.decompress(w.read_bytes()) for w in (snap.path / "archive").glob("*.warc.gz"))
+    assert b"alice@" in warcs and b"s3cret" not in warcs
 
 
 def test_calendar_trap_is_stopped_by_the_per_host_limit(faults, collection):

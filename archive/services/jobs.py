@@ -68,13 +68,13 @@ class Job:
         """Return the job as plain JSON values for a task message."""
         return {"collection": self.collection, "url": self.url, "due": self.due.isoformat(),
                 "options": self.options.to_json(), "headers": [list(h) for h in self.options.headers],
-                "cookies": self.options.cookies, "retry": self.retry}
+                "cookies": self.options.cookies, "proxy": self.options.proxy, "retry": self.retry}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Job:
         """Return the job a task message carries; raise ValueError or KeyError when malformed."""
         base = CaptureOptions(headers=tuple((str(n), str(v)) for n, v in message.get("headers") or ()),
-                              cookies=message.get("cookies"))
+                              cookies=message.get("cookies"), proxy=message.get("proxy"))
         due = datetime.fromisoformat(message["due"])
         if due.tzinfo is None:
             raise ValueError(f"due time without a zone: {message['due']!r}")

@@ -190,12 +190,13 @@ def _spool(spool_dir: Path) -> tuple[int, str]:
 
 
 def options_from(stored: dict[str, Any], base: CaptureOptions) -> CaptureOptions:
-    """Return the options an interrupted capture ran with, over `base` (secrets are given anew)."""
+    """Return the options an interrupted capture ran with, over `base` (secrets are given anew:
+    header values, cookies, and a proxy with its password, which was recorded without it)."""
     known = {f.name for f in fields(CaptureOptions)}
     values: dict[str, Any] = {}
     for name, value in stored.items():
-        if name not in known or name in ("headers", "cookies"):
-            continue   # header values and the cookie file were never recorded
+        if name not in known or name in ("headers", "cookies") or (name == "proxy" and base.proxy):
+            continue   # header values and the cookie file were never recorded; a proxy given now wins
         if name == "resolve":
             value = tuple((h, int(p), a) for h, p, a in (item.split(":", 2) for item in value))
         elif isinstance(value, list):
