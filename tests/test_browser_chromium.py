@@ -63,6 +63,16 @@ def test_pool_loads_pages_and_the_group_is_gone_after(tmp_path, server):
     assert not pid_file.exists()
 
 
+def test_nothing_of_chromium_is_left_in_the_temporary_folder(tmp_path):
+    """Chromium keeps its single-instance socket in a folder of its own under TMPDIR, which
+    it removes only on a clean exit: after the SIGKILL of its group, it is removed by us."""
+    with chromium(tmp_path / "profile") as running:
+        singleton = Path(os.readlink(running.profile_dir / "SingletonSocket")).parent
+        assert singleton.is_dir() and singleton.name.startswith("org.chromium.Chromium.")
+    assert not singleton.exists()
+    assert _group_members(running.pid) == []
+
+
 def test_a_crashed_page_is_retried_once_then_fails_with_the_reason(tmp_path):
     attempts = []
 
@@ -122,8 +132,10 @@ def test_kill_9_of_the_owner_ends_chromium_and_kill_leftover_cleans_a_record(tmp
         owner.wait(timeout=30)
         wait_for(lambda: not _group_members(pgid), 30, "Chromium to die with its parent")
         assert pid_file.exists()          # the record survives the owner ...
-        assert kill_leftover(pid_file) == 0   # ... and a later run finds nothing left to end
-        assert not pid_file.exists()
+        singleton = Path(os.readlink(tmp_path / "profile" / "SingletonSocket")).parent
+        assert singleton.is_dir()         # ... and so does Chromium's folder in TMPDIR
+        assert kill_leftover(pid_file) == 0   # a later run finds nothing left to end ...
+        assert not pid_file.exists() and not singleton.exists()   # ... and nothing left over
     finally:
         if owner.poll() is None:
             os.killpg(owner.pid, signal.SIGKILL)

@@ -40,6 +40,7 @@ from archive.errors import BrowserError
 logger = logging.getLogger(__name__)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SINGLETON_PREFIX = "org.chromium.Chromium."   # Chromium's own temporary folder (process_singleton_posix.cc)
 # The house flags (README, Developers' guide), then what a headless capture needs: no first-run
 # UI, no throttling of background pages (two pages render at once), a fixed window for
 # screenshots, and loopback through the proxy too (Chromium bypasses it for localhost unless
@@ -142,8 +143,8 @@ def _kill_group(pgid: int, exe: str | None, timeout: float = 10.0) -> None:
 
 
 def kill_leftover(pid_file: Path) -> int:
-    """End the Chromium group that `pid_file` records (left by a capture killed with -9) and
-    remove the file. Only processes of that group running a program of the recorded executable's
+    """End the Chromium group that `pid_file` records (left by a capture killed with -9), remove
+    its single-instance folder from TMPDIR, and remove the file. Only processes of that group running a program of the recorded executable's
     folder (/usr/lib/chromium) are killed.
     Returns how many processes were found; 0 when the file is missing or unreadable."""
     try:
@@ -155,6 +156,8 @@ def kill_leftover(pid_file: Path) -> int:
     if members:
         logger.info("ending %d browser processes left by an earlier capture (group %d)", len(members), pgid)
         _kill_group(pgid, exe)
+    if isinstance(data.get("profile"), str):
+        _remove_singleton(Path(data["profile"]))
     with contextlib.suppress(OSError):
         pid_file.unlink()
     return len(members)
@@ -176,6 +179,22 @@ def _wait_port(proc: subprocess.Popen, profile: Path, timeout: float) -> tuple[i
         if time.monotonic() > deadline:
             raise BrowserError(f"Chromium did not open its DevTools port within {timeout:g} s")
         time.sleep(POLL)
+
+
+def _remove_singleton(profile: Path) -> None:
+    """Remove the folder Chromium made for its profile's single-instance socket
+    (TMPDIR/org.chromium.Chromium.XXXXXX, named by the profile's SingletonSocket link), which
+    Chromium removes only on a clean exit, never after the SIGKILL it gets here: one folder
+    left in /tmp per capture, for years of scheduled captures. Only a folder of that name
+    right under the temporary folder is removed."""
+    try:
+        socket_path = Path(os.readlink(profile / "SingletonSocket"))
+    except OSError:   # no link: Chromium never got that far, or it cleaned up itself
+        return
+    folder = socket_path.parent
+    if (folder.name.startswith(SINGLETON_PREFIX) and folder.parent == Path(tempfile.gettempdir())
+            and not folder.is_symlink()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -209,7 +228,7 @@ def chromium(profile_dir: Path | None = None, proxy: str | None = None, extra_ar
             exe = os.path.realpath(f"/proc/{proc.pid}/exe")
         if pid_file is not None:
             pid_file.parent.mkdir(parents=True, exist_ok=True)
-            pid_file.write_text(json.dumps({"pgid": proc.pid, "exe": exe}))
+            pid_file.write_text(json.dumps({"pgid": proc.pid, "exe": exe, "profile": str(profile)}))
         logger.info("Chromium %d listening on 127.0.0.1:%d (profile %s)", proc.pid, port, profile)
         yield Running(pid=proc.pid, cdp_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}{path}",
                       profile_dir=profile, exe=exe)
@@ -222,5 +241,6 @@ def chromium(profile_dir: Path | None = None, proxy: str | None = None, extra_ar
         if pid_file is not None:
             with contextlib.suppress(OSError):
                 pid_file.unlink()
+        _remove_singleton(profile)
         if own_profile:
             shutil.rmtree(profile, ignore_errors=True)
