@@ -144,8 +144,8 @@ def _kill_group(pgid: int, exe: str | None, timeout: float = 10.0) -> None:
 
 def kill_leftover(pid_file: Path) -> int:
     """End the Chromium group that `pid_file` records (left by a capture killed with -9), remove
-    its single-instance folder from TMPDIR, and remove the file. Only processes of that group running a program of the recorded executable's
-    folder (/usr/lib/chromium) are killed.
+    its single-instance folder from TMPDIR, and remove the file. Only processes of that group
+    running a program of the recorded executable's folder (/usr/lib/chromium) are killed.
     Returns how many processes were found; 0 when the file is missing or unreadable."""
     try:
         data = json.loads(pid_file.read_text())

@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 ENV_WAYBACK = "ARCHIVE_PYWB"
 WORKDIR = ".replay"
 ALL = "all"
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")   # any case: removed for pywb
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # what store.snapshot_name gives, and more
 
 
@@ -322,7 +321,8 @@ class Replay:
         check_port(self.host, self.port)
         # pywb asks its own warcserver on loopback over HTTP: a user's http_proxy would get those
         # requests (every replay a 500), and replay is offline, so pywb gets no proxy at all
-        env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        # (no variable whose name ends in _proxy, any case: what urllib and requests read)
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["PYWB_CONFIG_FILE"] = str(config.resolve())
         try:
             with open(self.workdir / "pywb.log", "ab") as log:
